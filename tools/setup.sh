@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages that fecsearch's build, tests and examples need.
+# Idempotent: packages already present are reported and skipped; safe to run any number of times.
+set -euo pipefail
+
+PACKAGES=(
+  # Build: Bazel and the C++ toolchain.
+  bazel-bootstrap g++ pkg-config
+  # Libraries linked through third_party/system_libs.bzl (pkg-config).
+  libabsl-dev libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc
+  libxxhash-dev libboost-graph-dev libeigen3-dev libsqlite3-dev nlohmann-json3-dev
+  libgoogle-glog-dev libgtest-dev libgmock-dev libbenchmark-dev
+  # Tests and examples: report rendering, Python worker, manifests, TLS, network namespaces.
+  chromium python3 python3-grpcio python3-numpy python3-protobuf openssl iproute2 sqlite3
+  ca-certificates
+)
+# kubectl validates deploy/kubernetes offline; any kubectl already on PATH (for example the
+# google-cloud-sdk one, which conflicts with Debian's package) serves as well.
+command -v kubectl >/dev/null 2>&1 || PACKAGES+=(kubernetes-client)
+
+if [ "$(id -u)" -eq 0 ]; then
+  SUDO=()
+elif command -v sudo >/dev/null 2>&1; then
+  SUDO=(sudo)
+else
+  echo "setup.sh: need root or sudo to install Debian packages" >&2
+  exit 1
+fi
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    :
+  else
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup.sh: all ${#PACKAGES[@]} packages already installed; nothing to do"
+else
+  echo "setup.sh: installing ${#missing[@]} of ${#PACKAGES[@]} packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  "${SUDO[@]}" apt-get update -qq
+  "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  echo "setup.sh: installed ${missing[*]}"
+fi
+echo "setup.sh: ready: bazel-bootstrap $(dpkg-query -W -f='${Version}' bazel-bootstrap), $(protoc --version)"
