@@ -1,0 +1,481 @@
+// Evaluation context (model, text, reference, calibration, probe) and the Evaluator.
+#include "core/evaluator.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "core/memory_model.h"
+#include "core/nuq_fitting.h"
+#include "core/paths.h"
+#include "core/pipeline_graph.h"
+#include "core/version.h"
+#include "xxhash.h"
+
+namespace fecsearch {
+
+absl::StatusOr<std::vector<int>> LoadTokens(const std::string& path,
+                                            EvaluationSpec::InputFormat format, int vocab_size) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return absl::NotFoundError(absl::StrCat(path, ": cannot open evaluation text (", std::strerror(errno), ")"));
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string text = ss.str();
+  std::vector<int> tokens;
+  if (format == EvaluationSpec::TOKEN_IDS) {
+    std::istringstream is(text);
+    std::string word;
+    long count = 0;
+    while (is >> word) {
+      char* end = nullptr;
+      const long id = std::strtol(word.c_str(), &end, 10);
+      if (end == word.c_str() || *end != 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(path, ": token ", count, " ('", word, "') is not a decimal integer"));
+      }
+      if (id < 0 || id >= vocab_size) {
+        return absl::InvalidArgumentError(absl::StrCat(path, ": token ", count, " = ", id,
+                                                       " is outside the vocabulary 0..",
+                                                       vocab_size - 1));
+      }
+      tokens.push_back(static_cast<int>(id));
+      ++count;
+    }
+  } else {
+    if (vocab_size < 256) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, ": byte input needs a vocabulary of 256, the model has ", vocab_size,
+          " (use input_format: TOKEN_IDS)"));
+    }
+    tokens.reserve(text.size());
+    for (unsigned char c : text) tokens.push_back(c);
+  }
+  return tokens;
+}
+
+namespace {
+
+std::string Hex128(XXH128_hash_t h) {
+  return absl::StrFormat("%016x%016x", h.high64, h.low64);
+}
+
+double Seconds(std::chrono::steady_clock::time_point since) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
+}
+
+// Runs fn(i) for i in [0, n) on up to `threads` threads.
+template <typename Fn>
+void ParallelFor(int n, int threads, Fn fn) {
+  threads = std::max(1, std::min(threads, n));
+  if (threads == 1) {
+    for (int i = 0; i < n; ++i) fn(i);
+    return;
+  }
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t) {
+    pool.emplace_back([&, t] {
+      for (int i = t; i < n; i += threads) fn(i);
+    });
+  }
+  for (auto& th : pool) th.join();
+}
+
+EvaluationResult ErrorResult(const absl::Status& status) {
+  EvaluationResult r;
+  r.mutable_status()->set_code(static_cast<int>(status.code()));
+  r.mutable_status()->set_message(std::string(status.message()));
+  r.set_evaluator_version(kEvaluatorVersion);
+  return r;
+}
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<EvaluationContext>> EvaluationContext::Create(
+    const EvaluationSpec& spec_in) {
+  std::shared_ptr<EvaluationContext> ctx(new EvaluationContext());
+  EvaluationSpec& spec = ctx->spec_;
+  spec = spec_in;
+  if (spec.eval_windows_size() == 0)
+    for (int w : {0, 1, 2, 3}) spec.add_eval_windows(w);
+  if (spec.calibration_windows_size() == 0)
+    for (int w : {60, 61, 62, 63}) spec.add_calibration_windows(w);
+  if (spec.window_length() < 2) {
+    return absl::InvalidArgumentError(absl::StrCat("evaluation.window_length: ", spec.window_length(),
+                                                   " must be at least 2 tokens"));
+  }
+  if (spec.chunk_length() < 1 || spec.chunk_length() > spec.window_length()) {
+    return absl::InvalidArgumentError(absl::StrCat("evaluation.chunk_length: ", spec.chunk_length(),
+                                                   " must be 1..window_length (", spec.window_length(), ")"));
+  }
+  if (spec.threads() < 1 || spec.threads() > 256) {
+    return absl::InvalidArgumentError(absl::StrCat("evaluation.threads: ", spec.threads(), " must be 1..256"));
+  }
+  if (spec.deployment_context() < 1) {
+    return absl::InvalidArgumentError("evaluation.deployment_context: must be at least 1 token");
+  }
+  const std::string model_dir = ResolveInputPath(spec.model_path());
+  if (!PathExists(model_dir)) {
+    return absl::NotFoundError(absl::StrCat("evaluation.model_path: '", spec.model_path(),
+                                            "' does not exist (looked in ", UserWorkingDirectory(),
+                                            " and the runfiles)"));
+  }
+  auto model = LlamaModel::Load(model_dir);
+  if (!model.ok()) return model.status();
+  ctx->model_ = std::move(*model);
+  const ModelConfig& config = ctx->model_->config();
+  if (spec.window_length() > ctx->model_->rope().max_positions()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "evaluation.window_length: ", spec.window_length(), " exceeds the model's context of ",
+        ctx->model_->rope().max_positions(), " tokens"));
+  }
+  const std::string text_path =
+      spec.text_path().empty() ? model_dir + "/eval.txt" : ResolveInputPath(spec.text_path());
+  auto tokens = LoadTokens(text_path, spec.input_format(), config.vocab_size);
+  if (!tokens.ok()) return tokens.status();
+  ctx->tokens_ = std::move(*tokens);
+  const long W = spec.window_length();
+  const long available = static_cast<long>(ctx->tokens_.size()) / W;
+  auto check_window = [&](int w, const std::string& field) -> absl::Status {
+    if (w < 0 || w >= available) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          field, ": window ", w, " needs tokens [", w * W, ", ", (w + 1) * W, ") but ",
+          text_path, " holds ", ctx->tokens_.size(), " tokens (", available, " windows of ", W, ")"));
+    }
+    return absl::OkStatus();
+  };
+  std::set<int> used;
+  for (int i = 0; i < spec.eval_windows_size(); ++i) {
+    absl::Status s = check_window(spec.eval_windows(i), absl::StrCat("evaluation.eval_windows[", i, "]"));
+    if (!s.ok()) return s;
+    used.insert(spec.eval_windows(i));
+  }
+  for (int i = 0; i < spec.calibration_windows_size(); ++i) {
+    const int w = spec.calibration_windows(i);
+    absl::Status s = check_window(w, absl::StrCat("evaluation.calibration_windows[", i, "]"));
+    if (!s.ok()) return s;
+    if (used.count(w)) {
+      return absl::InvalidArgumentError(absl::StrCat("evaluation.calibration_windows[", i, "]: window ",
+                                                     w, " is also an evaluation window"));
+    }
+  }
+  {
+    absl::Status s = check_window(spec.probe_window(), "evaluation.probe_window");
+    if (!s.ok()) return s;
+    const int p = spec.probe_window();
+    const auto& cal = spec.calibration_windows();
+    if (used.count(p) || std::find(cal.begin(), cal.end(), p) != cal.end()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "evaluation.probe_window: window ", p, " overlaps the evaluation or calibration windows"));
+    }
+  }
+  XXH3_state_t* st = XXH3_createState();
+  XXH3_128bits_reset(st);
+  auto add = [&](const std::string& s) {
+    XXH3_128bits_update(st, s.data(), s.size());
+    XXH3_128bits_update(st, "\0", 1);
+  };
+  add(kEvaluatorVersion);
+  add(ctx->model_->fingerprint());
+  XXH3_128bits_update(st, ctx->tokens_.data(), ctx->tokens_.size() * sizeof(int));
+  add(absl::StrCat(W, "|", spec.chunk_length(), "|", absl::StrJoin(spec.eval_windows(), ","), "|",
+                   absl::StrJoin(spec.calibration_windows(), ","), "|", spec.probe_window(), "|",
+                   spec.deployment_context()));
+  ctx->fingerprint_ = Hex128(XXH3_128bits_digest(st));
+  XXH3_freeState(st);
+  return ctx;
+}
+
+absl::Span<const int> EvaluationContext::Window(int index) const {
+  const size_t W = spec_.window_length();
+  return absl::MakeConstSpan(tokens_).subspan(index * W, W);
+}
+
+const EvaluationContext::Baseline& EvaluationContext::baseline() const {
+  absl::MutexLock lock(&mu_);
+  if (!baseline_) {
+    auto b = std::make_unique<Baseline>();
+    ModelPlan exact;
+    exact.exact = true;
+    const int n = spec_.eval_windows_size();
+    b->window_nll_sum.resize(n);
+    std::vector<int> scored(n);
+    ParallelFor(n, spec_.threads(), [&](int i) {
+      ForwardResult r = ForwardWindow(*model_, Window(spec_.eval_windows(i)), exact, chunk());
+      b->window_nll_sum[i] = r.nll_sum;
+      scored[i] = r.scored;
+    });
+    double sum = 0;
+    for (int i = 0; i < n; ++i) {
+      sum += b->window_nll_sum[i];
+      b->tokens += scored[i];
+    }
+    b->mean_nll = sum / std::max(1L, b->tokens);
+    baseline_ = std::move(b);
+  }
+  return *baseline_;
+}
+
+absl::StatusOr<const EvaluationContext::Probe*> EvaluationContext::GetProbe(int tokens) const {
+  if (tokens < 2 || tokens > spec_.window_length()) {
+    return absl::InvalidArgumentError(absl::StrCat("probe length ", tokens,
+                                                   " must be 2..window_length (",
+                                                   spec_.window_length(), ")"));
+  }
+  absl::MutexLock lock(&mu_);
+  auto& slot = probes_[tokens];
+  if (!slot) {
+    auto p = std::make_unique<Probe>();
+    ModelPlan exact;
+    exact.exact = true;
+    ForwardCapture cap;
+    cap.layer_inputs = true;
+    ForwardWindow(*model_, Window(spec_.probe_window()).subspan(0, tokens), exact, chunk(), &cap);
+    p->layers = std::move(cap.layers);
+    std::vector<LayerRunStats> stats;
+    RunAttentionOnly(*model_, exact, p->layers, chunk(), &p->exact_outputs, &stats);
+    slot = std::move(p);
+  }
+  return slot.get();
+}
+
+const EvaluationContext::Calibration& EvaluationContext::GetCalibration() const {
+  absl::MutexLock lock(&mu_);
+  if (!calibration_) {
+    auto cal = std::make_unique<Calibration>();
+    const ModelConfig& c = config();
+    const int nw = spec_.calibration_windows_size();
+    cal->windows_layers.resize(static_cast<size_t>(nw) * c.num_layers);
+    std::vector<std::vector<std::vector<double>>> q2(nw);
+    ModelPlan exact;
+    exact.exact = true;
+    ParallelFor(nw, spec_.threads(), [&](int w) {
+      ForwardCapture cap;
+      cap.layer_inputs = true;
+      cap.attention_received = true;
+      ForwardWindow(*model_, Window(spec_.calibration_windows(w)), exact, chunk(), &cap);
+      q2[w].assign(c.num_layers, std::vector<double>(c.num_kv_heads * c.head_dim, 0.0));
+      for (int l = 0; l < c.num_layers; ++l) {
+        CapturedLayer& cl = cap.layers[l];
+        for (Eigen::Index t = 0; t < cl.q.rows(); ++t) {
+          for (int h = 0; h < c.num_heads; ++h) {
+            const int g = h / c.group_size();
+            for (int d = 0; d < c.head_dim; ++d) {
+              const double qv = cl.q(t, h * c.head_dim + d);
+              q2[w][l][g * c.head_dim + d] += qv * qv;
+            }
+          }
+        }
+        cl.q.resize(0, 0);
+        cal->windows_layers[static_cast<size_t>(w) * c.num_layers + l] = std::move(cl);
+      }
+    });
+    cal->key_weights.assign(c.num_layers, std::vector<float>(c.num_kv_heads * c.head_dim, 0.0f));
+    for (int l = 0; l < c.num_layers; ++l)
+      for (int i = 0; i < c.num_kv_heads * c.head_dim; ++i) {
+        double s = 0;
+        for (int w = 0; w < nw; ++w) s += q2[w][l][i];
+        cal->key_weights[l][i] = static_cast<float>(s / (nw * spec_.window_length() * c.group_size()));
+      }
+    calibration_ = std::move(cal);
+  }
+  return *calibration_;
+}
+
+const ValueTable* EvaluationContext::NuqCodebook(int layer, bool values, bool pre_rope,
+                                                 const QuantizerConfig& q) const {
+  const std::string key = absl::StrCat(layer, values ? "v" : "k", pre_rope ? "pre" : "post", "|",
+                                       q.axis, "|", q.group_size, "|", q.symmetric, "|", q.bits);
+  {
+    absl::MutexLock lock(&codebook_mu_);
+    auto it = codebooks_.find(key);
+    if (it != codebooks_.end()) return it->second.get();
+  }
+  const Calibration& cal = GetCalibration();
+  const ModelConfig& c = config();
+  const int D = c.head_dim, G = c.num_kv_heads, half = D / 2;
+  const std::vector<float>& kw = cal.key_weights[layer];
+  std::vector<float> samples, weights;
+  // Samples are the calibration keys (or values) normalised group by group exactly as the
+  // quantizer normalises them; at most ~128k, taken at a fixed stride over groups.
+  const int nw = spec_.calibration_windows_size();
+  const int T = spec_.window_length();
+  const long group_elems = q.axis == PER_TOKEN ? q.group_size : std::min(q.group_size, T);
+  const long total_groups = static_cast<long>(nw) * T * G * D / std::max(1L, group_elems);
+  const long stride = std::max(1L, total_groups * group_elems / 131072);
+  long group_index = 0;
+  std::vector<float> gx, gw;
+  for (int w = 0; w < nw; ++w) {
+    const CapturedLayer& cl = cal.windows_layers[static_cast<size_t>(w) * c.num_layers + layer];
+    const RowMatrix& X = values ? cl.v : (pre_rope ? cl.k_pre : cl.k);
+    auto weight = [&](int t, int g, int d) -> float {
+      if (values) return cl.attention_received[static_cast<size_t>(t) * G + g];
+      if (!pre_rope) return kw[g * D + d];
+      const int pair = d < half ? d + half : d - half;
+      return 0.5f * (kw[g * D + d] + kw[g * D + pair]);
+    };
+    auto flush = [&]() {
+      if (gx.empty()) return;
+      if (group_index++ % stride == 0) {
+        float lo = *std::min_element(gx.begin(), gx.end());
+        float hi = *std::max_element(gx.begin(), gx.end());
+        float center = 0, scale;
+        if (q.symmetric) {
+          scale = std::max(std::fabs(lo), std::fabs(hi));
+        } else {
+          center = 0.5f * (lo + hi);
+          scale = 0.5f * (hi - lo);
+        }
+        if (scale > 0) {
+          for (size_t i = 0; i < gx.size(); ++i) {
+            samples.push_back((gx[i] - center) / scale);
+            weights.push_back(gw[i]);
+          }
+        }
+      }
+      gx.clear();
+      gw.clear();
+    };
+    for (int g = 0; g < G; ++g) {
+      if (q.axis == PER_TOKEN) {
+        for (int t = 0; t < T; ++t)
+          for (int d0 = 0; d0 < D; d0 += q.group_size) {
+            for (int d = d0; d < d0 + q.group_size; ++d) {
+              gx.push_back(X(t, g * D + d));
+              gw.push_back(weight(t, g, d));
+            }
+            flush();
+          }
+      } else {
+        for (int d = 0; d < D; ++d)
+          for (int t0 = 0; t0 < T; t0 += q.group_size) {
+            for (int t = t0; t < std::min(T, t0 + q.group_size); ++t) {
+              gx.push_back(X(t, g * D + d));
+              gw.push_back(weight(t, g, d));
+            }
+            flush();
+          }
+      }
+    }
+  }
+  std::vector<double> centroids = FitWeightedKMeans1D(samples, weights, 1 << q.bits);
+  auto table = std::make_unique<ValueTable>(centroids);
+  absl::MutexLock lock(&codebook_mu_);
+  auto& slot = codebooks_[key];
+  if (!slot) slot = std::move(table);
+  return slot.get();
+}
+
+absl::Status EvaluationContext::ResolvePlan(ModelPlan* plan) const {
+  for (size_t l = 0; l < plan->layers.size(); ++l) {
+    LayerPlan& lp = plan->layers[l];
+    for (int stream = 0; stream < 2; ++stream) {
+      StreamPlan& sp = stream == 0 ? lp.keys : lp.values;
+      for (Stage& s : sp.stages) {
+        if (s.kind == StageKind::kSplitOutliers) continue;
+        const ValueTable* codebook = nullptr;
+        if (s.quantizer.format == NUQ) {
+          codebook = NuqCodebook(static_cast<int>(l), stream == 1, sp.quantize_before_rope, s.quantizer);
+        }
+        auto q = Quantizer::Create(s.quantizer, codebook);
+        if (!q.ok()) return q.status();
+        s.resolved = std::make_shared<const Quantizer>(std::move(*q));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+EvaluationResult Evaluator::Evaluate(const Candidate& candidate) const {
+  const auto start = std::chrono::steady_clock::now();
+  auto plan = CompileCandidate(candidate, context_->config(), context_->window_length());
+  if (!plan.ok()) return ErrorResult(plan.status());
+  EvaluationResult r = EvaluatePlan(std::move(*plan));
+  if (r.status().code() == 0) r.set_cost_seconds(Seconds(start));
+  return r;
+}
+
+EvaluationResult Evaluator::EvaluatePlan(ModelPlan plan) const {
+  const auto start = std::chrono::steady_clock::now();
+  const EvaluationContext& ctx = *context_;
+  absl::Status s = ctx.ResolvePlan(&plan);
+  if (!s.ok()) return ErrorResult(s);
+  const EvaluationSpec& spec = ctx.spec();
+  const int n = spec.eval_windows_size();
+  std::vector<ForwardResult> windows(n);
+  ParallelFor(n, spec.threads(), [&](int i) {
+    windows[i] = ForwardWindow(ctx.model(), ctx.Window(spec.eval_windows(i)), plan, ctx.chunk());
+  });
+  const ModelConfig& c = ctx.config();
+  double nll = 0, cache_bits = 0, fp16_bits = 0, end_ratio = 0;
+  long scored = 0;
+  std::vector<double> layer_cache(c.num_layers, 0), layer_fp16(c.num_layers, 0), layer_kept(c.num_layers, 0);
+  for (const ForwardResult& w : windows) {
+    nll += w.nll_sum;
+    scored += w.scored;
+    double end_cache = 0, end_fp16 = 0;
+    for (int l = 0; l < c.num_layers; ++l) {
+      const LayerRunStats& ls = w.layers[l];
+      cache_bits += ls.cache_bits;
+      fp16_bits += ls.fp16_bits;
+      layer_cache[l] += ls.cache_bits;
+      layer_fp16[l] += ls.fp16_bits;
+      end_cache += ls.end_cache_bits;
+      end_fp16 += ls.end_fp16_bits;
+      layer_kept[l] += ls.end_total_tokens > 0 ? static_cast<double>(ls.end_kept_tokens) / ls.end_total_tokens : 1.0;
+    }
+    end_ratio += end_fp16 > 0 ? end_cache / end_fp16 : 1.0;
+  }
+  const EvaluationContext::Baseline& base = ctx.baseline();
+  EvaluationResult r;
+  r.mutable_status()->set_code(0);
+  Objectives* o = r.mutable_objectives();
+  o->set_mean_nll(nll / std::max(1L, scored));
+  o->set_perplexity(std::exp(o->mean_nll()));
+  const double eff = fp16_bits > 0 ? 16.0 * cache_bits / fp16_bits : 16.0;
+  o->set_effective_bits(eff);
+  r.set_baseline_mean_nll(base.mean_nll);
+  r.set_baseline_perplexity(std::exp(base.mean_nll));
+  r.set_delta_nll(o->mean_nll() - base.mean_nll);
+  o->set_perplexity_increase_percent(100.0 * (std::exp(o->mean_nll() - base.mean_nll) - 1.0));
+  r.set_compression_ratio(16.0 / eff);
+  r.set_cache_bytes(static_cast<int64_t>(std::llround(cache_bits / 8)));
+  r.set_fp16_cache_bytes(static_cast<int64_t>(std::llround(fp16_bits / 8)));
+  r.set_end_of_window_effective_bits(16.0 * end_ratio / std::max(1, n));
+  r.set_deployment_context(spec.deployment_context());
+  r.set_analytic_effective_bits(plan.exact ? 16.0 : AnalyticPlanBits(plan, c, spec.deployment_context()));
+  r.set_tokens_scored(scored);
+  // Single-layer diagnostic on the probe window: attention outputs with this cache against
+  // the uncompressed ones, on the same (uncompressed) inputs.
+  auto probe = ctx.GetProbe(std::min(256, ctx.window_length()));
+  std::vector<RowMatrix> outputs;
+  std::vector<LayerRunStats> probe_stats;
+  if (probe.ok()) RunAttentionOnly(ctx.model(), plan, (*probe)->layers, ctx.chunk(), &outputs, &probe_stats);
+  for (int l = 0; l < c.num_layers; ++l) {
+    LayerMetrics* lm = r.add_layers();
+    lm->set_layer(l);
+    lm->set_effective_bits(layer_fp16[l] > 0 ? 16.0 * layer_cache[l] / layer_fp16[l] : 16.0);
+    lm->set_kept_token_fraction(layer_kept[l] / std::max(1, n));
+    if (probe.ok()) {
+      const RowMatrix& ref = (*probe)->exact_outputs[l];
+      const double denom = ref.norm();
+      lm->set_attention_relative_error(denom > 0 ? (outputs[l] - ref).norm() / denom : 0.0);
+    }
+  }
+  r.set_cost_seconds(Seconds(start));
+  r.set_evaluator_version(kEvaluatorVersion);
+  r.set_context_fingerprint(ctx.fingerprint());
+  return r;
+}
+
+}  // namespace fecsearch

@@ -1,0 +1,111 @@
+// The evaluator: a candidate's teacher-forced perplexity with the compressed KV cache on the
+// evaluation windows, plus exact memory accounting and per-layer diagnostics.
+#ifndef FECSEARCH_CORE_EVALUATOR_H_
+#define FECSEARCH_CORE_EVALUATOR_H_
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/types/span.h"
+#include "core/forward.h"
+#include "core/layer_plan.h"
+#include "core/llama_model.h"
+#include "protos/evaluation.pb.h"
+#include "protos/experiment.pb.h"
+#include "protos/pipeline_graph.pb.h"
+
+namespace fecsearch {
+
+// Loads the token ids of `path`: raw bytes (BYTES) or whitespace-separated decimal ids
+// (TOKEN_IDS), each checked against `vocab_size`.
+absl::StatusOr<std::vector<int>> LoadTokens(const std::string& path,
+                                            EvaluationSpec::InputFormat format, int vocab_size);
+
+// Everything fixed for an experiment's evaluations: model, text, windows, the uncompressed
+// reference, calibration data and fitted codebooks, the probe capture. Thread-safe: lazily
+// computed parts are built once under a mutex and immutable afterwards.
+class EvaluationContext {
+ public:
+  // Validates the spec (paths, window indices against the text length, chunk length, window
+  // length against the model's context); errors name the field or path.
+  static absl::StatusOr<std::shared_ptr<EvaluationContext>> Create(const EvaluationSpec& spec);
+
+  const LlamaModel& model() const { return *model_; }
+  const ModelConfig& config() const { return model_->config(); }
+  // The spec with defaults filled in (eval/calibration windows listed explicitly).
+  const EvaluationSpec& spec() const { return spec_; }
+  int chunk() const { return spec_.chunk_length(); }
+  int window_length() const { return spec_.window_length(); }
+  absl::Span<const int> Window(int index) const;
+  // Hex fingerprint of weights, text, windows, chunk length and evaluator version.
+  const std::string& fingerprint() const { return fingerprint_; }
+
+  struct Baseline {
+    double mean_nll = 0;
+    std::vector<double> window_nll_sum;
+    long tokens = 0;
+  };
+  // The uncompressed model under the same protocol (computed on first use).
+  const Baseline& baseline() const;
+
+  // The first `tokens` tokens of the probe window captured through the uncompressed model
+  // (per layer: queries, keys before/after RoPE, values), and the uncompressed attention
+  // outputs on them. Computed once per length.
+  struct Probe {
+    std::vector<CapturedLayer> layers;
+    std::vector<RowMatrix> exact_outputs;
+  };
+  absl::StatusOr<const Probe*> GetProbe(int tokens) const;
+
+  // Creates every stage's quantizer, fitting NUQ codebooks on the calibration windows the
+  // first time a (layer, stream, domain, grouping, width) combination is needed.
+  absl::Status ResolvePlan(ModelPlan* plan) const;
+
+ private:
+  EvaluationContext() = default;
+  struct Calibration {
+    std::vector<CapturedLayer> windows_layers;  // [window * layers + layer], q dropped
+    // Mean squared query per (layer, query-head group = KV head, channel), post-RoPE.
+    std::vector<std::vector<float>> key_weights;  // [layer][kv_head * hd + c]
+  };
+  const Calibration& GetCalibration() const;
+  const ValueTable* NuqCodebook(int layer, bool values, bool pre_rope, const QuantizerConfig& q) const;
+
+  EvaluationSpec spec_;
+  std::unique_ptr<LlamaModel> model_;
+  std::vector<int> tokens_;
+  std::string fingerprint_;
+
+  mutable absl::Mutex mu_;
+  mutable std::unique_ptr<Baseline> baseline_ ABSL_GUARDED_BY(mu_);
+  mutable std::unique_ptr<Calibration> calibration_ ABSL_GUARDED_BY(mu_);
+  mutable std::map<int, std::unique_ptr<Probe>> probes_ ABSL_GUARDED_BY(mu_);
+  mutable absl::Mutex codebook_mu_;
+  mutable std::map<std::string, std::unique_ptr<ValueTable>> codebooks_ ABSL_GUARDED_BY(codebook_mu_);
+};
+
+// Evaluates candidates in one context. Thread-safe (several threads may share one
+// Evaluator); each call uses up to spec.threads threads for its windows.
+class Evaluator {
+ public:
+  explicit Evaluator(std::shared_ptr<EvaluationContext> context) : context_(std::move(context)) {}
+
+  // Never fails on a bad candidate: the result's status says what is wrong (naming the field).
+  EvaluationResult Evaluate(const Candidate& candidate) const;
+  // Same, for an already compiled plan (used by tests and benchmarks).
+  EvaluationResult EvaluatePlan(ModelPlan plan) const;
+
+  const EvaluationContext& context() const { return *context_; }
+  std::shared_ptr<EvaluationContext> shared_context() const { return context_; }
+
+ private:
+  std::shared_ptr<EvaluationContext> context_;
+};
+
+}  // namespace fecsearch
+
+#endif  // FECSEARCH_CORE_EVALUATOR_H_

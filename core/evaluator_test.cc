@@ -1,0 +1,220 @@
+// The evaluator end to end on the shipped model: fidelity findings, memory accounting,
+// determinism and errors.
+#include "core/evaluator.h"
+
+#include <cmath>
+
+#include "core/memory_model.h"
+#include "core/model_test_util.h"
+#include "core/pipeline_graph.h"
+#include "core/text_proto.h"
+#include "gtest/gtest.h"
+
+namespace fecsearch {
+namespace {
+
+class EvaluatorTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    EvaluationSpec spec;
+    spec.set_threads(2);
+    auto ctx = EvaluationContext::Create(spec);
+    ASSERT_TRUE(ctx.ok()) << ctx.status();
+    evaluator_ = new Evaluator(*ctx);
+  }
+  static void TearDownTestSuite() { delete evaluator_; }
+
+  static EvaluationResult Eval(const std::string& genome_text) {
+    Candidate c;
+    EXPECT_TRUE(ParseTextProto(genome_text, "test", c.mutable_genome()).ok()) << genome_text;
+    EvaluationResult r = evaluator_->Evaluate(c);
+    EXPECT_EQ(r.status().code(), 0) << r.status().message();
+    return r;
+  }
+  static Evaluator* evaluator_;
+};
+Evaluator* EvaluatorTest::evaluator_ = nullptr;
+
+TEST_F(EvaluatorTest, BaselineMatchesTheGoldenWindows) {
+  const nlohmann::json golden = ReadJson(std::string(kShippedModel) + "/golden.json");
+  double sum = 0;
+  for (int w = 0; w < 4; ++w) sum += golden["windows"][w]["nll_sum"].get<double>();
+  EXPECT_NEAR(evaluator_->context().baseline().mean_nll, sum / (4 * 1023), 1e-5);
+}
+
+TEST_F(EvaluatorTest, EightBitKeysAndValuesAreWithinATenthOfAPercent) {
+  EvaluationResult r = Eval("layers { keys { format: INT bits: 8 } values { format: INT bits: 8 } }");
+  EXPECT_LT(std::fabs(r.objectives().perplexity_increase_percent()), 0.1);
+  EXPECT_NEAR(r.objectives().effective_bits(), 8.5, 1e-9);  // 8 + (16 + 16) / 64
+  EXPECT_NEAR(r.compression_ratio(), 16 / 8.5, 1e-9);
+}
+
+TEST_F(EvaluatorTest, AtTwoBitsPerChannelKeysBeatPerTokenKeys) {
+  const EvaluationResult per_token = Eval(
+      "layers { keys { format: INT bits: 2 axis: PER_TOKEN group_size: 32 } "
+      "values { format: INT bits: 2 group_size: 32 } }");
+  const EvaluationResult per_channel = Eval(
+      "layers { keys { format: INT bits: 2 axis: PER_CHANNEL group_size: 32 } "
+      "values { format: INT bits: 2 group_size: 32 } }");
+  EXPECT_LT(per_channel.objectives().mean_nll(), per_token.objectives().mean_nll());
+  EXPECT_GT(per_token.objectives().perplexity_increase_percent(), 1.0);
+  // Same memory either way: 2 bits + (16 + 16) / 32.
+  EXPECT_NEAR(per_token.end_of_window_effective_bits(), 3.0, 1e-9);
+  EXPECT_NEAR(per_channel.end_of_window_effective_bits(), 3.0, 1e-9);
+}
+
+TEST_F(EvaluatorTest, DeterministicForAGenome) {
+  const std::string g =
+      "layers { keys { format: NUQ bits: 3 axis: PER_CHANNEL group_size: 32 outlier_fraction: 0.01 } "
+      "values { format: INT bits: 3 } eviction { policy: H2O keep_ratio: 0.6 } }";
+  EvaluationResult a = Eval(g), b = Eval(g);
+  EXPECT_EQ(a.objectives().mean_nll(), b.objectives().mean_nll());
+  EXPECT_EQ(a.cache_bytes(), b.cache_bytes());
+}
+
+TEST_F(EvaluatorTest, MeasuredMemoryMatchesTheAnalyticFigure) {
+  // Per-token int4 with a 64-token fp16 window: at the end of a 1024-token window, 960 tokens
+  // hold 4 + 32/64 bits and 64 hold 16; the analytic formula charges (n_fp16/L)(16 - B).
+  EvaluationResult r = Eval(
+      "layers { keys { format: INT bits: 4 recent_window: 64 } values { format: INT bits: 4 "
+      "recent_window: 64 } }");
+  const double measured_end = (960 * 4.5 + 64 * 16) / 1024.0;
+  EXPECT_NEAR(r.end_of_window_effective_bits(), measured_end, 1e-9);
+  ModelPlan plan = *CompileCandidate(
+      [] {
+        Candidate c;
+        ParseTextProto("layers { keys { format: INT bits: 4 recent_window: 64 } values { format: "
+                       "INT bits: 4 recent_window: 64 } }",
+                       "t", c.mutable_genome())
+            .IgnoreError();
+        return c;
+      }(),
+      evaluator_->context().config(), 1024);
+  const double analytic_1024 = AnalyticPlanBits(plan, evaluator_->context().config(), 1024);
+  EXPECT_NEAR(analytic_1024, 4.5 + 64.0 / 1024 * 12, 1e-9);
+  EXPECT_NEAR(r.end_of_window_effective_bits(), analytic_1024, 0.05);
+  EXPECT_NEAR(r.analytic_effective_bits(), 4.5 + 64.0 / 32768 * 12, 1e-9);
+  // Averaged over chunk boundaries the fp16 window weighs more than at the end.
+  EXPECT_GT(r.objectives().effective_bits(), r.end_of_window_effective_bits());
+}
+
+TEST_F(EvaluatorTest, EvictionAndClusteringCutMemory) {
+  EvaluationResult h2o = Eval("layers { eviction { policy: H2O keep_ratio: 0.5 } }");
+  EXPECT_NEAR(h2o.end_of_window_effective_bits(), 8.0, 0.05);
+  for (const LayerMetrics& l : h2o.layers()) EXPECT_NEAR(l.kept_token_fraction(), 0.5, 0.01);
+  EXPECT_GT(h2o.objectives().perplexity_increase_percent(), 0.0);
+  EvaluationResult chai = Eval("layers { head_clusters: 2 }");
+  // Keys of 2 of 4 heads, all values: (0.5 x 16 + 16) / 2.
+  EXPECT_NEAR(chai.objectives().effective_bits(), 12.0, 1e-9);
+  EvaluationResult chai_all = Eval("layers { head_clusters: 4 }");
+  EXPECT_NEAR(chai_all.objectives().effective_bits(), 16.0, 1e-9);
+}
+
+TEST_F(EvaluatorTest, EveryEvictionPolicyRuns) {
+  double previous_nll = -1;
+  for (const char* policy : {"STREAMING_LLM", "H2O", "SNAPKV", "KEY_NORM", "VALUE_NORM", "TEMPORAL_REDUNDANCY"}) {
+    EvaluationResult r = Eval(absl::StrCat("layers { keys { sink_tokens: 4 } eviction { policy: ", policy,
+                                           " keep_ratio: 0.3 observation_window: 32 pooling_kernel: 5 } }"));
+    EXPECT_TRUE(std::isfinite(r.objectives().mean_nll())) << policy;
+    EXPECT_NEAR(r.end_of_window_effective_bits(), 16 * 0.3, 0.1) << policy;
+    EXPECT_NE(r.objectives().mean_nll(), previous_nll) << policy << " scores like the previous policy";
+    previous_nll = r.objectives().mean_nll();
+  }
+}
+
+TEST_F(EvaluatorTest, EveryNumberFormatRuns) {
+  for (const char* stream : {"format: BF16", "format: FP8_E4M3", "format: FP8_E5M2", "format: POSIT bits: 8 posit_es: 1",
+                             "format: NUQ bits: 3", "format: NF bits: 4", "format: INT bits: 3 symmetric: true"}) {
+    EvaluationResult r = Eval(absl::StrCat("layers { keys { ", stream, " } values { ", stream, " } }"));
+    EXPECT_TRUE(std::isfinite(r.objectives().mean_nll())) << stream;
+    EXPECT_LT(r.objectives().perplexity_increase_percent(), 50) << stream;
+  }
+}
+
+TEST_F(EvaluatorTest, ResultCarriesDiagnosticsAndCost) {
+  EvaluationResult r = Eval("layers { keys { format: INT bits: 2 } values { format: INT bits: 2 } }");
+  ASSERT_EQ(r.layers_size(), 6);
+  for (const LayerMetrics& l : r.layers()) {
+    EXPECT_GT(l.attention_relative_error(), 0.01);
+    EXPECT_LT(l.attention_relative_error(), 2.0);
+  }
+  EXPECT_GT(r.cost_seconds(), 0);
+  EXPECT_EQ(r.tokens_scored(), 4 * 1023);
+  EXPECT_EQ(r.context_fingerprint(), evaluator_->context().fingerprint());
+  EvaluationResult fp16 = Eval("");
+  EXPECT_NEAR(fp16.objectives().effective_bits(), 16.0, 1e-12);
+  EXPECT_LT(std::fabs(fp16.objectives().perplexity_increase_percent()), 0.01);
+}
+
+TEST_F(EvaluatorTest, BadGenesAreNamed) {
+  struct Case {
+    const char* genome;
+    const char* expect;
+  };
+  for (Case c : std::vector<Case>{
+           {"layers { keys { format: INT bits: 9 } }", "genome.layers[0].keys.bits"},
+           {"layers { values { pre_rope: true } }", "genome.layers[0].values.pre_rope"},
+           {"layers { keys { sink_tokens: 2000 } }", "sink_tokens 2000 exceeds the evaluation window"},
+           {"layers { eviction { policy: H2O keep_ratio: 0 } }", "keep_ratio"},
+           {"layers { head_clusters: 5 }", "head_clusters"},
+           {"layers {} layers {} layers {} layers {}", "4 entries do not divide the model's 6 layers"},
+           {"layers { keys { format: INT bits: 4 axis: PER_TOKEN group_size: 48 } }", "group_size"},
+       }) {
+    Candidate cand;
+    ASSERT_TRUE(ParseTextProto(c.genome, "t", cand.mutable_genome()).ok());
+    EvaluationResult r = evaluator_->Evaluate(cand);
+    EXPECT_EQ(r.status().code(), static_cast<int>(absl::StatusCode::kInvalidArgument)) << c.genome;
+    EXPECT_NE(r.status().message().find(c.expect), std::string::npos) << r.status().message();
+  }
+}
+
+TEST(EvaluationContextTest, BadSpecsAreNamed) {
+  EvaluationSpec spec;
+  spec.set_model_path("no/such/model");
+  auto ctx = EvaluationContext::Create(spec);
+  ASSERT_FALSE(ctx.ok());
+  EXPECT_NE(ctx.status().message().find("no/such/model"), std::string::npos);
+  spec = EvaluationSpec();
+  spec.add_eval_windows(70);
+  ctx = EvaluationContext::Create(spec);
+  ASSERT_FALSE(ctx.ok());
+  EXPECT_NE(ctx.status().message().find("eval_windows[0]: window 70"), std::string::npos) << ctx.status();
+  spec = EvaluationSpec();
+  spec.add_eval_windows(60);
+  ctx = EvaluationContext::Create(spec);
+  ASSERT_FALSE(ctx.ok());
+  EXPECT_NE(ctx.status().message().find("calibration_windows"), std::string::npos) << ctx.status();
+  spec = EvaluationSpec();
+  spec.set_window_length(4096);
+  ctx = EvaluationContext::Create(spec);
+  ASSERT_FALSE(ctx.ok());
+  EXPECT_NE(ctx.status().message().find("window_length"), std::string::npos) << ctx.status();
+  spec = EvaluationSpec();
+  spec.set_chunk_length(0);
+  ctx = EvaluationContext::Create(spec);
+  ASSERT_FALSE(ctx.ok());
+  EXPECT_NE(ctx.status().message().find("chunk_length"), std::string::npos) << ctx.status();
+}
+
+TEST(MemoryModelTest, PublishedExamplesWithTheirOwnParameters) {
+  // KVQuant nuq3 with 1% outliers: B=3, s=z=16, g=4096, p=0.01, one fp16 sink at L=2048.
+  AnalyticParams kvquant;
+  kvquant.code_bits = 3;
+  kvquant.scale_bits = kvquant.zero_bits = 16;
+  kvquant.group_elements = 4096;
+  kvquant.outlier_fraction = 0.01;
+  kvquant.fp16_tokens = 1;
+  kvquant.context = 2048;
+  EXPECT_NEAR(AnalyticEffectiveBits(kvquant), 3.33, 0.005);
+  // KIVI-2: B=2, fp16 scale and zero, g=32, R=128 fp16 tokens at L=32768.
+  AnalyticParams kivi;
+  kivi.code_bits = 2;
+  kivi.scale_bits = kivi.zero_bits = 16;
+  kivi.group_elements = 32;
+  kivi.fp16_tokens = 128;
+  kivi.context = 32768;
+  EXPECT_NEAR(AnalyticEffectiveBits(kivi), 3.05, 0.006);
+}
+
+}  // namespace
+}  // namespace fecsearch

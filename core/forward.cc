@@ -1,0 +1,65 @@
+// Layer-major forward pass with compressed attention.
+#include "core/forward.h"
+
+#include <cmath>
+
+namespace fecsearch {
+
+ForwardResult ForwardWindow(const LlamaModel& model, absl::Span<const int> tokens,
+                            const ModelPlan& plan, int chunk, ForwardCapture* capture) {
+  const ModelConfig& c = model.config();
+  ForwardResult result;
+  result.layers.resize(c.num_layers);
+  RowMatrix h, q, k_pre, k, v, attn;
+  model.Embed(tokens, &h);
+  if (capture && capture->layer_inputs) capture->layers.resize(c.num_layers);
+  for (int l = 0; l < c.num_layers; ++l) {
+    model.AttentionInputs(l, h, &q, &k_pre, &k, &v);
+    LayerTensors in{&q, &k_pre, &k, &v};
+    LayerRunOptions opt;
+    opt.chunk = chunk;
+    opt.exact = plan.exact;
+    std::vector<float> received;
+    if (capture && capture->attention_received) opt.attention_received = &received;
+    RunCompressedAttention(c, model.rope(), plan.layers.empty() ? LayerPlan() : plan.layers[l], in,
+                           opt, &attn, &result.layers[l]);
+    if (capture && capture->layer_inputs) {
+      CapturedLayer& cl = capture->layers[l];
+      cl.q = q;
+      cl.k_pre = k_pre;
+      cl.k = k;
+      cl.v = v;
+      cl.attention_received = std::move(received);
+    }
+    model.FinishLayer(l, attn, &h);
+  }
+  RowMatrix logits;
+  model.Logits(h, &logits);
+  for (Eigen::Index t = 0; t + 1 < logits.rows(); ++t) {
+    const float m = logits.row(t).maxCoeff();
+    const double lse = m + std::log(static_cast<double>((logits.row(t).array() - m).exp().sum()));
+    result.nll_sum += lse - logits(t, tokens[t + 1]);
+    ++result.scored;
+  }
+  if (capture && capture->want_logits) capture->logits = std::move(logits);
+  return result;
+}
+
+void RunAttentionOnly(const LlamaModel& model, const ModelPlan& plan,
+                      const std::vector<CapturedLayer>& inputs, int chunk,
+                      std::vector<RowMatrix>* outputs, std::vector<LayerRunStats>* stats) {
+  const ModelConfig& c = model.config();
+  outputs->resize(inputs.size());
+  stats->assign(inputs.size(), LayerRunStats());
+  for (size_t l = 0; l < inputs.size(); ++l) {
+    const CapturedLayer& cl = inputs[l];
+    LayerTensors in{&cl.q, &cl.k_pre, &cl.k, &cl.v};
+    LayerRunOptions opt;
+    opt.chunk = chunk;
+    opt.exact = plan.exact;
+    RunCompressedAttention(c, model.rope(), plan.layers.empty() ? LayerPlan() : plan.layers[l], in,
+                           opt, &(*outputs)[l], &(*stats)[l]);
+  }
+}
+
+}  // namespace fecsearch
