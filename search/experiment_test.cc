@@ -1,0 +1,99 @@
+// Every shipped experiment parses and validates; invalid specs name the field and line.
+#include "search/experiment.h"
+
+#include <dirent.h>
+
+#include "core/evaluator.h"
+#include "core/model_config.h"
+#include "core/text_proto.h"
+#include "gtest/gtest.h"
+
+namespace fecsearch {
+namespace {
+
+ModelConfig ShippedConfig() {
+  auto c = LoadModelConfig("data/tinylm-bytes-5m/config.json");
+  EXPECT_TRUE(c.ok());
+  return *c;
+}
+
+TEST(ExperimentTest, EveryShippedExperimentParsesAndValidates) {
+  const ModelConfig model = ShippedConfig();
+  DIR* dir = opendir("search/experiments");
+  ASSERT_NE(dir, nullptr);
+  int count = 0;
+  while (dirent* entry = readdir(dir)) {
+    const std::string name = entry->d_name;
+    if (name.size() < 10 || name.substr(name.size() - 10) != ".textproto") continue;
+    ++count;
+    auto e = LoadExperiment("search/experiments/" + name);
+    ASSERT_TRUE(e.ok()) << e.status();
+    absl::Status s = ValidateExperiment(*e, &model);
+    EXPECT_TRUE(s.ok()) << s;
+    // Its evaluation section loads (paths, windows against the text).
+    auto ctx = EvaluationContext::Create(e->spec.evaluation());
+    EXPECT_TRUE(ctx.ok()) << name << ": " << ctx.status();
+  }
+  closedir(dir);
+  EXPECT_GE(count, 1);
+}
+
+TEST(ExperimentTest, EmbeddedDefaultIsTheShippedFile) {
+  std::string text;
+  ASSERT_TRUE(ReadFile("search/experiments/default.textproto", &text).ok());
+  EXPECT_EQ(std::string(kDefaultExperiment), "\n" + text);
+  auto e = LoadExperiment("");
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(e->spec.name(), "default");
+  EXPECT_EQ(e->source, "<embedded default>");
+}
+
+TEST(ExperimentTest, SyntaxErrorsGiveLineAndColumn) {
+  auto e = ParseExperiment("name: \"x\"\nsearch {\n  population_size: many\n}\n", "bad.textproto");
+  ASSERT_FALSE(e.ok());
+  EXPECT_NE(e.status().message().find("bad.textproto:3:"), std::string::npos) << e.status();
+  e = ParseExperiment("search { no_such_field: 1 }", "bad.textproto");
+  ASSERT_FALSE(e.ok());
+  EXPECT_NE(e.status().message().find("no_such_field"), std::string::npos) << e.status();
+}
+
+TEST(ExperimentTest, InvalidFieldsNameFieldAndLine) {
+  const ModelConfig model = ShippedConfig();
+  struct Case {
+    const char* text;
+    const char* expect;
+  };
+  for (Case c : std::vector<Case>{
+           {"search_space { keys { formats { format: INT bits: 4 } } }\nsearch {\n  tournament_size: 50\n}",
+            "spec:3: search.tournament_size: 50 is outside 1..32"},
+           {"search_space {\n  layer_groups: 4\n}", "spec:2: search_space.layer_groups: 4 does not divide"},
+           {"search_space {\n  keys {\n    formats { format: INT bits: 4 }\n    formats { format: INT bits: 12 }\n  }\n}",
+            "spec:4: search_space.keys.formats[1].bits: 12 is out of range"},
+           {"search_space { keys { token_group_sizes: [16, 24] } }", "search_space.keys.token_group_sizes[1]: 24 does not divide"},
+           {"search_space { values { pre_rope: true } }", "search_space.values.pre_rope[0]: applies to keys only"},
+           {"search_space { keys { recent_windows: [512] } }\nfec {\n  probe_tokens: 256\n}",
+            "spec:3: fec.probe_tokens: 256 tokens do not exceed"},
+           {"", "search_space: is required"},
+           {"search_space {}\nsearch { max_evaluations: 0 }", "spec:2: search.max_evaluations: is 0"},
+           {"search_space {}\nworkers {}", "workers.targets"},
+       }) {
+    auto e = ParseExperiment(c.text, "spec");
+    ASSERT_TRUE(e.ok()) << c.text;
+    absl::Status s = ValidateExperiment(*e, &model);
+    ASSERT_FALSE(s.ok()) << c.text;
+    EXPECT_NE(s.message().find(c.expect), std::string::npos) << s.message();
+  }
+}
+
+TEST(ExperimentTest, LocateErrorFindsTheFieldOfAContextError) {
+  auto e = ParseExperiment("search_space {}\nevaluation {\n  eval_windows: [0, 99]\n}", "spec");
+  ASSERT_TRUE(e.ok());
+  auto ctx = EvaluationContext::Create(e->spec.evaluation());
+  ASSERT_FALSE(ctx.ok());
+  absl::Status located = LocateError(*e, ctx.status());
+  EXPECT_NE(located.message().find("spec:3: evaluation.eval_windows[1]: window 99"), std::string::npos)
+      << located;
+}
+
+}  // namespace
+}  // namespace fecsearch
