@@ -1,0 +1,255 @@
+// SQLite persistence of cache entries with group commit.
+#include "hashing/cache_store.h"
+
+#include <cstring>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+
+namespace fecsearch {
+namespace {
+
+constexpr char kSchema[] =
+    "CREATE TABLE IF NOT EXISTS fec_cache ("
+    " id INTEGER PRIMARY KEY,"
+    " hash BLOB NOT NULL,"
+    " context TEXT,"
+    " mean_nll REAL, effective_bits REAL, perplexity REAL, perplexity_increase_percent REAL,"
+    " num_evals INTEGER, hits INTEGER, partial_hits INTEGER, first_candidate_id INTEGER,"
+    " created_micros INTEGER, last_used_micros INTEGER, eval_seconds REAL,"
+    " result_row INTEGER);"
+    "CREATE TABLE IF NOT EXISTS fec_results (id INTEGER PRIMARY KEY, result BLOB NOT NULL)";
+
+constexpr char kColumns[] =
+    "hash, context, mean_nll, effective_bits, perplexity, perplexity_increase_percent, num_evals,"
+    " hits, partial_hits, first_candidate_id, created_micros, last_used_micros, eval_seconds,"
+    " result_row";
+
+std::string HashBytes16(const Hash128& h) {
+  std::string b(16, '\0');
+  std::memcpy(&b[0], &h.hi, 8);
+  std::memcpy(&b[8], &h.lo, 8);
+  return b;
+}
+
+absl::Status ReadEntry(const SqliteStatement& s, StoredEntry* e, const std::string& path) {
+  const std::string h = s.Blob(0);
+  if (h.size() != 16) return absl::DataLossError(absl::StrCat(path, ": fec_cache row with a ", h.size(), "-byte hash"));
+  std::memcpy(&e->hash.hi, h.data(), 8);
+  std::memcpy(&e->hash.lo, h.data() + 8, 8);
+  e->context = s.Text(1);
+  e->mean_nll = s.Double(2);
+  e->effective_bits = s.Double(3);
+  e->perplexity = s.Double(4);
+  e->perplexity_increase_percent = s.Double(5);
+  e->num_evals = static_cast<int>(s.Int(6));
+  e->hits = s.Int(7);
+  e->partial_hits = s.Int(8);
+  e->first_candidate_id = s.Int(9);
+  e->created_micros = s.Int(10);
+  e->last_used_micros = s.Int(11);
+  e->eval_seconds = s.Double(12);
+  e->result_row = s.IsNull(13) ? -1 : s.Int(13);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<CacheStore>> CacheStore::Open(const std::string& path, bool read_only) {
+  std::unique_ptr<CacheStore> store(new CacheStore());
+  store->path_ = path;
+  store->read_only_ = read_only;
+  if (!read_only) {
+    auto db = SqliteDb::Open(path, false);
+    if (!db.ok()) return db.status();
+    store->writer_db_ = std::move(*db);
+    absl::Status s = store->writer_db_->Exec(kSchema);
+    if (!s.ok()) return s;
+  }
+  auto rdb = SqliteDb::Open(path, true);
+  if (!rdb.ok()) return rdb.status();
+  store->read_db_ = std::move(*rdb);
+  if (read_only) {
+    auto has = store->read_db_->HasTable("fec_cache");
+    if (!has.ok()) return has.status();
+    if (!*has) return absl::NotFoundError(absl::StrCat(path, ": has no fec_cache table (no search wrote a cache here)"));
+  } else {
+    store->writer_ = std::thread([s = store.get()] { s->WriterLoop(); });
+  }
+  return store;
+}
+
+CacheStore::~CacheStore() {
+  if (writer_.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    writer_.join();
+  }
+}
+
+void CacheStore::WriterLoop() {
+  auto insert = writer_db_->Prepare(absl::StrCat(
+      "INSERT INTO fec_cache (", kColumns, ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"));
+  auto insert_result = writer_db_->Prepare("INSERT INTO fec_results (result) VALUES (?)");
+  if (insert.ok() && !insert_result.ok()) insert = insert_result.status();
+  while (true) {
+    std::vector<Pending> batch;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+      if (queue_.empty() && stop_) return;
+      batch.swap(queue_);
+    }
+    absl::Status status = insert.ok() ? writer_db_->Exec("BEGIN IMMEDIATE") : insert.status();
+    std::vector<WrittenRow> ids;
+    for (Pending& p : batch) {
+      if (!status.ok()) break;
+      StoredEntry& e = p.entry;
+      if (!e.result.empty()) {
+        insert_result->Reset();
+        insert_result->BindBlob(1, e.result);
+        status = insert_result->Run();
+        if (!status.ok()) break;
+        e.result_row = writer_db_->LastInsertId();
+      }
+      SqliteStatement& s = *insert;
+      s.Reset();
+      s.BindBlob(1, HashBytes16(e.hash)).Bind(2, e.context).Bind(3, e.mean_nll).Bind(4, e.effective_bits);
+      s.Bind(5, e.perplexity).Bind(6, e.perplexity_increase_percent).Bind(7, int64_t{e.num_evals});
+      s.Bind(8, e.hits).Bind(9, e.partial_hits).Bind(10, e.first_candidate_id).Bind(11, e.created_micros);
+      s.Bind(12, e.last_used_micros).Bind(13, e.eval_seconds);
+      if (e.result_row < 0) {
+        s.BindNull(14);
+      } else {
+        s.Bind(14, e.result_row);
+      }
+      status = s.Run();
+      ids.push_back({writer_db_->LastInsertId(), e.result_row});
+    }
+    if (status.ok()) status = writer_db_->Exec("COMMIT");
+    if (!status.ok()) (void)writer_db_->Exec("ROLLBACK");
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (batch[i].on_durable) {
+        if (status.ok()) {
+          batch[i].on_durable(ids[i]);
+        } else {
+          batch[i].on_durable(status);
+        }
+      }
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      committed_ += batch.size();
+      if (!status.ok()) writer_error_ = status;
+    }
+    done_cv_.notify_all();
+  }
+}
+
+void CacheStore::Write(StoredEntry entry, std::function<void(absl::StatusOr<WrittenRow>)> on_durable) {
+  if (read_only_) {
+    if (on_durable) on_durable(absl::FailedPreconditionError(absl::StrCat(path_, ": opened read-only")));
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    queue_.push_back({std::move(entry), std::move(on_durable)});
+    ++queued_;
+  }
+  cv_.notify_one();
+}
+
+absl::StatusOr<WrittenRow> CacheStore::WriteSync(StoredEntry entry) {
+  std::mutex m;
+  std::condition_variable cv;
+  bool done = false;
+  absl::StatusOr<WrittenRow> result = absl::UnknownError("not written");
+  Write(std::move(entry), [&](absl::StatusOr<WrittenRow> r) {
+    std::lock_guard<std::mutex> lock(m);
+    result = std::move(r);
+    done = true;
+    cv.notify_one();
+  });
+  std::unique_lock<std::mutex> lock(m);
+  cv.wait(lock, [&] { return done; });
+  return result;
+}
+
+absl::Status CacheStore::Flush() {
+  if (read_only_) return absl::OkStatus();
+  std::unique_lock<std::mutex> lock(mu_);
+  const uint64_t target = queued_;
+  done_cv_.wait(lock, [&] { return committed_ >= target; });
+  return writer_error_;
+}
+
+absl::Status CacheStore::Scan(const std::function<void(StoredEntry&&, int64_t)>& fn) const {
+  std::lock_guard<std::mutex> lock(read_mu_);
+  auto s = read_db_->Prepare(absl::StrCat("SELECT ", kColumns, ", id FROM fec_cache ORDER BY id"));
+  if (!s.ok()) return s.status();
+  while (true) {
+    auto row = s->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    StoredEntry e;
+    absl::Status st = ReadEntry(*s, &e, path_);
+    if (!st.ok()) return st;
+    fn(std::move(e), s->Int(14));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<StoredEntry> CacheStore::ReadRow(int64_t rowid) const {
+  std::lock_guard<std::mutex> lock(read_mu_);
+  auto s = read_db_->Prepare(absl::StrCat(
+      "SELECT ", kColumns, ", (SELECT result FROM fec_results r WHERE r.id = c.result_row)"
+      " FROM fec_cache c WHERE c.id = ?"));
+  if (!s.ok()) return s.status();
+  s->Bind(1, rowid);
+  auto row = s->Step();
+  if (!row.ok()) return row.status();
+  if (!*row) return absl::NotFoundError(absl::StrCat(path_, ": no cache row ", rowid));
+  StoredEntry e;
+  absl::Status st = ReadEntry(*s, &e, path_);
+  if (!st.ok()) return st;
+  e.result = s->Blob(14);
+  return e;
+}
+
+absl::StatusOr<int64_t> CacheStore::RowCount() const {
+  std::lock_guard<std::mutex> lock(read_mu_);
+  auto s = read_db_->Prepare("SELECT count(*) FROM fec_cache");
+  if (!s.ok()) return s.status();
+  auto row = s->Step();
+  if (!row.ok()) return row.status();
+  return s->Int(0);
+}
+
+absl::Status CacheStore::Compact() {
+  if (read_only_) return absl::FailedPreconditionError("read-only");
+  absl::Status s = Flush();
+  if (!s.ok()) return s;
+  // Runs on the caller's thread while the writer is idle (Flush above; callers compact at
+  // open time, before any concurrent Write).
+  std::lock_guard<std::mutex> lock(mu_);
+  s = writer_db_->Exec("BEGIN IMMEDIATE");
+  if (!s.ok()) return s;
+  s = writer_db_->Exec(
+      "DELETE FROM fec_cache WHERE id NOT IN (SELECT max(id) FROM fec_cache GROUP BY hash)"
+      " OR num_evals = 0");
+  if (s.ok()) {
+    s = writer_db_->Exec(
+        "DELETE FROM fec_results WHERE id NOT IN (SELECT result_row FROM fec_cache"
+        " WHERE result_row IS NOT NULL)");
+  }
+  if (!s.ok()) {
+    (void)writer_db_->Exec("ROLLBACK");
+    return s;
+  }
+  return writer_db_->Exec("COMMIT");
+}
+
+}  // namespace fecsearch

@@ -1,0 +1,97 @@
+// Durable storage of the functional equivalence cache in SQLite (WAL), in the same file as
+// the experiment database by default. Rows are appended in rowid order (a new version per
+// change; the latest wins) and indexed in memory, because inserting rows keyed by random
+// 128-bit hashes into a B-tree is several times slower (DOMAIN.md section 7). A background
+// writer commits queued rows in batched transactions (group commit).
+#ifndef FECSEARCH_HASHING_CACHE_STORE_H_
+#define FECSEARCH_HASHING_CACHE_STORE_H_
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "hashing/hash128.h"
+#include "hashing/sqlite_db.h"
+#include "protos/evaluation.pb.h"
+
+namespace fecsearch {
+
+// One version of a cache entry.
+struct StoredEntry {
+  Hash128 hash;
+  double mean_nll = 0, effective_bits = 0, perplexity = 0, perplexity_increase_percent = 0;
+  int num_evals = 0;  // 0 marks a forgotten entry (tombstone)
+  int64_t hits = 0, partial_hits = 0;
+  int64_t first_candidate_id = -1;
+  int64_t created_micros = 0, last_used_micros = 0;
+  double eval_seconds = 0;
+  // The full EvaluationResult lives in a side table written once per evaluation; versions
+  // that only update counters point at it through result_row.
+  std::string result;        // serialised EvaluationResult: set to write a new one; filled by ReadRow
+  int64_t result_row = -1;   // row in fec_results (-1: none)
+  std::string context;  // evaluation-context fingerprint
+};
+
+// Where a version was written: its row and the row of its result (-1 if none).
+struct WrittenRow {
+  int64_t row = -1;
+  int64_t result_row = -1;
+};
+
+// Thread-safe. Owns one writer connection and its thread; reads use their own connections.
+class CacheStore {
+ public:
+  // Opens or creates the table in `path`. read_only: for inspection of a live database.
+  static absl::StatusOr<std::unique_ptr<CacheStore>> Open(const std::string& path, bool read_only);
+  ~CacheStore();  // flushes
+
+  // Queues a version; `on_durable(rowid or error)` runs on the writer thread once committed.
+  // When `entry.result` is set it is stored first and the version points at it.
+  void Write(StoredEntry entry, std::function<void(absl::StatusOr<WrittenRow>)> on_durable);
+  // Writes and waits until committed.
+  absl::StatusOr<WrittenRow> WriteSync(StoredEntry entry);
+  // Waits until everything queued so far is committed.
+  absl::Status Flush();
+
+  // Calls `fn(entry, rowid)` for every row in rowid order (result column omitted): the
+  // caller keeps the latest version per hash.
+  absl::Status Scan(const std::function<void(StoredEntry&&, int64_t)>& fn) const;
+  // One row, with its result.
+  absl::StatusOr<StoredEntry> ReadRow(int64_t rowid) const;
+  // Rewrites the table keeping only the latest version of each live entry.
+  absl::Status Compact();
+  absl::StatusOr<int64_t> RowCount() const;
+  const std::string& path() const { return path_; }
+
+ private:
+  CacheStore() = default;
+  void WriterLoop();
+
+  std::string path_;
+  bool read_only_ = false;
+  std::unique_ptr<SqliteDb> writer_db_;
+  mutable std::mutex read_mu_;
+  std::unique_ptr<SqliteDb> read_db_;  // guarded by read_mu_
+
+  std::mutex mu_;
+  std::condition_variable cv_, done_cv_;
+  struct Pending {
+    StoredEntry entry;
+    std::function<void(absl::StatusOr<WrittenRow>)> on_durable;
+  };
+  std::vector<Pending> queue_;
+  uint64_t queued_ = 0, committed_ = 0;
+  bool stop_ = false;
+  absl::Status writer_error_;
+  std::thread writer_;
+};
+
+}  // namespace fecsearch
+
+#endif  // FECSEARCH_HASHING_CACHE_STORE_H_

@@ -1,0 +1,138 @@
+// Functional, structural and exact hashes of KV-cache candidates.
+#include "hashing/candidate_hasher.h"
+
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "core/memory_model.h"
+#include "core/pipeline_graph.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "hashing/structural_hash.h"
+
+namespace fecsearch {
+namespace {
+
+// splitmix64: a portable generator (std distributions differ between libraries).
+class SplitMix {
+ public:
+  explicit SplitMix(uint64_t seed) : s_(seed) {}
+  uint64_t Next() {
+    uint64_t z = (s_ += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  }
+  double Uniform() { return (Next() >> 11) * 0x1.0p-53; }
+
+ private:
+  uint64_t s_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<KvProbe>> KvProbe::Create(std::shared_ptr<const EvaluationContext> context,
+                                                         int probe_tokens, uint64_t probe_seed) {
+  auto captured = context->GetProbe(probe_tokens);
+  if (!captured.ok()) return captured.status();
+  auto probe = std::unique_ptr<KvProbe>(new KvProbe());
+  probe->context_ = context;
+  probe->probe_tokens_ = probe_tokens;
+  probe->real_ = (*captured)->layers;
+  // Synthetic variant: 1 in 8 key and value channels scaled by 3..12x (log-uniform), as
+  // large models' outlier channels are; keys re-rotated after scaling.
+  const ModelConfig& c = context->config();
+  const int D = c.head_dim;
+  SplitMix rng(probe_seed);
+  probe->synthetic_ = probe->real_;
+  for (CapturedLayer& layer : probe->synthetic_) {
+    for (RowMatrix* m : {&layer.k_pre, &layer.v}) {
+      for (Eigen::Index col = 0; col < m->cols(); ++col) {
+        if (rng.Uniform() < 0.125) m->col(col) *= static_cast<float>(std::exp(std::log(3.0) + rng.Uniform() * std::log(4.0)));
+      }
+    }
+    layer.k = layer.k_pre;
+    for (Eigen::Index t = 0; t < layer.k.rows(); ++t)
+      for (int g = 0; g < c.num_kv_heads; ++g) context->model().rope().Apply(t, layer.k.row(t).data() + g * D);
+  }
+  return probe;
+}
+
+absl::Status KvProbe::Run(const Candidate& candidate, OutputSink& sink) const {
+  auto plan = CompileCandidate(candidate, context_->config(), context_->window_length());
+  if (!plan.ok()) return plan.status();
+  absl::Status s = context_->ResolvePlan(&*plan);
+  if (!s.ok()) return s;
+  std::vector<RowMatrix> outputs;
+  std::vector<LayerRunStats> stats;
+  for (const auto* inputs : {&real_, &synthetic_}) {
+    RunAttentionOnly(context_->model(), *plan, *inputs, context_->chunk(), &outputs, &stats);
+    for (size_t l = 0; l < outputs.size(); ++l) {
+      sink.AddFloats(absl::MakeConstSpan(outputs[l].data(), outputs[l].size()));
+      // Exact bit counts (integers stored in doubles).
+      sink.AddInt(static_cast<int64_t>(std::llround(stats[l].cache_bits)));
+      sink.AddInt(static_cast<int64_t>(std::llround(stats[l].end_cache_bits)));
+    }
+  }
+  const double analytic =
+      AnalyticPlanBits(*plan, context_->config(), context_->spec().deployment_context());
+  sink.AddInt(static_cast<int64_t>(std::llround(analytic * 1e6)));
+  return absl::OkStatus();
+}
+
+Hash128 ExactHash(const std::string& context, const Candidate& candidate) {
+  std::string bytes;
+  {
+    google::protobuf::io::StringOutputStream stream(&bytes);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.SetSerializationDeterministic(true);
+    candidate.SerializeToCodedStream(&coded);
+  }
+  return HashBytes(absl::StrCat(context, "|exact|", bytes));
+}
+
+absl::StatusOr<std::unique_ptr<CandidateHasher>> CandidateHasher::Create(
+    std::shared_ptr<const EvaluationContext> context, const FecSpec& fec) {
+  auto hasher = std::unique_ptr<CandidateHasher>(new CandidateHasher(fec.mantissa_bits()));
+  hasher->context_ = context;
+  hasher->dedup_ = fec.dedup() == FecSpec::DEDUP_UNSPECIFIED ? FecSpec::FUNCTIONAL : fec.dedup();
+  auto probe = KvProbe::Create(context, fec.probe_tokens(), fec.probe_seed());
+  if (!probe.ok()) return probe.status();
+  hasher->probe_ = std::move(*probe);
+  return hasher;
+}
+
+absl::StatusOr<CandidateHashes> CandidateHasher::Hash(const Candidate& candidate) const {
+  auto graphs = CandidateToGraphs(candidate, context_->config());
+  if (!graphs.ok()) return graphs.status();
+  CandidateHashes h;
+  h.structural = StructuralHash(*graphs);
+  h.exact = ExactHash(context_->fingerprint(), candidate);
+  if (dedup_ == FecSpec::EXACT) {
+    // Validity still matters: compile to report bad genes before dispatch.
+    auto plan = CompileCandidate(candidate, context_->config(), context_->window_length());
+    if (!plan.ok()) return plan.status();
+    h.key = h.exact;
+    return h;
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = by_structure_.find(h.structural);
+    if (it != by_structure_.end()) {
+      h.functional = it->second;
+      h.key = h.functional;
+      return h;
+    }
+  }
+  auto f = hasher_.Hash(context_->fingerprint(),
+                        [&](OutputSink& sink) { return probe_->Run(candidate, sink); });
+  if (!f.ok()) return f.status();
+  h.functional = *f;
+  h.key = *f;
+  h.probe_ran = true;
+  absl::MutexLock lock(&mu_);
+  by_structure_.emplace(h.structural, h.functional);
+  return h;
+}
+
+}  // namespace fecsearch

@@ -1,0 +1,357 @@
+// The functional equivalence cache.
+#include "hashing/fec_cache.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+
+namespace fecsearch {
+namespace {
+
+int64_t NowMicros() { return absl::ToUnixMicros(absl::Now()); }
+
+FecEntry FromStored(const StoredEntry& s) {
+  FecEntry e;
+  e.objectives.set_mean_nll(s.mean_nll);
+  e.objectives.set_effective_bits(s.effective_bits);
+  e.objectives.set_perplexity(s.perplexity);
+  e.objectives.set_perplexity_increase_percent(s.perplexity_increase_percent);
+  e.num_evals = s.num_evals;
+  e.hits = s.hits;
+  e.partial_hits = s.partial_hits;
+  e.first_candidate_id = s.first_candidate_id;
+  e.created_micros = s.created_micros;
+  e.last_used_micros = s.last_used_micros;
+  e.eval_seconds = s.eval_seconds;
+  return e;
+}
+
+double Mean(double old, int n, double next) { return (old * n + next) / (n + 1); }
+
+}  // namespace
+
+FecCache::FecCache(const FecCacheOptions& options) : options_(options) {
+  const int n = std::max(1, options.shards);
+  per_shard_capacity_ = std::max<int64_t>(1, (options.capacity + n - 1) / n);
+  for (int i = 0; i < n; ++i) {
+    shards_.push_back(std::make_unique<Shard>());
+    shards_.back()->rng.seed(options.seed * 1000003 + i);
+  }
+}
+
+FecCache::~FecCache() {
+  if (store_) {
+    (void)PersistStats();
+    (void)store_->Flush();
+  }
+}
+
+absl::StatusOr<std::unique_ptr<FecCache>> FecCache::Create(const FecCacheOptions& options,
+                                                           CacheStore* store) {
+  std::unique_ptr<FecCache> cache(new FecCache(options));
+  cache->store_ = store;
+  if (store == nullptr) return cache;
+  // Latest version of every hash, then the most recently used up to capacity in memory.
+  struct Latest {
+    StoredEntry entry;
+    int64_t rowid;
+  };
+  absl::flat_hash_map<Hash128, Latest, Hash128Hasher> latest;
+  int64_t rows = 0;
+  auto scan = [&]() {
+    latest.clear();
+    rows = 0;
+    return store->Scan([&](StoredEntry&& e, int64_t rowid) {
+      ++rows;
+      auto& slot = latest[e.hash];
+      slot.entry = std::move(e);
+      slot.rowid = rowid;
+    });
+  };
+  absl::Status s = scan();
+  if (!s.ok()) return s;
+  int64_t live = 0;
+  for (const auto& [h, l] : latest) live += l.entry.num_evals > 0;
+  if (rows > 2 * live + 10000) {
+    s = store->Compact();
+    if (!s.ok()) return s;
+    s = scan();
+    if (!s.ok()) return s;
+  }
+  std::vector<const std::pair<const Hash128, Latest>*> order;
+  order.reserve(latest.size());
+  for (const auto& kv : latest)
+    if (kv.second.entry.num_evals > 0) order.push_back(&kv);
+  std::sort(order.begin(), order.end(), [](const auto* a, const auto* b) {
+    return a->second.entry.last_used_micros < b->second.entry.last_used_micros;
+  });
+  for (const auto* kv : order) {
+    Shard& sh = cache->ShardOf(kv->first);
+    absl::MutexLock lock(&sh.mu);
+    sh.on_disk[kv->first] = kv->second.rowid;
+    Slot slot;
+    slot.entry = FromStored(kv->second.entry);
+    slot.result_row = kv->second.entry.result_row;
+    cache->InsertSlot(sh, kv->first, std::move(slot));  // LRU keeps the most recent
+  }
+  cache->evictions_ = 0;
+  return cache;
+}
+
+void FecCache::Touch(Shard& s, Slot& slot, const Hash128& h) {
+  slot.tick = ++s.tick;
+  s.log.emplace_back(slot.tick, h);
+  // The log holds one record per access; rebuild it when stale records dominate.
+  if (s.log.size() > 2 * s.map.size() + 1024) {
+    std::vector<std::pair<uint64_t, Hash128>> live;
+    live.reserve(s.map.size());
+    for (const auto& [key, sl] : s.map) live.emplace_back(sl.tick, key);
+    std::sort(live.begin(), live.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    s.log.assign(live.begin(), live.end());
+  }
+}
+
+void FecCache::InsertSlot(Shard& s, const Hash128& h, Slot slot) {
+  auto [it, inserted] = s.map.insert_or_assign(h, std::move(slot));
+  Touch(s, it->second, h);
+  EvictIfNeeded(s);
+}
+
+void FecCache::EvictIfNeeded(Shard& s) {
+  while (static_cast<int64_t>(s.map.size()) > per_shard_capacity_ && !s.log.empty()) {
+    const auto [tick, h] = s.log.front();
+    s.log.pop_front();
+    auto it = s.map.find(h);
+    if (it == s.map.end() || it->second.tick != tick) continue;  // stale record
+    s.map.erase(it);
+    ++evictions_;
+  }
+}
+
+bool FecCache::LoadFromDisk(Shard& s, const Hash128& h) {
+  if (store_ == nullptr) return false;
+  auto it = s.on_disk.find(h);
+  if (it == s.on_disk.end()) return false;
+  auto row = store_->ReadRow(it->second);
+  if (!row.ok() || row->num_evals == 0) return false;
+  ++disk_reads_;
+  Slot slot;
+  slot.entry = FromStored(*row);
+  slot.result_row = row->result_row;
+  InsertSlot(s, h, std::move(slot));
+  return true;
+}
+
+void FecCache::Forget(Shard& s, const Hash128& h) {
+  s.map.erase(h);
+  s.on_disk.erase(h);
+  ++forgotten_;
+  if (store_) {
+    StoredEntry tomb;
+    tomb.hash = h;
+    tomb.num_evals = 0;
+    store_->Write(std::move(tomb), nullptr);
+  }
+}
+
+FecCache::LookupResult FecCache::Lookup(const Hash128& h, Waiter waiter) {
+  Shard& s = ShardOf(h);
+  absl::MutexLock lock(&s.mu);
+  auto it = s.map.find(h);
+  if (it == s.map.end() && LoadFromDisk(s, h)) it = s.map.find(h);
+  auto join_inflight = [&]() -> bool {
+    auto in = s.inflight.find(h);
+    if (in == s.inflight.end()) return false;
+    in->second.push_back(std::move(waiter));
+    ++inflight_merges_;
+    return true;
+  };
+  if (it != s.map.end()) {
+    Slot& slot = it->second;
+    if (options_.forget_every > 0 && slot.hits_since_eval >= options_.forget_every) {
+      Forget(s, h);
+      it = s.map.end();
+    } else if (slot.entry.num_evals < options_.max_num_evals) {
+      if (join_inflight()) return {Kind::kInFlight, {}};
+      s.inflight[h];
+      ++slot.entry.partial_hits;
+      slot.dirty = true;
+      ++partial_hits_;
+      Touch(s, slot, h);
+      return {Kind::kPartialHit, slot.entry};
+    } else if (options_.remove_probability > 0 &&
+               std::uniform_real_distribution<double>(0, 1)(s.rng) < options_.remove_probability) {
+      Forget(s, h);
+      it = s.map.end();
+    } else {
+      ++slot.entry.hits;
+      ++slot.hits_since_eval;
+      slot.entry.last_used_micros = NowMicros();
+      slot.dirty = true;
+      Touch(s, slot, h);
+      ++hits_;
+      saved_micros_ += static_cast<int64_t>(slot.entry.eval_seconds * 1e6);
+      return {Kind::kHit, slot.entry};
+    }
+  }
+  if (join_inflight()) return {Kind::kInFlight, {}};
+  s.inflight[h];
+  ++misses_;
+  return {Kind::kMiss, {}};
+}
+
+StoredEntry FecCache::ToStored(const Hash128& h, const FecEntry& e) const {
+  StoredEntry s;
+  s.hash = h;
+  s.mean_nll = e.objectives.mean_nll();
+  s.effective_bits = e.objectives.effective_bits();
+  s.perplexity = e.objectives.perplexity();
+  s.perplexity_increase_percent = e.objectives.perplexity_increase_percent();
+  s.num_evals = e.num_evals;
+  s.hits = e.hits;
+  s.partial_hits = e.partial_hits;
+  s.first_candidate_id = e.first_candidate_id;
+  s.created_micros = e.created_micros;
+  s.last_used_micros = e.last_used_micros;
+  s.eval_seconds = e.eval_seconds;
+  return s;
+}
+
+absl::StatusOr<FecEntry> FecCache::Complete(const Hash128& h, int64_t candidate_id,
+                                            const EvaluationResult& result, const std::string& context) {
+  Shard& s = ShardOf(h);
+  FecEntry updated;
+  {
+    absl::MutexLock lock(&s.mu);
+    auto it = s.map.find(h);
+    if (it == s.map.end()) LoadFromDisk(s, h), it = s.map.find(h);
+    const int64_t now = NowMicros();
+    if (it != s.map.end()) {
+      updated = it->second.entry;
+    } else {
+      updated.first_candidate_id = candidate_id;
+      updated.created_micros = now;
+    }
+    const Objectives& o = result.objectives();
+    const int n = updated.num_evals;
+    Objectives* m = &updated.objectives;
+    m->set_mean_nll(Mean(m->mean_nll(), n, o.mean_nll()));
+    m->set_effective_bits(Mean(m->effective_bits(), n, o.effective_bits()));
+    m->set_perplexity(Mean(m->perplexity(), n, o.perplexity()));
+    m->set_perplexity_increase_percent(Mean(m->perplexity_increase_percent(), n, o.perplexity_increase_percent()));
+    updated.eval_seconds = Mean(updated.eval_seconds, n, result.cost_seconds());
+    updated.num_evals = n + 1;
+    updated.last_used_micros = now;
+  }
+  // Durable before visible.
+  int64_t rowid = -1, result_row = -1;
+  if (store_) {
+    StoredEntry stored = ToStored(h, updated);
+    stored.result = result.SerializeAsString();
+    stored.context = context;
+    auto written = store_->WriteSync(std::move(stored));
+    if (!written.ok()) {
+      Abandon(h, written.status());
+      return written.status();
+    }
+    rowid = written->row;
+    result_row = written->result_row;
+  }
+  std::vector<Waiter> waiters;
+  {
+    absl::MutexLock lock(&s.mu);
+    if (rowid >= 0) s.on_disk[h] = rowid;
+    Slot slot;
+    auto it = s.map.find(h);
+    if (it != s.map.end()) slot = it->second;
+    // Hits counted while this evaluation ran are kept.
+    const int64_t hits = std::max(slot.entry.hits, updated.hits);
+    const int64_t partial = std::max(slot.entry.partial_hits, updated.partial_hits);
+    slot.entry = updated;
+    slot.entry.hits = hits;
+    slot.entry.partial_hits = partial;
+    slot.hits_since_eval = 0;
+    if (result_row >= 0) slot.result_row = result_row;
+    InsertSlot(s, h, std::move(slot));
+    auto in = s.inflight.find(h);
+    if (in != s.inflight.end()) {
+      waiters = std::move(in->second);
+      s.inflight.erase(in);
+    }
+  }
+  for (Waiter& w : waiters) {
+    saved_micros_ += static_cast<int64_t>(updated.eval_seconds * 1e6);
+    if (w) w(updated);
+  }
+  return updated;
+}
+
+void FecCache::Abandon(const Hash128& h, const absl::Status& why) {
+  Shard& s = ShardOf(h);
+  std::vector<Waiter> waiters;
+  {
+    absl::MutexLock lock(&s.mu);
+    auto in = s.inflight.find(h);
+    if (in == s.inflight.end()) return;
+    waiters = std::move(in->second);
+    s.inflight.erase(in);
+  }
+  for (Waiter& w : waiters)
+    if (w) w(why);
+}
+
+std::optional<FecEntry> FecCache::Peek(const Hash128& h) {
+  Shard& s = ShardOf(h);
+  absl::MutexLock lock(&s.mu);
+  auto it = s.map.find(h);
+  if (it == s.map.end() && LoadFromDisk(s, h)) it = s.map.find(h);
+  if (it == s.map.end()) return std::nullopt;
+  return it->second.entry;
+}
+
+FecStats FecCache::stats() const {
+  FecStats st;
+  st.hits = hits_;
+  st.partial_hits = partial_hits_;
+  st.inflight_merges = inflight_merges_;
+  st.misses = misses_;
+  st.evictions = evictions_;
+  st.disk_reads = disk_reads_;
+  st.forgotten = forgotten_;
+  st.seconds_saved = saved_micros_ / 1e6;
+  for (const auto& sh : shards_) {
+    absl::MutexLock lock(&sh->mu);
+    st.in_memory += sh->map.size();
+    st.entries += store_ ? static_cast<int64_t>(sh->on_disk.size()) : static_cast<int64_t>(sh->map.size());
+  }
+  return st;
+}
+
+absl::Status FecCache::PersistStats() {
+  if (!store_) return absl::OkStatus();
+  for (auto& sh : shards_) {
+    absl::MutexLock lock(&sh->mu);
+    for (auto& [h, slot] : sh->map) {
+      if (!slot.dirty) continue;
+      slot.dirty = false;
+      auto it = sh->on_disk.find(h);
+      if (it == sh->on_disk.end()) continue;  // not durable yet
+      // A counters-only version pointing at the same stored result.
+      StoredEntry e = ToStored(h, slot.entry);
+      e.result_row = slot.result_row;
+      const Hash128 key = h;
+      Shard* shard = sh.get();
+      store_->Write(std::move(e), [shard, key](absl::StatusOr<WrittenRow> row) {
+        if (!row.ok()) return;
+        absl::MutexLock l(&shard->mu);
+        auto d = shard->on_disk.find(key);
+        if (d != shard->on_disk.end() && d->second < row->row) d->second = row->row;
+      });
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace fecsearch

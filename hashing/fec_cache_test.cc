@@ -1,0 +1,223 @@
+#include "hashing/fec_cache.h"
+
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <fstream>
+#include <set>
+#include <thread>
+
+#include "core/model_test_util.h"
+#include "gtest/gtest.h"
+
+namespace fecsearch {
+namespace {
+
+Hash128 H(uint64_t i) { return Hash128{i * 0x9e3779b97f4a7c15ull + 1, i ^ 0xabcdefull}; }
+
+EvaluationResult Result(double nll, double bits = 4, double seconds = 0.5) {
+  EvaluationResult r;
+  r.mutable_objectives()->set_mean_nll(nll);
+  r.mutable_objectives()->set_effective_bits(bits);
+  r.set_cost_seconds(seconds);
+  return r;
+}
+
+std::unique_ptr<FecCache> Make(FecCacheOptions o = {}, CacheStore* store = nullptr) {
+  auto c = FecCache::Create(o, store);
+  EXPECT_TRUE(c.ok()) << c.status();
+  return std::move(*c);
+}
+
+TEST(FecCacheTest, MissThenHit) {
+  auto cache = Make();
+  EXPECT_EQ(cache->Lookup(H(1), nullptr).kind, FecCache::Kind::kMiss);
+  auto e = cache->Complete(H(1), 7, Result(1.5), "ctx");
+  ASSERT_TRUE(e.ok());
+  auto r = cache->Lookup(H(1), nullptr);
+  ASSERT_EQ(r.kind, FecCache::Kind::kHit);
+  EXPECT_EQ(r.entry.objectives.mean_nll(), 1.5);
+  EXPECT_EQ(r.entry.first_candidate_id, 7);
+  EXPECT_EQ(r.entry.hits, 1);
+  const FecStats s = cache->stats();
+  EXPECT_EQ(s.hits, 1);
+  EXPECT_EQ(s.misses, 1);
+  EXPECT_DOUBLE_EQ(s.seconds_saved, 0.5);
+}
+
+TEST(FecCacheTest, InFlightLookupsWaitForTheRunningEvaluation) {
+  auto cache = Make();
+  ASSERT_EQ(cache->Lookup(H(2), nullptr).kind, FecCache::Kind::kMiss);
+  std::vector<double> seen;
+  for (int i = 0; i < 3; ++i) {
+    auto r = cache->Lookup(H(2), [&](absl::StatusOr<FecEntry> e) {
+      ASSERT_TRUE(e.ok());
+      seen.push_back(e->objectives.mean_nll());
+    });
+    EXPECT_EQ(r.kind, FecCache::Kind::kInFlight);
+  }
+  EXPECT_TRUE(seen.empty());
+  ASSERT_TRUE(cache->Complete(H(2), 1, Result(2.25), "ctx").ok());
+  EXPECT_EQ(seen, std::vector<double>({2.25, 2.25, 2.25}));
+  EXPECT_EQ(cache->stats().inflight_merges, 3);
+  // A failed evaluation tells its waiters why.
+  ASSERT_EQ(cache->Lookup(H(3), nullptr).kind, FecCache::Kind::kMiss);
+  absl::Status told;
+  cache->Lookup(H(3), [&](absl::StatusOr<FecEntry> e) { told = e.status(); });
+  cache->Abandon(H(3), absl::InvalidArgumentError("bad gene"));
+  EXPECT_EQ(told.message(), "bad gene");
+  EXPECT_EQ(cache->Lookup(H(3), nullptr).kind, FecCache::Kind::kMiss) << "nothing cached after a failure";
+}
+
+TEST(FecCacheTest, AggregatingBelowMaxNumEvals) {
+  FecCacheOptions o;
+  o.max_num_evals = 2;
+  auto cache = Make(o);
+  ASSERT_EQ(cache->Lookup(H(4), nullptr).kind, FecCache::Kind::kMiss);
+  ASSERT_TRUE(cache->Complete(H(4), 1, Result(1.0), "c").ok());
+  auto r = cache->Lookup(H(4), nullptr);
+  ASSERT_EQ(r.kind, FecCache::Kind::kPartialHit);
+  EXPECT_EQ(r.entry.num_evals, 1);
+  auto e = cache->Complete(H(4), 2, Result(2.0), "c");
+  ASSERT_TRUE(e.ok());
+  EXPECT_EQ(e->num_evals, 2);
+  EXPECT_DOUBLE_EQ(e->objectives.mean_nll(), 1.5);
+  r = cache->Lookup(H(4), nullptr);
+  EXPECT_EQ(r.kind, FecCache::Kind::kHit);
+  EXPECT_EQ(cache->stats().partial_hits, 1);
+}
+
+TEST(FecCacheTest, ForgetfulAndForgetEvery) {
+  FecCacheOptions forgetful;
+  forgetful.remove_probability = 1.0;
+  auto cache = Make(forgetful);
+  cache->Lookup(H(5), nullptr);
+  cache->Complete(H(5), 1, Result(1), "c").IgnoreError();
+  EXPECT_EQ(cache->Lookup(H(5), nullptr).kind, FecCache::Kind::kMiss);
+  EXPECT_EQ(cache->stats().forgotten, 1);
+
+  FecCacheOptions every;
+  every.forget_every = 2;
+  cache = Make(every);
+  cache->Lookup(H(6), nullptr);
+  cache->Complete(H(6), 1, Result(1), "c").IgnoreError();
+  EXPECT_EQ(cache->Lookup(H(6), nullptr).kind, FecCache::Kind::kHit);
+  EXPECT_EQ(cache->Lookup(H(6), nullptr).kind, FecCache::Kind::kHit);
+  EXPECT_EQ(cache->Lookup(H(6), nullptr).kind, FecCache::Kind::kMiss);
+}
+
+TEST(FecCacheTest, LruEvictsTheLeastRecentlyUsed) {
+  FecCacheOptions o;
+  o.capacity = 3;
+  o.shards = 1;
+  auto cache = Make(o);
+  for (int i = 0; i < 3; ++i) {
+    cache->Lookup(H(10 + i), nullptr);
+    cache->Complete(H(10 + i), i, Result(i), "c").IgnoreError();
+  }
+  EXPECT_EQ(cache->Lookup(H(10), nullptr).kind, FecCache::Kind::kHit);  // 10 is now most recent
+  cache->Lookup(H(13), nullptr);
+  cache->Complete(H(13), 3, Result(3), "c").IgnoreError();  // evicts 11
+  EXPECT_TRUE(cache->Peek(H(10)).has_value());
+  EXPECT_FALSE(cache->Peek(H(11)).has_value());
+  EXPECT_TRUE(cache->Peek(H(12)).has_value());
+  EXPECT_EQ(cache->stats().evictions, 1);
+}
+
+TEST(FecCacheTest, PersistentEntriesSurviveEvictionAndReopening) {
+  const std::string path = TestTempDir("fec_persist") + "/cache.db";
+  unlink(path.c_str());
+  {
+    auto store = CacheStore::Open(path, false);
+    ASSERT_TRUE(store.ok()) << store.status();
+    FecCacheOptions o;
+    o.capacity = 2;
+    o.shards = 1;
+    auto cache = Make(o, store->get());
+    for (int i = 0; i < 5; ++i) {
+      cache->Lookup(H(20 + i), nullptr);
+      ASSERT_TRUE(cache->Complete(H(20 + i), i, Result(1.0 + i), "ctx").ok());
+      // Durable when Complete returns: a separate read-only connection sees it.
+      auto reader = CacheStore::Open(path, true);
+      ASSERT_TRUE(reader.ok());
+      int rows = 0;
+      ASSERT_TRUE((*reader)->Scan([&](StoredEntry&&, int64_t) { ++rows; }).ok());
+      EXPECT_EQ(rows, i + 1);
+    }
+    // H(20) was evicted from memory but is found on disk.
+    auto r = cache->Lookup(H(20), nullptr);
+    ASSERT_EQ(r.kind, FecCache::Kind::kHit);
+    EXPECT_EQ(r.entry.objectives.mean_nll(), 1.0);
+    EXPECT_EQ(cache->stats().disk_reads, 1);
+    EXPECT_EQ(cache->stats().entries, 5);
+  }
+  auto store = CacheStore::Open(path, false);
+  ASSERT_TRUE(store.ok());
+  auto cache = Make(FecCacheOptions(), store->get());
+  EXPECT_EQ(cache->stats().entries, 5);
+  auto e = cache->Peek(H(20));
+  ASSERT_TRUE(e.has_value());
+  EXPECT_EQ(e->hits, 1) << "hit counters are persisted on close";
+  auto row = (*store)->ReadRow(1);
+  ASSERT_TRUE(row.ok());
+  EvaluationResult stored;
+  ASSERT_TRUE(stored.ParseFromString(row->result));
+  EXPECT_EQ(stored.objectives().mean_nll(), 1.0);
+}
+
+TEST(FecCacheTest, CorruptAndForeignFilesAreRefused) {
+  const std::string dir = TestTempDir("fec_bad");
+  const std::string garbage = dir + "/garbage.db";
+  std::ofstream(garbage) << std::string(8192, 'x');
+  auto store = CacheStore::Open(garbage, false);
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), absl::StatusCode::kDataLoss) << store.status();
+  EXPECT_NE(store.status().message().find(garbage), std::string::npos);
+  std::ifstream check(garbage);
+  std::string contents((std::istreambuf_iterator<char>(check)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(contents, std::string(8192, 'x')) << "a refused file is left untouched";
+
+  const std::string foreign = dir + "/foreign.db";
+  unlink(foreign.c_str());
+  sqlite3* db;
+  ASSERT_EQ(sqlite3_open(foreign.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "CREATE TABLE photos (id INTEGER)", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+  store = CacheStore::Open(foreign, false);
+  ASSERT_FALSE(store.ok());
+  EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition) << store.status();
+  EXPECT_NE(store.status().message().find("another application"), std::string::npos);
+}
+
+TEST(FecCacheTest, ConcurrentLookupsEvaluateEachHashOnce) {
+  auto cache = Make();
+  std::atomic<int> evaluations{0}, answered{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 2000; ++i) {
+        const Hash128 h = H((i * 7 + t) % 100);
+        auto r = cache->Lookup(h, [&](absl::StatusOr<FecEntry> e) {
+          EXPECT_TRUE(e.ok());
+          ++answered;
+        });
+        if (r.kind == FecCache::Kind::kMiss) {
+          ++evaluations;
+          cache->Complete(h, i, Result(1.0), "c").IgnoreError();
+          ++answered;
+        } else if (r.kind == FecCache::Kind::kHit) {
+          ++answered;
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(evaluations.load(), 100);
+  EXPECT_EQ(answered.load(), 8 * 2000);
+  const FecStats s = cache->stats();
+  EXPECT_EQ(s.hits + s.misses + s.inflight_merges, 8 * 2000);
+}
+
+}  // namespace
+}  // namespace fecsearch

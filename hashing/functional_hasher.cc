@@ -1,0 +1,84 @@
+// Canonicalisation and XXH3-128 streaming for functional hashes.
+#include "hashing/functional_hasher.h"
+
+#include <cstring>
+#include <vector>
+
+#define XXH_INLINE_ALL
+#include "xxhash.h"
+
+namespace fecsearch {
+
+uint32_t CanonicalFloatBits(float v, int mantissa_bits) {
+  uint32_t bits;
+  std::memcpy(&bits, &v, 4);
+  const uint32_t exponent = bits & 0x7f800000u;
+  const uint32_t mantissa = bits & 0x007fffffu;
+  if (exponent == 0x7f800000u) {
+    if (mantissa != 0) return 0x7fc00000u;               // every NaN
+    return (bits & 0x80000000u) ? 0xff800000u : 0x7f800000u;  // -inf, +inf
+  }
+  if ((bits & 0x7fffffffu) == 0) return 0;  // -0 as +0
+  const int drop = 23 - mantissa_bits;
+  if (drop > 0) bits &= ~((1u << drop) - 1u);
+  if ((bits & 0x7fffffffu) == 0) return 0;
+  return bits;
+}
+
+namespace {
+
+class XxhSink : public OutputSink {
+ public:
+  explicit XxhSink(int mantissa_bits) : m_(mantissa_bits) {
+    state_ = XXH3_createState();
+    XXH3_128bits_reset(state_);
+  }
+  ~XxhSink() override { XXH3_freeState(state_); }
+
+  void Raw(const void* data, size_t n) { XXH3_128bits_update(state_, data, n); }
+
+  void AddFloats(absl::Span<const float> values) override {
+    buffer_.resize(values.size());
+    for (size_t i = 0; i < values.size(); ++i) buffer_[i] = CanonicalFloatBits(values[i], m_);
+    // Length-prefixed so that [a][b, c] and [a, b][c] differ.
+    const uint64_t n = values.size();
+    Raw(&n, sizeof(n));
+    Raw(buffer_.data(), buffer_.size() * sizeof(uint32_t));
+  }
+  void AddInt(int64_t v) override {
+    const uint64_t tag = ~uint64_t{0};
+    Raw(&tag, sizeof(tag));
+    Raw(&v, sizeof(v));
+  }
+  Hash128 Digest() {
+    const XXH128_hash_t h = XXH3_128bits_digest(state_);
+    return Hash128{h.high64, h.low64};
+  }
+
+ private:
+  int m_;
+  XXH3_state_t* state_;
+  std::vector<uint32_t> buffer_;
+};
+
+}  // namespace
+
+absl::StatusOr<Hash128> FunctionalHasher::Hash(const std::string& context,
+                                               const ProbeProgram& program) const {
+  XxhSink sink(mantissa_bits_);
+  const uint64_t n = context.size();
+  sink.Raw(&n, sizeof(n));
+  sink.Raw(context.data(), context.size());
+  const int32_t m = mantissa_bits_;
+  sink.Raw(&m, sizeof(m));
+  absl::Status s = program(sink);
+  if (!s.ok()) return s;
+  return sink.Digest();
+}
+
+Hash128 HashBytes(absl::string_view bytes) {
+  const XXH128_hash_t h = XXH3_128bits(bytes.data(), bytes.size());
+  return Hash128{h.high64, h.low64};
+}
+
+}  // namespace fecsearch

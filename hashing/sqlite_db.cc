@@ -1,0 +1,183 @@
+// SQLite wrapper with fecsearch's settings and checks.
+#include "hashing/sqlite_db.h"
+
+#include <sqlite3.h>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "core/paths.h"
+
+namespace fecsearch {
+
+absl::Status SqliteDb::Error(int rc, absl::string_view what) const {
+  const std::string detail = absl::StrCat(path_, ": ", what, ": ", db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc));
+  switch (rc & 0xff) {
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+      return absl::DataLossError(absl::StrCat(detail, " (the file is corrupt or not a SQLite database)"));
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      return absl::UnavailableError(absl::StrCat(detail, " (another process holds the database)"));
+    case SQLITE_CANTOPEN:
+    case SQLITE_PERM:
+    case SQLITE_READONLY:
+      return absl::PermissionDeniedError(detail);
+    case SQLITE_FULL:
+      return absl::ResourceExhaustedError(detail);
+    default:
+      return absl::InternalError(detail);
+  }
+}
+
+absl::StatusOr<std::unique_ptr<SqliteDb>> SqliteDb::Open(const std::string& path, bool read_only) {
+  std::unique_ptr<SqliteDb> db(new SqliteDb());
+  db->path_ = path;
+  if (read_only && !PathExists(path)) {
+    return absl::NotFoundError(absl::StrCat(path, ": database does not exist"));
+  }
+  const int flags = read_only ? SQLITE_OPEN_READONLY : (SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+  int rc = sqlite3_open_v2(path.c_str(), &db->db_, flags | SQLITE_OPEN_NOMUTEX, nullptr);
+  if (rc != SQLITE_OK) {
+    absl::Status s = db->Error(rc, "cannot open database");
+    return s;
+  }
+  sqlite3_busy_timeout(db->db_, 30000);
+  // The first read detects files that are not SQLite databases. (Statements are finished
+  // before the pragmas below, which cannot run inside an open read transaction.)
+  int64_t app = 0, table_count = 0;
+  {
+    auto id = db->Prepare("PRAGMA application_id");
+    if (!id.ok()) return id.status();
+    auto row = id->Step();
+    if (!row.ok()) return row.status();
+    app = *row ? id->Int(0) : 0;
+    auto tables = db->Prepare("SELECT count(*) FROM sqlite_master");
+    if (!tables.ok()) return tables.status();
+    auto trow = tables->Step();
+    if (!trow.ok()) return trow.status();
+    table_count = tables->Int(0);
+  }
+  if (app != kApplicationId) {
+    if (table_count > 0 || app != 0) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          path, ": is a SQLite database of another application (application_id ", app,
+          ", ", table_count, " tables); refusing to touch it. Use another --db path."));
+    }
+    if (read_only) {
+      return absl::FailedPreconditionError(absl::StrCat(path, ": is empty, not a fecsearch database"));
+    }
+    absl::Status s = db->Exec(absl::StrCat("PRAGMA application_id = ", kApplicationId));
+    if (!s.ok()) return s;
+  }
+  if (!read_only) {
+    absl::Status s = db->Exec("PRAGMA journal_mode = WAL");
+    if (!s.ok()) return s;
+    s = db->Exec("PRAGMA synchronous = NORMAL");
+    if (!s.ok()) return s;
+  }
+  return db;
+}
+
+SqliteDb::~SqliteDb() {
+  if (db_) sqlite3_close_v2(db_);
+}
+
+absl::Status SqliteDb::Exec(absl::string_view sql) {
+  char* err = nullptr;
+  const std::string s(sql);
+  const int rc = sqlite3_exec(db_, s.c_str(), nullptr, nullptr, &err);
+  if (rc != SQLITE_OK) {
+    if (err) sqlite3_free(err);
+    return Error(rc, absl::StrCat("executing '", sql.substr(0, 60), "'"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<SqliteStatement> SqliteDb::Prepare(absl::string_view sql) {
+  sqlite3_stmt* stmt = nullptr;
+  const int rc = sqlite3_prepare_v2(db_, sql.data(), static_cast<int>(sql.size()), &stmt, nullptr);
+  if (rc != SQLITE_OK) return Error(rc, absl::StrCat("preparing '", sql.substr(0, 60), "'"));
+  return SqliteStatement(db_, stmt, &path_);
+}
+
+int64_t SqliteDb::LastInsertId() const { return sqlite3_last_insert_rowid(db_); }
+
+absl::StatusOr<bool> SqliteDb::HasTable(absl::string_view name) {
+  auto s = Prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?");
+  if (!s.ok()) return s.status();
+  s->Bind(1, name);
+  return s->Step();
+}
+
+SqliteStatement::~SqliteStatement() {
+  if (stmt_) sqlite3_finalize(stmt_);
+}
+
+SqliteStatement& SqliteStatement::Bind(int index, int64_t v) {
+  sqlite3_bind_int64(stmt_, index, v);
+  return *this;
+}
+SqliteStatement& SqliteStatement::Bind(int index, double v) {
+  sqlite3_bind_double(stmt_, index, v);
+  return *this;
+}
+SqliteStatement& SqliteStatement::Bind(int index, absl::string_view text) {
+  sqlite3_bind_text(stmt_, index, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
+  return *this;
+}
+SqliteStatement& SqliteStatement::BindBlob(int index, absl::string_view bytes) {
+  sqlite3_bind_blob(stmt_, index, bytes.data(), static_cast<int>(bytes.size()), SQLITE_TRANSIENT);
+  return *this;
+}
+SqliteStatement& SqliteStatement::BindNull(int index) {
+  sqlite3_bind_null(stmt_, index);
+  return *this;
+}
+
+absl::StatusOr<bool> SqliteStatement::Step() {
+  const int rc = sqlite3_step(stmt_);
+  if (rc == SQLITE_ROW) return true;
+  if (rc == SQLITE_DONE) return false;
+  const std::string detail = absl::StrCat(*path_, ": ", sqlite3_errmsg(db_));
+  switch (rc & 0xff) {
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+      return absl::DataLossError(absl::StrCat(detail, " (the file is corrupt or not a SQLite database)"));
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      return absl::UnavailableError(absl::StrCat(detail, " (another process holds the database)"));
+    case SQLITE_READONLY:
+      return absl::PermissionDeniedError(detail);
+    case SQLITE_FULL:
+      return absl::ResourceExhaustedError(detail);
+    default:
+      return absl::InternalError(detail);
+  }
+}
+
+absl::Status SqliteStatement::Run() {
+  while (true) {
+    auto r = Step();
+    if (!r.ok()) return r.status();
+    if (!*r) return absl::OkStatus();
+  }
+}
+
+void SqliteStatement::Reset() {
+  sqlite3_reset(stmt_);
+  sqlite3_clear_bindings(stmt_);
+}
+
+int64_t SqliteStatement::Int(int column) const { return sqlite3_column_int64(stmt_, column); }
+double SqliteStatement::Double(int column) const { return sqlite3_column_double(stmt_, column); }
+std::string SqliteStatement::Text(int column) const {
+  const unsigned char* t = sqlite3_column_text(stmt_, column);
+  return t ? std::string(reinterpret_cast<const char*>(t), sqlite3_column_bytes(stmt_, column)) : "";
+}
+std::string SqliteStatement::Blob(int column) const {
+  const void* b = sqlite3_column_blob(stmt_, column);
+  return b ? std::string(static_cast<const char*>(b), sqlite3_column_bytes(stmt_, column)) : "";
+}
+bool SqliteStatement::IsNull(int column) const { return sqlite3_column_type(stmt_, column) == SQLITE_NULL; }
+
+}  // namespace fecsearch
