@@ -62,9 +62,9 @@ absl::StatusOr<std::unique_ptr<CacheStore>> CacheStore::Open(const std::string& 
   if (!read_only) {
     auto db = SqliteDb::Open(path, false);
     if (!db.ok()) return db.status();
-    store->writer_db_ = std::move(*db);
-    absl::Status s = store->writer_db_->Exec(kSchema);
+    absl::Status s = (*db)->Exec(kSchema);
     if (!s.ok()) return s;
+    store->writer_ = std::make_unique<BatchWriter>(std::move(*db));
   }
   auto rdb = SqliteDb::Open(path, true);
   if (!rdb.ok()) return rdb.status();
@@ -73,117 +73,69 @@ absl::StatusOr<std::unique_ptr<CacheStore>> CacheStore::Open(const std::string& 
     auto has = store->read_db_->HasTable("fec_cache");
     if (!has.ok()) return has.status();
     if (!*has) return absl::NotFoundError(absl::StrCat(path, ": has no fec_cache table (no search wrote a cache here)"));
-  } else {
-    store->writer_ = std::thread([s = store.get()] { s->WriterLoop(); });
   }
   return store;
 }
 
-CacheStore::~CacheStore() {
-  if (writer_.joinable()) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    writer_.join();
+CacheStore::~CacheStore() = default;
+
+namespace {
+
+absl::StatusOr<int64_t> InsertVersion(SqliteDb& db, StoredEntry& e) {
+  if (!e.result.empty()) {
+    auto r = db.Prepare("INSERT INTO fec_results (result) VALUES (?)");
+    if (!r.ok()) return r.status();
+    r->BindBlob(1, e.result);
+    absl::Status st = r->Run();
+    if (!st.ok()) return st;
+    e.result_row = db.LastInsertId();
   }
+  auto s = db.Prepare(absl::StrCat("INSERT INTO fec_cache (", kColumns, ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"));
+  if (!s.ok()) return s.status();
+  s->BindBlob(1, HashBytes16(e.hash)).Bind(2, e.context).Bind(3, e.mean_nll).Bind(4, e.effective_bits);
+  s->Bind(5, e.perplexity).Bind(6, e.perplexity_increase_percent).Bind(7, int64_t{e.num_evals});
+  s->Bind(8, e.hits).Bind(9, e.partial_hits).Bind(10, e.first_candidate_id).Bind(11, e.created_micros);
+  s->Bind(12, e.last_used_micros).Bind(13, e.eval_seconds);
+  if (e.result_row < 0) {
+    s->BindNull(14);
+  } else {
+    s->Bind(14, e.result_row);
+  }
+  absl::Status st = s->Run();
+  if (!st.ok()) return st;
+  return db.LastInsertId();
 }
 
-void CacheStore::WriterLoop() {
-  auto insert = writer_db_->Prepare(absl::StrCat(
-      "INSERT INTO fec_cache (", kColumns, ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"));
-  auto insert_result = writer_db_->Prepare("INSERT INTO fec_results (result) VALUES (?)");
-  if (insert.ok() && !insert_result.ok()) insert = insert_result.status();
-  while (true) {
-    std::vector<Pending> batch;
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
-      if (queue_.empty() && stop_) return;
-      batch.swap(queue_);
-    }
-    absl::Status status = insert.ok() ? writer_db_->Exec("BEGIN IMMEDIATE") : insert.status();
-    std::vector<WrittenRow> ids;
-    for (Pending& p : batch) {
-      if (!status.ok()) break;
-      StoredEntry& e = p.entry;
-      if (!e.result.empty()) {
-        insert_result->Reset();
-        insert_result->BindBlob(1, e.result);
-        status = insert_result->Run();
-        if (!status.ok()) break;
-        e.result_row = writer_db_->LastInsertId();
-      }
-      SqliteStatement& s = *insert;
-      s.Reset();
-      s.BindBlob(1, HashBytes16(e.hash)).Bind(2, e.context).Bind(3, e.mean_nll).Bind(4, e.effective_bits);
-      s.Bind(5, e.perplexity).Bind(6, e.perplexity_increase_percent).Bind(7, int64_t{e.num_evals});
-      s.Bind(8, e.hits).Bind(9, e.partial_hits).Bind(10, e.first_candidate_id).Bind(11, e.created_micros);
-      s.Bind(12, e.last_used_micros).Bind(13, e.eval_seconds);
-      if (e.result_row < 0) {
-        s.BindNull(14);
-      } else {
-        s.Bind(14, e.result_row);
-      }
-      status = s.Run();
-      ids.push_back({writer_db_->LastInsertId(), e.result_row});
-    }
-    if (status.ok()) status = writer_db_->Exec("COMMIT");
-    if (!status.ok()) (void)writer_db_->Exec("ROLLBACK");
-    for (size_t i = 0; i < batch.size(); ++i) {
-      if (batch[i].on_durable) {
-        if (status.ok()) {
-          batch[i].on_durable(ids[i]);
-        } else {
-          batch[i].on_durable(status);
-        }
-      }
-    }
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      committed_ += batch.size();
-      if (!status.ok()) writer_error_ = status;
-    }
-    done_cv_.notify_all();
-  }
-}
+}  // namespace
 
 void CacheStore::Write(StoredEntry entry, std::function<void(absl::StatusOr<WrittenRow>)> on_durable) {
   if (read_only_) {
     if (on_durable) on_durable(absl::FailedPreconditionError(absl::StrCat(path_, ": opened read-only")));
     return;
   }
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    queue_.push_back({std::move(entry), std::move(on_durable)});
-    ++queued_;
-  }
-  cv_.notify_one();
+  auto shared = std::make_shared<StoredEntry>(std::move(entry));
+  writer_->Submit([shared](SqliteDb& db) { return InsertVersion(db, *shared); },
+                  [shared, on_durable](absl::StatusOr<int64_t> row) {
+                    if (!on_durable) return;
+                    if (!row.ok()) {
+                      on_durable(row.status());
+                    } else {
+                      on_durable(WrittenRow{*row, shared->result_row});
+                    }
+                  });
 }
 
 absl::StatusOr<WrittenRow> CacheStore::WriteSync(StoredEntry entry) {
-  std::mutex m;
-  std::condition_variable cv;
-  bool done = false;
-  absl::StatusOr<WrittenRow> result = absl::UnknownError("not written");
-  Write(std::move(entry), [&](absl::StatusOr<WrittenRow> r) {
-    std::lock_guard<std::mutex> lock(m);
-    result = std::move(r);
-    done = true;
-    cv.notify_one();
-  });
-  std::unique_lock<std::mutex> lock(m);
-  cv.wait(lock, [&] { return done; });
-  return result;
+  if (read_only_) return absl::FailedPreconditionError(absl::StrCat(path_, ": opened read-only"));
+  StoredEntry e = std::move(entry);
+  auto row = writer_->SubmitAndWait([&e](SqliteDb& db) { return InsertVersion(db, e); });
+  if (!row.ok()) return row.status();
+  return WrittenRow{*row, e.result_row};
 }
 
 absl::Status CacheStore::Flush() {
   if (read_only_) return absl::OkStatus();
-  std::unique_lock<std::mutex> lock(mu_);
-  const uint64_t target = queued_;
-  done_cv_.wait(lock, [&] { return committed_ >= target; });
-  return writer_error_;
+  return writer_->Flush();
 }
 
 absl::Status CacheStore::Scan(const std::function<void(StoredEntry&&, int64_t)>& fn) const {
@@ -229,27 +181,24 @@ absl::StatusOr<int64_t> CacheStore::RowCount() const {
 }
 
 absl::Status CacheStore::Compact() {
-  if (read_only_) return absl::FailedPreconditionError("read-only");
-  absl::Status s = Flush();
-  if (!s.ok()) return s;
-  // Runs on the caller's thread while the writer is idle (Flush above; callers compact at
-  // open time, before any concurrent Write).
-  std::lock_guard<std::mutex> lock(mu_);
-  s = writer_db_->Exec("BEGIN IMMEDIATE");
-  if (!s.ok()) return s;
-  s = writer_db_->Exec(
-      "DELETE FROM fec_cache WHERE id NOT IN (SELECT max(id) FROM fec_cache GROUP BY hash)"
-      " OR num_evals = 0");
-  if (s.ok()) {
-    s = writer_db_->Exec(
-        "DELETE FROM fec_results WHERE id NOT IN (SELECT result_row FROM fec_cache"
-        " WHERE result_row IS NOT NULL)");
-  }
-  if (!s.ok()) {
-    (void)writer_db_->Exec("ROLLBACK");
-    return s;
-  }
-  return writer_db_->Exec("COMMIT");
+  if (read_only_) return absl::FailedPreconditionError(absl::StrCat(path_, ": opened read-only"));
+  return writer_->RunExclusive([](SqliteDb& db) {
+    absl::Status s = db.Exec("BEGIN IMMEDIATE");
+    if (!s.ok()) return s;
+    s = db.Exec(
+        "DELETE FROM fec_cache WHERE id NOT IN (SELECT max(id) FROM fec_cache GROUP BY hash)"
+        " OR num_evals = 0");
+    if (s.ok()) {
+      s = db.Exec(
+          "DELETE FROM fec_results WHERE id NOT IN (SELECT result_row FROM fec_cache"
+          " WHERE result_row IS NOT NULL)");
+    }
+    if (!s.ok()) {
+      (void)db.Exec("ROLLBACK");
+      return s;
+    }
+    return db.Exec("COMMIT");
+  });
 }
 
 }  // namespace fecsearch

@@ -6,16 +6,14 @@
 #ifndef FECSEARCH_HASHING_CACHE_STORE_H_
 #define FECSEARCH_HASHING_CACHE_STORE_H_
 
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
-#include <thread>
-#include <vector>
 
 #include "absl/status/statusor.h"
+#include "hashing/batch_writer.h"
 #include "hashing/hash128.h"
 #include "hashing/sqlite_db.h"
 #include "protos/evaluation.pb.h"
@@ -44,7 +42,7 @@ struct WrittenRow {
   int64_t result_row = -1;
 };
 
-// Thread-safe. Owns one writer connection and its thread; reads use their own connections.
+// Thread-safe. Writes go through a BatchWriter (group commit); reads use their own connection.
 class CacheStore {
  public:
   // Opens or creates the table in `path`. read_only: for inspection of a live database.
@@ -71,25 +69,12 @@ class CacheStore {
 
  private:
   CacheStore() = default;
-  void WriterLoop();
 
   std::string path_;
   bool read_only_ = false;
-  std::unique_ptr<SqliteDb> writer_db_;
+  std::unique_ptr<BatchWriter> writer_;
   mutable std::mutex read_mu_;
   std::unique_ptr<SqliteDb> read_db_;  // guarded by read_mu_
-
-  std::mutex mu_;
-  std::condition_variable cv_, done_cv_;
-  struct Pending {
-    StoredEntry entry;
-    std::function<void(absl::StatusOr<WrittenRow>)> on_durable;
-  };
-  std::vector<Pending> queue_;
-  uint64_t queued_ = 0, committed_ = 0;
-  bool stop_ = false;
-  absl::Status writer_error_;
-  std::thread writer_;
 };
 
 }  // namespace fecsearch

@@ -1,25 +1,260 @@
-// Placeholder until the controller lands: validates the experiment and prints usage.
+// bazel run //search [-- flags]: runs an experiment (by default the embedded one) to its
+// Pareto front, with the functional equivalence cache, in-process or on gRPC workers.
+#include <csignal>
 #include <cstdio>
+#include <string>
+#include <thread>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "core/evaluator.h"
+#include "core/paths.h"
+#include "core/pipeline_graph.h"
+#include "core/text_proto.h"
+#include "hashing/cache_store.h"
+#include "hashing/candidate_hasher.h"
+#include "hashing/fec_cache.h"
+#include "search/controller.h"
+#include "search/evaluation_pool.h"
 #include "search/experiment.h"
+#include "search/experiment_db.h"
+#include "search/progress.h"
+#include "search/report.h"
+#include "search/search_space.h"
+#include "search/worker_pool_factory.h"
 
-ABSL_FLAG(std::string, experiment, "", "Experiment spec (default: the embedded default).");
+ABSL_FLAG(std::string, experiment, "", "Experiment spec (text proto). Default: the embedded default experiment.");
+ABSL_FLAG(std::string, db, "", "SQLite database for candidates and the cache (default: the spec's, fecsearch.db).");
+ABSL_FLAG(bool, resume, false, "Continue the latest experiment in --db (after a crash or Ctrl-C).");
+ABSL_FLAG(int64_t, resume_experiment, 0, "Continue this experiment id instead of the latest.");
+ABSL_FLAG(int, threads, 0, "In-process evaluation threads (default: the machine's cores).");
+ABSL_FLAG(std::string, workers, "", "Evaluate on gRPC workers instead: comma-separated host:port, dns:///name:port or file:PATH.");
+ABSL_FLAG(int64_t, max_evaluations, -1, "Evaluation budget (overrides the spec; 0 = unlimited).");
+ABSL_FLAG(int64_t, max_candidates, -1, "Candidate budget (overrides the spec; 0 = unlimited).");
+ABSL_FLAG(double, max_wall_seconds, -1, "Wall-time budget in seconds (overrides the spec; 0 = unlimited).");
+ABSL_FLAG(int64_t, seed, -1, "Search seed (overrides the spec).");
+ABSL_FLAG(std::string, report, "", "HTML report path (default: the spec's, fecsearch_report.html).");
+ABSL_FLAG(std::string, dedup, "", "functional | exact | none: functional hashing (default when the spec has `fec`), exact-genome hashing only, or no cache.");
+ABSL_FLAG(std::string, progress, "auto", "auto | bar | log | none.");
+
+namespace fecsearch {
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+void OnSignal(int) {
+  if (g_stop.exchange(true)) std::_Exit(130);  // second Ctrl-C: leave now
+  const char msg[] = "\nsearch: stopping after the evaluations in flight (Ctrl-C again to quit now; --resume continues)\n";
+  (void)!write(2, msg, sizeof(msg) - 1);
+}
+
+int Fail(const absl::Status& s, int code) {
+  std::fprintf(stderr, "search: %s\n", std::string(s.message()).c_str());
+  return code;
+}
+
+void Log(const std::string& line) {
+  std::fprintf(stderr, "search: %s\n", line.c_str());
+  std::fflush(stderr);
+}
+
+int Main() {
+  // 1. The spec (a resumed experiment brings its own, from the database).
+  const std::string db_flag = absl::GetFlag(FLAGS_db);
+  auto loaded = LoadExperiment(absl::GetFlag(FLAGS_experiment));
+  if (!loaded.ok()) return Fail(loaded.status(), 2);
+  std::string db_path = ResolveOutputPath(db_flag.empty() ? loaded->spec.output().database_path() : db_flag);
+  const bool resume = absl::GetFlag(FLAGS_resume) || absl::GetFlag(FLAGS_resume_experiment) > 0;
+
+  auto db = ExperimentDb::Open(db_path, false);
+  if (!db.ok()) return Fail(absl::Status(db.status().code(), absl::StrCat("--db: ", db.status().message())), 2);
+  ExperimentRecord previous;
+  if (resume) {
+    auto e = absl::GetFlag(FLAGS_resume_experiment) > 0 ? (*db)->GetExperiment(absl::GetFlag(FLAGS_resume_experiment))
+                                                         : (*db)->LatestExperiment();
+    if (!e.ok()) return Fail(e.status(), 2);
+    previous = *e;
+    auto spec = ParseExperiment(previous.spec_text, absl::StrCat(db_path, " (experiment ", previous.id, ")"));
+    if (!spec.ok()) return Fail(spec.status(), 2);
+    loaded = std::move(spec);
+    Log(absl::StrFormat("resuming experiment %d '%s' (%s)", previous.id, previous.name, previous.status));
+  }
+  ExperimentSpec& spec = loaded->spec;
+  if (!resume) {
+    if (absl::GetFlag(FLAGS_max_evaluations) >= 0) spec.mutable_search()->set_max_evaluations(absl::GetFlag(FLAGS_max_evaluations));
+    if (absl::GetFlag(FLAGS_max_candidates) >= 0) spec.mutable_search()->set_max_candidates(absl::GetFlag(FLAGS_max_candidates));
+    if (absl::GetFlag(FLAGS_max_wall_seconds) >= 0) spec.mutable_search()->set_max_wall_seconds(absl::GetFlag(FLAGS_max_wall_seconds));
+    if (absl::GetFlag(FLAGS_seed) >= 0) spec.mutable_search()->set_seed(absl::GetFlag(FLAGS_seed));
+    const std::string dedup = absl::GetFlag(FLAGS_dedup);
+    if (dedup == "functional" || dedup == "exact") {
+      spec.mutable_fec()->set_dedup(dedup == "functional" ? FecSpec::FUNCTIONAL : FecSpec::EXACT);
+    } else if (dedup == "none") {
+      spec.clear_fec();
+    } else if (!dedup.empty()) {
+      return Fail(absl::InvalidArgumentError(absl::StrCat("--dedup: '", dedup, "' is not functional, exact or none")), 2);
+    }
+    if (!absl::GetFlag(FLAGS_workers).empty()) {
+      spec.mutable_workers()->clear_targets();
+      for (absl::string_view t : absl::StrSplit(absl::GetFlag(FLAGS_workers), ',', absl::SkipEmpty()))
+        spec.mutable_workers()->add_targets(std::string(t));
+    }
+  }
+  if (!absl::GetFlag(FLAGS_report).empty()) spec.mutable_output()->set_report_path(absl::GetFlag(FLAGS_report));
+  absl::Status valid = ValidateExperiment(*loaded, nullptr);
+  if (!valid.ok()) return Fail(valid, 2);
+  const std::string report_path = ResolveOutputPath(spec.output().report_path());
+
+  // 2. The model, text and protocol.
+  Log(absl::StrCat("experiment '", spec.name(), "' from ", loaded->source, "; loading ", spec.evaluation().model_path()));
+  EvaluationSpec eval_spec = spec.evaluation();
+  eval_spec.set_threads(1);  // parallelism comes from evaluating several candidates at once
+  auto context = EvaluationContext::Create(eval_spec);
+  if (!context.ok()) return Fail(LocateError(*loaded, context.status()), 2);
+  const ModelConfig& model = (*context)->config();
+  valid = ValidateExperiment(*loaded, &model);
+  if (!valid.ok()) return Fail(valid, 2);
+  if (resume && previous.context != (*context)->fingerprint()) {
+    return Fail(absl::FailedPreconditionError(absl::StrCat(
+                    "experiment ", previous.id, " was run with another model, text or protocol (context ", previous.context,
+                    ", now ", (*context)->fingerprint(), "); it cannot be resumed with these files")),
+                2);
+  }
+  auto space = SearchSpace::Create(spec.search_space(), model);
+  if (!space.ok()) return Fail(LocateError(*loaded, space.status()), 2);
+
+  // 3. The cache and the hashes.
+  const bool use_cache = spec.has_fec();
+  const std::string dedup_name = !use_cache ? "none" : spec.fec().dedup() == FecSpec::EXACT ? "exact" : "functional";
+  std::unique_ptr<CacheStore> store;
+  std::unique_ptr<FecCache> cache;
+  Log(absl::StrFormat("uncompressed reference on %d windows of %d tokens ...", (*context)->spec().eval_windows_size(),
+                      (*context)->window_length()));
+  const double baseline_ppl = std::exp((*context)->baseline().mean_nll);
+  Log(absl::StrFormat("uncompressed perplexity %.4f; search space of about %.3g configurations", baseline_ppl, space->Size()));
+  FecSpec fec = spec.fec();
+  if (!use_cache) fec.set_dedup(FecSpec::EXACT);  // hashes are still recorded
+  auto hasher = CandidateHasher::Create(*context, fec);
+  if (!hasher.ok()) return Fail(hasher.status(), 1);
+  if (use_cache) {
+    auto s = CacheStore::Open(db_path, false);
+    if (!s.ok()) return Fail(s.status(), 2);
+    store = std::move(*s);
+    FecCacheOptions options;
+    options.capacity = fec.capacity();
+    options.max_num_evals = fec.max_num_evals();
+    options.remove_probability = fec.remove_probability();
+    options.forget_every = fec.forget_every();
+    options.seed = spec.search().seed();
+    auto c = FecCache::Create(options, store.get());
+    if (!c.ok()) return Fail(c.status(), 2);
+    cache = std::move(*c);
+    const FecStats st = cache->stats();
+    if (st.entries > 0) Log(absl::StrFormat("cache: %d entries from earlier searches in %s", st.entries, db_path));
+  }
+  const CandidateHasher* h = hasher->get();
+  Keyer keyer = [h](const Candidate& c) { return h->Hash(c); };
+
+  // 4. Where evaluations run.
+  const int threads = absl::GetFlag(FLAGS_threads) > 0 ? absl::GetFlag(FLAGS_threads)
+                                                       : std::max(1u, std::thread::hardware_concurrency());
+  auto pool = MakeEvaluationPool(spec, *context, threads);
+  if (!pool.ok()) return Fail(LocateError(*loaded, pool.status()), 2);
+  Log(absl::StrCat("evaluating on ", (*pool)->Describe(), "; deduplication: ", dedup_name));
+
+  // 5. The search.
+  int64_t experiment_id = previous.id;
+  if (!resume) {
+    ExperimentRecord rec;
+    rec.name = spec.name();
+    google::protobuf::TextFormat::PrintToString(spec, &rec.spec_text);
+    rec.context = (*context)->fingerprint();
+    rec.dedup = dedup_name;
+    rec.seed = spec.search().seed();
+    rec.started_micros = absl::ToUnixMicros(absl::Now());
+    auto id = (*db)->StartExperiment(rec);
+    if (!id.ok()) return Fail(id.status(), 1);
+    experiment_id = *id;
+  } else {
+    (void)(*db)->SetExperimentStatus(experiment_id, "running");
+  }
+  std::signal(SIGINT, OnSignal);
+  std::signal(SIGTERM, OnSignal);
+  const std::string mode_flag = absl::GetFlag(FLAGS_progress);
+  TerminalProgress::Mode mode = mode_flag == "bar"    ? TerminalProgress::Mode::kBar
+                                : mode_flag == "log"  ? TerminalProgress::Mode::kLog
+                                : mode_flag == "none" ? TerminalProgress::Mode::kNone
+                                                      : TerminalProgress::AutoMode(stderr);
+  TerminalProgress progress(stderr, mode);
+  ControllerOptions options;
+  options.spec = spec;
+  options.experiment_id = experiment_id;
+  options.resume = resume;
+  options.use_cache = use_cache;
+  options.context_fingerprint = (*context)->fingerprint();
+  options.stop = &g_stop;
+  Controller controller(options, *space, keyer, cache.get(), pool->get(), db->get(), &progress);
+  auto result = controller.Run();
+  (*pool)->Shutdown();
+  if (!result.ok()) {
+    (void)(*db)->SetExperimentStatus(experiment_id, "failed");
+    return Fail(result.status(), 1);
+  }
+  (void)(*db)->SetExperimentStatus(experiment_id, g_stop.load() ? "interrupted" : "finished");
+  if (cache) (void)cache->PersistStats();
+
+  // 6. The front, the report, where things are.
+  const Progress& p = result->progress;
+  std::printf("\nStopped: %s.\n", p.stop_reason.c_str());
+  std::printf("%lld candidates: %lld evaluated, %lld cache hits, %lld merged with a running evaluation, %lld partial hits, %lld invalid, %lld failed; hit rate %.1f%%.\n",
+              static_cast<long long>(p.candidates), static_cast<long long>(p.misses), static_cast<long long>(p.hits),
+              static_cast<long long>(p.merges), static_cast<long long>(p.partial_hits), static_cast<long long>(p.invalid),
+              static_cast<long long>(p.failed), 100 * p.hit_rate());
+  if (cache) {
+    const FecStats st = cache->stats();
+    std::printf("The cache saved %.1f s of evaluation (%lld entries in %s).\n", st.seconds_saved,
+                static_cast<long long>(st.entries), db_path.c_str());
+  }
+  std::printf("\nPareto front (%zu configurations; uncompressed perplexity %.4f):\n", result->front.size(), baseline_ppl);
+  std::printf("%7s  %10s  %7s  %10s  %9s  %s\n", "id", "bits/elem", "vs fp16", "perplexity", "increase", "configuration");
+  const int chosen = ChosenConfiguration(spec, *result);
+  for (int i : result->front) {
+    const CandidateRecord& c = result->records[i];
+    std::printf("%7lld  %10.3f  %6.2fx  %10.4f  %+8.2f%%  %s%s\n", static_cast<long long>(c.id), c.objectives.effective_bits(),
+                16 / c.objectives.effective_bits(), c.objectives.perplexity(), c.objectives.perplexity_increase_percent(),
+                i == chosen ? "* " : "", CandidateSummary(c.candidate, model).c_str());
+  }
+  if (chosen >= 0) std::printf("(* = the chosen configuration: lowest weighted sum of the objectives)\n");
+  ReportInput report;
+  report.spec = spec;
+  report.result = *result;
+  report.model = model;
+  report.baseline_perplexity = baseline_ppl;
+  report.dedup = dedup_name;
+  report.pool = (*pool)->Describe();
+  report.database = db_path;
+  absl::Status written = WriteReport(report_path, report);
+  if (!written.ok()) return Fail(written, 1);
+  std::printf("\nDatabase: %s (experiment %lld)\nReport:   %s\n", db_path.c_str(), static_cast<long long>(experiment_id),
+              report_path.c_str());
+  std::printf("Inspect the cache: bazel run //hashing:inspect -- --db=%s stats\n", db_path.c_str());
+  return 0;
+}
+
+}  // namespace
+}  // namespace fecsearch
 
 int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "Searches KV-cache compression configurations of a language model for the Pareto front of "
+      "memory vs perplexity, with functional equivalence caching.\n"
+      "  bazel run //search                      # the embedded default experiment\n"
+      "  bazel run //search -- --experiment=search/experiments/pipeline_graphs.textproto\n"
+      "  bazel run //search -- --resume          # continue an interrupted search");
   absl::ParseCommandLine(argc, argv);
-  auto e = fecsearch::LoadExperiment(absl::GetFlag(FLAGS_experiment));
-  if (!e.ok()) {
-    std::fprintf(stderr, "search: %s\n", std::string(e.status().message()).c_str());
-    return 2;
-  }
-  absl::Status s = fecsearch::ValidateExperiment(*e, nullptr);
-  if (!s.ok()) {
-    std::fprintf(stderr, "search: %s\n", std::string(s.message()).c_str());
-    return 2;
-  }
-  std::printf("usage: bazel run //search -- [--experiment=FILE]\nexperiment '%s' is valid; the controller is not built yet.\n",
-              e->spec.name().c_str());
-  return 0;
+  return fecsearch::Main();
 }

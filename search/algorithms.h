@@ -1,0 +1,65 @@
+// Search algorithms behind one ask/tell interface: regularized (aging) evolution, steady-state
+// NSGA-II, random search. They never see evaluation timing: the controller may tell results in
+// any order and propose while others are in flight.
+#ifndef FECSEARCH_SEARCH_ALGORITHMS_H_
+#define FECSEARCH_SEARCH_ALGORITHMS_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "protos/evaluation.pb.h"
+#include "protos/experiment.pb.h"
+#include "search/search_space.h"
+
+namespace fecsearch {
+
+// A finished candidate as the algorithms see it.
+struct Individual {
+  int64_t id = -1;
+  Candidate candidate;
+  std::vector<double> objectives;  // minimised, in the spec's objective order
+  double violation = 0;            // 0 = feasible; else summed relative excess over constraints
+};
+
+struct Proposal {
+  Candidate candidate;
+  std::vector<int64_t> parents;
+  std::string operation;  // "random", "mutation", "copy", "crossover", "seed"
+};
+
+// The value of `metric` in `o` (all minimised).
+double MetricValue(const Objectives& o, Metric metric);
+// Objectives vector and constraint violation of a result under the spec.
+void Score(const SearchSpec& spec, const Objectives& o, Individual* ind);
+// Weighted sum of objectives (single-objective fitness, lower is better).
+double Scalarize(const SearchSpec& spec, const Individual& ind);
+// Constraint domination (Deb): feasible beats infeasible, less violation beats more, then
+// Pareto dominance.
+bool Dominates(const Individual& a, const Individual& b);
+// Indices of the non-dominated individuals (constraint domination).
+std::vector<int> ParetoFront(const std::vector<Individual>& all);
+// 2-D hypervolume of the feasible individuals' first two objectives against `reference`.
+double Hypervolume2D(const std::vector<Individual>& all, double ref0, double ref1);
+
+// Not thread-safe: the controller calls it from one thread.
+class Algorithm {
+ public:
+  virtual ~Algorithm() = default;
+  virtual Proposal Propose(Rng& rng) = 0;
+  // A proposal made by an earlier run of the same search (resume): counts towards the
+  // initial population like Propose, without drawing anything.
+  virtual void CountRecordedProposal() {}
+  virtual void Tell(const Individual& individual) = 0;
+  virtual const std::vector<Individual>& population() const = 0;
+  virtual std::string name() const = 0;
+};
+
+// `space` and `spec` must outlive the algorithm.
+std::unique_ptr<Algorithm> MakeAlgorithm(const SearchSpec& spec, const SearchSpace& space,
+                                         std::vector<Candidate> seeds);
+
+}  // namespace fecsearch
+
+#endif  // FECSEARCH_SEARCH_ALGORITHMS_H_

@@ -1,0 +1,393 @@
+// The asynchronous steady-state search loop.
+#include "search/controller.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "search/experiment.h"
+
+namespace fecsearch {
+namespace {
+
+int64_t NowMicros() { return absl::ToUnixMicros(absl::Now()); }
+double NowSeconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace
+
+std::vector<double> HypervolumeReference(const SearchSpec& spec, const std::vector<Individual>& seen) {
+  const std::vector<Objective> objs = EffectiveObjectives(spec);
+  std::vector<double> ref;
+  for (size_t i = 0; i < objs.size() && i < 2; ++i) {
+    double r = objs[i].hypervolume_reference();
+    if (r <= 0) {
+      for (const Constraint& c : spec.constraints())
+        if (c.metric() == objs[i].metric()) r = 1.1 * c.max_value();
+    }
+    if (r <= 0 && objs[i].metric() == EFFECTIVE_BITS) r = 17.6;
+    if (r <= 0) {
+      double m = 0;
+      for (const Individual& ind : seen)
+        if (i < ind.objectives.size()) m = std::max(m, ind.objectives[i]);
+      r = m > 0 ? 1.1 * m : 1.0;
+    }
+    ref.push_back(r);
+  }
+  return ref;
+}
+
+Controller::Controller(ControllerOptions options, const SearchSpace& space, Keyer keyer, FecCache* cache,
+                       EvaluationPool* pool, ExperimentDb* db, ProgressSink* progress)
+    : options_(std::move(options)),
+      space_(space),
+      keyer_(std::move(keyer)),
+      cache_(options_.use_cache ? cache : nullptr),
+      pool_(pool),
+      db_(db),
+      progress_sink_(progress) {}
+
+void Controller::Push(Event e) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    events_.push_back(std::move(e));
+  }
+  cv_.notify_one();
+}
+
+Controller::Event Controller::Pop() {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [&] { return !events_.empty(); });
+  Event e = std::move(events_.front());
+  events_.pop_front();
+  return e;
+}
+
+bool Controller::CanPropose(const Progress& p) const {
+  const SearchSpec& s = options_.spec.search();
+  if (options_.stop && options_.stop->load()) return false;
+  if (s.max_evaluations() > 0 && p.dispatched >= s.max_evaluations()) return false;
+  if (s.max_candidates() > 0 && p.candidates >= s.max_candidates()) return false;
+  if (s.max_wall_seconds() > 0 && p.elapsed_seconds >= s.max_wall_seconds()) return false;
+  // Every proposal answered by the cache for a long time: the space is exhausted.
+  if (proposals_since_dispatch_ > 2000 + 20 * static_cast<int64_t>(s.population_size())) return false;
+  return true;
+}
+
+void Controller::Notify() {
+  progress_.elapsed_seconds = NowSeconds() - start_seconds_;
+  progress_.in_flight = static_cast<int>(live_.size());
+  if (progress_sink_) progress_sink_->Update(progress_);
+}
+
+void Controller::Finish(int64_t id, Outcome outcome, const Objectives* objectives, const EvaluationResult* result,
+                        const std::string& worker, int attempts, const std::string& error) {
+  auto it = live_.find(id);
+  if (it == live_.end()) return;
+  CandidateRecord& r = it->second;
+  r.outcome = outcome;
+  r.worker = worker;
+  r.attempts = attempts;
+  r.error = error;
+  r.finished_micros = NowMicros();
+  r.completion_seq = ++completion_seq_;
+  if (objectives) {
+    r.has_objectives = true;
+    r.objectives = *objectives;
+    Individual ind;
+    Score(options_.spec.search(), *objectives, &ind);
+    r.violation = ind.violation;
+  }
+  if (result) {
+    r.result = *result;
+    r.eval_seconds = result->cost_seconds();
+  }
+  // Counted once durable, in commit order (= completion order).
+  db_->Put(r, [this, id](absl::Status s) {
+    Event e;
+    e.kind = Event::kDurable;
+    e.id = id;
+    e.durable = s;
+    Push(std::move(e));
+  });
+}
+
+void Controller::Counted(const CandidateRecord& r) {
+  switch (r.outcome) {
+    case Outcome::kHit: ++progress_.hits; break;
+    case Outcome::kPartialHit: ++progress_.partial_hits; ++progress_.evaluations; break;
+    case Outcome::kMiss: ++progress_.misses; ++progress_.evaluations; break;
+    case Outcome::kMerged: ++progress_.merges; break;
+    case Outcome::kInvalid: ++progress_.invalid; break;
+    case Outcome::kFailed: ++progress_.failed; break;
+    default: break;
+  }
+  if (r.has_objectives) {
+    Individual ind;
+    ind.id = r.id;
+    ind.candidate = r.candidate;
+    Score(options_.spec.search(), r.objectives, &ind);
+    algorithm_->Tell(ind);
+    individuals_.push_back(ind);
+    if (reference_.empty() && individuals_.size() >= 8) reference_ = HypervolumeReference(options_.spec.search(), individuals_);
+    const std::vector<double> ref = reference_.empty() ? HypervolumeReference(options_.spec.search(), individuals_) : reference_;
+    if (ref.size() >= 2) progress_.hypervolume = Hypervolume2D(individuals_, ref[0], ref[1]);
+    const double scalar = Scalarize(options_.spec.search(), ind);
+    if (ind.violation == 0 && (progress_.best_scalar == 0 || scalar < progress_.best_scalar)) progress_.best_scalar = scalar;
+    progress_.front_size = static_cast<int>(ParetoFront(individuals_).size());
+  }
+  done_.push_back(r);
+  TracePoint t;
+  t.seconds = NowSeconds() - start_seconds_;
+  t.evaluations = progress_.evaluations;
+  t.candidates = progress_.candidates;
+  t.hypervolume = progress_.hypervolume;
+  t.best_scalar = progress_.best_scalar;
+  t.hit_rate = progress_.hit_rate();
+  trace_.push_back(t);
+}
+
+void Controller::Start(CandidateRecord record) {
+  const int64_t id = record.id;
+  auto hashes = keyer_(record.candidate);
+  if (hashes.ok()) {
+    record.functional_hash = hashes->functional == Hash128() ? "" : hashes->functional.Hex();
+    record.structural_hash = hashes->structural.Hex();
+    record.exact_hash = hashes->exact.Hex();
+    record.cache_key = hashes->key.Hex();
+  }
+  live_[id] = record;
+  db_->Put(record);  // PENDING: dispatched again if the search is killed before it finishes
+  if (!hashes.ok()) {
+    ++proposals_since_dispatch_;
+    Finish(id, Outcome::kInvalid, nullptr, nullptr, "", 0, std::string(hashes.status().message()));
+    return;
+  }
+  auto dispatch = [&](Outcome) {
+    ++progress_.dispatched;
+    proposals_since_dispatch_ = 0;
+    pool_->Submit(id, record.candidate,
+                  [this, id](absl::StatusOr<EvaluationResult> r, const std::string& worker, int attempts) {
+                    Event e;
+                    e.kind = Event::kEvaluated;
+                    e.id = id;
+                    e.result = std::move(r);
+                    e.worker = worker;
+                    e.attempts = attempts;
+                    Push(std::move(e));
+                  });
+  };
+  if (cache_ == nullptr) {
+    live_[id].outcome = Outcome::kMiss;
+    dispatch(Outcome::kMiss);
+    return;
+  }
+  const Hash128 key = hashes->key;
+  FecCache::LookupResult lr = cache_->Lookup(key, [this, id](absl::StatusOr<FecEntry> entry) {
+    Event e;
+    e.kind = Event::kMerged;
+    e.id = id;
+    e.entry = std::move(entry);
+    Push(std::move(e));
+  });
+  switch (lr.kind) {
+    case FecCache::Kind::kHit:
+      ++proposals_since_dispatch_;
+      Finish(id, Outcome::kHit, &lr.entry.objectives, nullptr, "cache", 0, "");
+      break;
+    case FecCache::Kind::kInFlight:
+      ++proposals_since_dispatch_;
+      live_[id].outcome = Outcome::kMerged;
+      break;
+    case FecCache::Kind::kPartialHit:
+      live_[id].outcome = Outcome::kPartialHit;
+      dispatch(Outcome::kPartialHit);
+      break;
+    case FecCache::Kind::kMiss:
+      live_[id].outcome = Outcome::kMiss;
+      dispatch(Outcome::kMiss);
+      break;
+  }
+}
+
+void Controller::Handle(Event e) {
+  auto it = live_.find(e.id);
+  if (it == live_.end()) return;
+  Hash128 key;
+  const bool has_key = Hash128::FromHex(it->second.cache_key, &key);
+  switch (e.kind) {
+    case Event::kEvaluated: {
+      const Outcome planned = it->second.outcome;
+      if (!e.result.ok()) {
+        if (cache_ && has_key) cache_->Abandon(key, e.result.status());
+        Finish(e.id, Outcome::kFailed, nullptr, nullptr, e.worker, e.attempts, std::string(e.result.status().message()));
+        return;
+      }
+      const EvaluationResult& r = *e.result;
+      if (r.status().code() != 0) {
+        if (cache_ && has_key) cache_->Abandon(key, absl::Status(static_cast<absl::StatusCode>(r.status().code()), r.status().message()));
+        Finish(e.id, Outcome::kInvalid, nullptr, &r, e.worker, e.attempts, r.status().message());
+        return;
+      }
+      Objectives objectives = r.objectives();
+      if (cache_ && has_key) {
+        auto entry = cache_->Complete(key, e.id, r, options_.context_fingerprint);
+        if (entry.ok()) objectives = entry->objectives;  // running mean (aggregating FEC)
+      }
+      Finish(e.id, planned, &objectives, &r, e.worker, e.attempts, "");
+      return;
+    }
+    case Event::kMerged:
+      if (!e.entry.ok()) {
+        Finish(e.id, Outcome::kInvalid, nullptr, nullptr, "", 0, std::string(e.entry.status().message()));
+      } else {
+        Finish(e.id, Outcome::kMerged, &e.entry->objectives, nullptr, "cache (merged)", 0, "");
+      }
+      return;
+    case Event::kDurable: {
+      CandidateRecord r = std::move(it->second);
+      live_.erase(it);
+      if (!e.durable.ok()) {
+        progress_.stop_reason = absl::StrCat("database write failed: ", e.durable.message());
+      }
+      Counted(r);
+      Notify();
+      return;
+    }
+  }
+}
+
+absl::StatusOr<SearchResult> Controller::Run() {
+  const SearchSpec& spec = options_.spec.search();
+  start_seconds_ = NowSeconds();
+  progress_.max_evaluations = spec.max_evaluations();
+  progress_.max_candidates = spec.max_candidates();
+  progress_.max_wall_seconds = spec.max_wall_seconds();
+  std::vector<Candidate> seeds(options_.spec.search_space().seeds().begin(),
+                               options_.spec.search_space().seeds().end());
+  algorithm_ = MakeAlgorithm(spec, space_, seeds);
+  auto next = db_->NextCandidateId();
+  if (!next.ok()) return next.status();
+  next_id_ = *next;
+  std::deque<CandidateRecord> redispatch;
+  rng_ = Rng(spec.seed());
+  if (options_.resume) {
+    auto previous = db_->Candidates(options_.experiment_id);
+    if (!previous.ok()) return previous.status();
+    std::vector<CandidateRecord> finished;
+    for (CandidateRecord& r : *previous) {
+      if (r.outcome == Outcome::kPending) {
+        r.outcome = Outcome::kPending;
+        redispatch.push_back(std::move(r));
+      } else {
+        finished.push_back(std::move(r));
+      }
+    }
+    std::sort(finished.begin(), finished.end(),
+              [](const CandidateRecord& a, const CandidateRecord& b) { return a.completion_seq < b.completion_seq; });
+    // Replaying the proposals' random draws is not needed: the population is rebuilt from
+    // the recorded results, and the generator continues from a state derived from them.
+    for (const CandidateRecord& r : finished) {
+      ++progress_.candidates;
+      if (r.outcome == Outcome::kMiss || r.outcome == Outcome::kPartialHit) ++progress_.dispatched;
+      completion_seq_ = std::max(completion_seq_, r.completion_seq);
+      algorithm_->CountRecordedProposal();
+      Counted(r);
+    }
+    progress_.candidates += static_cast<int64_t>(redispatch.size());
+    for (size_t i = 0; i < redispatch.size(); ++i) algorithm_->CountRecordedProposal();
+    rng_ = Rng(spec.seed() ^ (0x9e3779b97f4a7c15ull * static_cast<uint64_t>(previous->size() + 1)));
+  }
+  Notify();
+  while (true) {
+    // Fill the pool.
+    while (static_cast<int>(live_.size()) < std::max(1, pool_->Capacity())) {
+      progress_.elapsed_seconds = NowSeconds() - start_seconds_;
+      if (!redispatch.empty()) {
+        CandidateRecord r = std::move(redispatch.front());
+        redispatch.pop_front();
+        Start(std::move(r));
+        continue;
+      }
+      if (!CanPropose(progress_)) break;
+      Proposal p = algorithm_->Propose(rng_);
+      CandidateRecord r;
+      r.id = next_id_++;
+      r.experiment_id = options_.experiment_id;
+      r.parents = p.parents;
+      r.operation = p.operation;
+      r.candidate = std::move(p.candidate);
+      r.created_micros = NowMicros();
+      ++progress_.candidates;
+      Start(std::move(r));
+    }
+    if (live_.empty()) break;
+    Handle(Pop());
+    // Drain whatever else arrived without blocking.
+    while (true) {
+      Event e;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (events_.empty()) break;
+        e = std::move(events_.front());
+        events_.pop_front();
+      }
+      Handle(std::move(e));
+    }
+  }
+  absl::Status flushed = db_->Flush();
+  if (!flushed.ok()) return flushed;
+  if (cache_) (void)cache_->PersistStats();
+  if (progress_.stop_reason.empty()) {
+    if (options_.stop && options_.stop->load()) {
+      progress_.stop_reason = "interrupted (continue with --resume)";
+    } else if (proposals_since_dispatch_ > 2000 + 20 * static_cast<int64_t>(spec.population_size())) {
+      progress_.stop_reason = "search space exhausted: every recent proposal was already cached";
+    } else if (spec.max_evaluations() > 0 && progress_.dispatched >= spec.max_evaluations()) {
+      progress_.stop_reason = absl::StrCat("evaluation budget reached (", spec.max_evaluations(), ")");
+    } else if (spec.max_candidates() > 0 && progress_.candidates >= spec.max_candidates()) {
+      progress_.stop_reason = absl::StrCat("candidate budget reached (", spec.max_candidates(), ")");
+    } else {
+      progress_.stop_reason = absl::StrCat("wall-time budget reached (", spec.max_wall_seconds(), " s)");
+    }
+  }
+  progress_.finished = true;
+  Notify();
+  SearchResult result;
+  result.experiment_id = options_.experiment_id;
+  std::vector<CandidateRecord> records = done_;
+  std::sort(records.begin(), records.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
+  result.records = std::move(records);
+  // The front over unique configurations (cache key), feasible or least infeasible.
+  std::vector<Individual> unique;
+  std::vector<int> index;
+  std::set<std::string> seen;
+  for (size_t i = 0; i < result.records.size(); ++i) {
+    const CandidateRecord& r = result.records[i];
+    if (!r.has_objectives) continue;
+    const std::string key = r.cache_key.empty() ? r.exact_hash : r.cache_key;
+    if (!key.empty() && !seen.insert(key).second) continue;
+    Individual ind;
+    ind.id = r.id;
+    Score(spec, r.objectives, &ind);
+    unique.push_back(ind);
+    index.push_back(static_cast<int>(i));
+  }
+  for (int f : ParetoFront(unique)) {
+    if (unique[f].violation == 0) result.front.push_back(index[f]);
+  }
+  std::sort(result.front.begin(), result.front.end(), [&](int a, int b) {
+    return result.records[a].objectives.effective_bits() < result.records[b].objectives.effective_bits();
+  });
+  result.trace = trace_;
+  result.progress = progress_;
+  result.hypervolume_reference = reference_.empty() ? HypervolumeReference(spec, individuals_) : reference_;
+  return result;
+}
+
+}  // namespace fecsearch

@@ -1,0 +1,148 @@
+// The steady-state asynchronous controller: propose -> structural check -> functional hash ->
+// cache lookup -> on a miss, dispatch to the pool -> record -> update the population. Many
+// evaluations in flight and no generation barrier; results are counted in the order they
+// become durable, so a resumed search rebuilds exactly the population that was recorded.
+#ifndef FECSEARCH_SEARCH_CONTROLLER_H_
+#define FECSEARCH_SEARCH_CONTROLLER_H_
+
+#include <atomic>
+#include <condition_variable>
+#include <map>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "hashing/candidate_hasher.h"
+#include "hashing/fec_cache.h"
+#include "protos/experiment.pb.h"
+#include "search/algorithms.h"
+#include "search/evaluation_pool.h"
+#include "search/experiment_db.h"
+#include "search/search_space.h"
+
+namespace fecsearch {
+
+// Computes a candidate's hashes (key per dedup mode); INVALID_ARGUMENT for bad candidates.
+using Keyer = std::function<absl::StatusOr<CandidateHashes>(const Candidate&)>;
+
+// The search's state as progress displays show it.
+struct Progress {
+  int64_t candidates = 0;     // proposed (cache hits included)
+  int64_t evaluations = 0;    // evaluations completed
+  int64_t dispatched = 0;     // evaluations started (budget)
+  int64_t max_evaluations = 0, max_candidates = 0;
+  double max_wall_seconds = 0;
+  int64_t hits = 0, partial_hits = 0, merges = 0, misses = 0, invalid = 0, failed = 0;
+  int front_size = 0;
+  double hypervolume = 0;
+  double best_scalar = 0;  // single-objective best (lower is better)
+  double elapsed_seconds = 0;
+  int in_flight = 0;
+  bool finished = false;
+  std::string stop_reason;
+
+  double hit_rate() const {
+    const int64_t looked = hits + partial_hits + merges + misses;
+    return looked > 0 ? static_cast<double>(hits + merges) / looked : 0.0;
+  }
+};
+
+class ProgressSink {
+ public:
+  virtual ~ProgressSink() = default;
+  // Called from the controller thread after every change.
+  virtual void Update(const Progress& p) = 0;
+};
+
+// A point of the search's history, for the report's plots.
+struct TracePoint {
+  double seconds = 0;
+  int64_t evaluations = 0, candidates = 0;
+  double hypervolume = 0, best_scalar = 0, hit_rate = 0;
+};
+
+struct SearchResult {
+  int64_t experiment_id = -1;
+  std::vector<CandidateRecord> records;  // this experiment's finished candidates, by id
+  std::vector<int> front;                // indices into `records` (unique configurations)
+  std::vector<TracePoint> trace;
+  Progress progress;
+  std::vector<double> hypervolume_reference;
+};
+
+struct ControllerOptions {
+  ExperimentSpec spec;  // effective spec (flags applied)
+  int64_t experiment_id = -1;
+  bool resume = false;
+  bool use_cache = true;  // false for --dedup=none
+  std::string context_fingerprint;
+  // Set (e.g. by a signal handler) to stop proposing; in-flight work is finished and recorded.
+  const std::atomic<bool>* stop = nullptr;
+};
+
+// Runs one experiment. Not thread-safe (one Run at a time); the pool, cache and database
+// are shared with their own threads.
+class Controller {
+ public:
+  Controller(ControllerOptions options, const SearchSpace& space, Keyer keyer, FecCache* cache,
+             EvaluationPool* pool, ExperimentDb* db, ProgressSink* progress);
+  absl::StatusOr<SearchResult> Run();
+
+ private:
+  struct Event {
+    enum Kind { kEvaluated, kMerged, kDurable } kind;
+    int64_t id = -1;
+    absl::StatusOr<EvaluationResult> result = absl::UnknownError("unset");
+    absl::StatusOr<FecEntry> entry = absl::UnknownError("unset");
+    std::string worker;
+    int attempts = 0;
+    absl::Status durable;
+  };
+  void Push(Event e);
+  Event Pop();
+  bool CanPropose(const Progress& p) const;
+  void Start(CandidateRecord record);  // hash, look up, dispatch
+  void Finish(int64_t id, Outcome outcome, const Objectives* objectives, const EvaluationResult* result,
+              const std::string& worker, int attempts, const std::string& error);
+  void Handle(Event e);
+  void Counted(const CandidateRecord& r);
+  void Notify();
+
+  ControllerOptions options_;
+  const SearchSpace& space_;
+  Keyer keyer_;
+  FecCache* cache_;
+  EvaluationPool* pool_;
+  ExperimentDb* db_;
+  ProgressSink* progress_sink_;
+
+  std::unique_ptr<Algorithm> algorithm_;
+  Rng rng_{1};
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Event> events_;
+
+  std::map<int64_t, CandidateRecord> live_;  // outstanding, by id
+  std::vector<CandidateRecord> done_;        // counted, in completion order
+  std::vector<Individual> individuals_;      // of done_ with objectives
+  Progress progress_;
+  std::vector<TracePoint> trace_;
+  int64_t next_id_ = 1, completion_seq_ = 0;
+  int64_t proposals_since_dispatch_ = 0;
+  double start_seconds_ = 0;
+  std::vector<double> reference_;
+};
+
+// Default hypervolume reference point for the spec's first two objectives (see
+// docs/EXPERIMENT.md): the objective's own setting, else 1.1 x its constraint, else
+// 17.6 bits for EFFECTIVE_BITS, else 1.1 x the largest value among `seen`.
+std::vector<double> HypervolumeReference(const SearchSpec& spec, const std::vector<Individual>& seen);
+
+}  // namespace fecsearch
+
+#endif  // FECSEARCH_SEARCH_CONTROLLER_H_

@@ -1,0 +1,274 @@
+// Experiment database in SQLite.
+#include "search/experiment_db.h"
+
+#include "absl/status/status.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "core/text_proto.h"
+#include "google/protobuf/text_format.h"
+
+namespace fecsearch {
+namespace {
+
+constexpr char kSchema[] =
+    "CREATE TABLE IF NOT EXISTS experiments ("
+    " id INTEGER PRIMARY KEY, name TEXT, spec TEXT, context TEXT, dedup TEXT, seed INTEGER,"
+    " status TEXT, started_micros INTEGER, finished_micros INTEGER);"
+    "CREATE TABLE IF NOT EXISTS candidates ("
+    " id INTEGER PRIMARY KEY, experiment_id INTEGER NOT NULL, parents TEXT, operation TEXT,"
+    " candidate TEXT, functional_hash TEXT, structural_hash TEXT, exact_hash TEXT, cache_key TEXT,"
+    " outcome TEXT, mean_nll REAL, effective_bits REAL, perplexity REAL,"
+    " perplexity_increase_percent REAL, violation REAL, worker TEXT, attempts INTEGER,"
+    " created_micros INTEGER, finished_micros INTEGER, completion_seq INTEGER, eval_seconds REAL,"
+    " error TEXT, result BLOB);"
+    "CREATE INDEX IF NOT EXISTS candidates_by_experiment ON candidates (experiment_id);"
+    "CREATE INDEX IF NOT EXISTS candidates_by_hash ON candidates (functional_hash);";
+
+constexpr char kCandidateColumns[] =
+    "id, experiment_id, parents, operation, candidate, functional_hash, structural_hash, exact_hash,"
+    " cache_key, outcome, mean_nll, effective_bits, perplexity, perplexity_increase_percent, violation,"
+    " worker, attempts, created_micros, finished_micros, completion_seq, eval_seconds, error";
+
+const char* kOutcomeNames[] = {"PENDING", "HIT", "PARTIAL_HIT", "MISS", "MERGED", "INVALID", "FAILED"};
+
+std::string CandidateText(const Candidate& c) {
+  std::string out;
+  google::protobuf::TextFormat::Printer printer;
+  printer.SetSingleLineMode(true);
+  printer.PrintToString(c, &out);
+  return out;
+}
+
+}  // namespace
+
+const char* OutcomeName(Outcome o) { return kOutcomeNames[static_cast<int>(o)]; }
+
+Outcome OutcomeFromName(const std::string& name) {
+  for (int i = 0; i < 7; ++i)
+    if (name == kOutcomeNames[i]) return static_cast<Outcome>(i);
+  return Outcome::kPending;
+}
+
+absl::StatusOr<std::unique_ptr<ExperimentDb>> ExperimentDb::Open(const std::string& path, bool read_only) {
+  std::unique_ptr<ExperimentDb> db(new ExperimentDb());
+  db->path_ = path;
+  db->read_only_ = read_only;
+  if (!read_only) {
+    auto w = SqliteDb::Open(path, false);
+    if (!w.ok()) return w.status();
+    absl::Status s = (*w)->Exec(kSchema);
+    if (!s.ok()) return s;
+    db->writer_ = std::make_unique<BatchWriter>(std::move(*w));
+  }
+  auto r = SqliteDb::Open(path, true);
+  if (!r.ok()) return r.status();
+  db->read_db_ = std::move(*r);
+  if (read_only) {
+    auto has = db->read_db_->HasTable("candidates");
+    if (!has.ok()) return has.status();
+    if (!*has) return absl::NotFoundError(absl::StrCat(path, ": has no candidates table (no search recorded here)"));
+  }
+  return db;
+}
+
+absl::StatusOr<int64_t> ExperimentDb::StartExperiment(const ExperimentRecord& e) {
+  if (read_only_) return absl::FailedPreconditionError("read-only");
+  return writer_->SubmitAndWait([e](SqliteDb& db) -> absl::StatusOr<int64_t> {
+    auto s = db.Prepare(
+        "INSERT INTO experiments (name, spec, context, dedup, seed, status, started_micros, finished_micros)"
+        " VALUES (?,?,?,?,?,?,?,0)");
+    if (!s.ok()) return s.status();
+    s->Bind(1, e.name).Bind(2, e.spec_text).Bind(3, e.context).Bind(4, e.dedup);
+    s->Bind(5, static_cast<int64_t>(e.seed)).Bind(6, std::string("running")).Bind(7, e.started_micros);
+    absl::Status st = s->Run();
+    if (!st.ok()) return st;
+    return db.LastInsertId();
+  });
+}
+
+absl::Status ExperimentDb::SetExperimentStatus(int64_t id, const std::string& status) {
+  if (read_only_) return absl::FailedPreconditionError("read-only");
+  const int64_t now = absl::ToUnixMicros(absl::Now());
+  return writer_
+      ->SubmitAndWait([=](SqliteDb& db) -> absl::StatusOr<int64_t> {
+        auto s = db.Prepare("UPDATE experiments SET status = ?, finished_micros = ? WHERE id = ?");
+        if (!s.ok()) return s.status();
+        s->Bind(1, status).Bind(2, now).Bind(3, id);
+        absl::Status st = s->Run();
+        if (!st.ok()) return st;
+        return id;
+      })
+      .status();
+}
+
+namespace {
+
+absl::StatusOr<std::vector<ExperimentRecord>> ReadExperiments(SqliteDb& db, const std::string& where, int64_t bind) {
+  auto s = db.Prepare(absl::StrCat(
+      "SELECT id, name, spec, context, dedup, seed, status, started_micros, finished_micros FROM experiments ",
+      where));
+  if (!s.ok()) return s.status();
+  if (where.find('?') != std::string::npos) s->Bind(1, bind);
+  std::vector<ExperimentRecord> out;
+  while (true) {
+    auto row = s->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    ExperimentRecord e;
+    e.id = s->Int(0);
+    e.name = s->Text(1);
+    e.spec_text = s->Text(2);
+    e.context = s->Text(3);
+    e.dedup = s->Text(4);
+    e.seed = static_cast<uint64_t>(s->Int(5));
+    e.status = s->Text(6);
+    e.started_micros = s->Int(7);
+    e.finished_micros = s->Int(8);
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<ExperimentRecord> ExperimentDb::LatestExperiment() {
+  std::lock_guard<std::mutex> lock(read_mu_);
+  auto all = ReadExperiments(*read_db_, "ORDER BY id DESC LIMIT 1", 0);
+  if (!all.ok()) return all.status();
+  if (all->empty()) return absl::NotFoundError(absl::StrCat(path_, ": holds no experiment to resume"));
+  return all->front();
+}
+
+absl::StatusOr<ExperimentRecord> ExperimentDb::GetExperiment(int64_t id) {
+  std::lock_guard<std::mutex> lock(read_mu_);
+  auto all = ReadExperiments(*read_db_, "WHERE id = ?", id);
+  if (!all.ok()) return all.status();
+  if (all->empty()) return absl::NotFoundError(absl::StrCat(path_, ": no experiment ", id));
+  return all->front();
+}
+
+absl::StatusOr<std::vector<ExperimentRecord>> ExperimentDb::Experiments() {
+  std::lock_guard<std::mutex> lock(read_mu_);
+  return ReadExperiments(*read_db_, "ORDER BY id", 0);
+}
+
+absl::StatusOr<int64_t> ExperimentDb::NextCandidateId() {
+  if (writer_) {
+    absl::Status s = writer_->Flush();
+    if (!s.ok()) return s;
+  }
+  std::lock_guard<std::mutex> lock(read_mu_);
+  auto s = read_db_->Prepare("SELECT coalesce(max(id), 0) + 1 FROM candidates");
+  if (!s.ok()) return s.status();
+  auto row = s->Step();
+  if (!row.ok()) return row.status();
+  return s->Int(0);
+}
+
+void ExperimentDb::Put(const CandidateRecord& r, std::function<void(absl::Status)> on_durable) {
+  if (read_only_) {
+    if (on_durable) on_durable(absl::FailedPreconditionError("read-only"));
+    return;
+  }
+  auto rec = std::make_shared<CandidateRecord>(r);
+  auto text = std::make_shared<std::string>(CandidateText(r.candidate));
+  auto result = std::make_shared<std::string>(r.result.ByteSizeLong() > 0 ? r.result.SerializeAsString() : "");
+  writer_->Submit(
+      [rec, text, result](SqliteDb& db) -> absl::StatusOr<int64_t> {
+        auto s = db.Prepare(absl::StrCat("INSERT OR REPLACE INTO candidates (", kCandidateColumns,
+                                         ", result) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"));
+        if (!s.ok()) return s.status();
+        const CandidateRecord& c = *rec;
+        s->Bind(1, c.id).Bind(2, c.experiment_id).Bind(3, absl::StrJoin(c.parents, ","));
+        s->Bind(4, c.operation).Bind(5, *text).Bind(6, c.functional_hash).Bind(7, c.structural_hash);
+        s->Bind(8, c.exact_hash).Bind(9, c.cache_key).Bind(10, std::string(OutcomeName(c.outcome)));
+        if (c.has_objectives) {
+          s->Bind(11, c.objectives.mean_nll()).Bind(12, c.objectives.effective_bits());
+          s->Bind(13, c.objectives.perplexity()).Bind(14, c.objectives.perplexity_increase_percent());
+        } else {
+          s->BindNull(11).BindNull(12).BindNull(13).BindNull(14);
+        }
+        s->Bind(15, c.violation).Bind(16, c.worker).Bind(17, int64_t{c.attempts});
+        s->Bind(18, c.created_micros).Bind(19, c.finished_micros).Bind(20, c.completion_seq);
+        s->Bind(21, c.eval_seconds).Bind(22, c.error);
+        if (result->empty()) {
+          s->BindNull(23);
+        } else {
+          s->BindBlob(23, *result);
+        }
+        absl::Status st = s->Run();
+        if (!st.ok()) return st;
+        return c.id;
+      },
+      [on_durable](absl::StatusOr<int64_t> r) {
+        if (on_durable) on_durable(r.status());
+      });
+}
+
+absl::Status ExperimentDb::Flush() { return writer_ ? writer_->Flush() : absl::OkStatus(); }
+
+absl::StatusOr<std::vector<CandidateRecord>> ExperimentDb::Query(const std::string& where, const std::string& bind,
+                                                                 int64_t bind_int, bool with_results) {
+  std::lock_guard<std::mutex> lock(read_mu_);
+  auto s = read_db_->Prepare(absl::StrCat("SELECT ", kCandidateColumns, with_results ? ", result" : ", NULL",
+                                          " FROM candidates ", where, " ORDER BY id"));
+  if (!s.ok()) return s.status();
+  if (!bind.empty()) {
+    s->Bind(1, bind).Bind(2, bind);
+  } else {
+    s->Bind(1, bind_int);
+  }
+  std::vector<CandidateRecord> out;
+  while (true) {
+    auto row = s->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    CandidateRecord c;
+    c.id = s->Int(0);
+    c.experiment_id = s->Int(1);
+    for (absl::string_view p : absl::StrSplit(s->Text(2), ',', absl::SkipEmpty())) {
+      int64_t v;
+      if (absl::SimpleAtoi(p, &v)) c.parents.push_back(v);
+    }
+    c.operation = s->Text(3);
+    absl::Status parsed = ParseTextProto(s->Text(4), absl::StrCat(path_, ": candidate ", c.id), &c.candidate);
+    if (!parsed.ok()) return absl::DataLossError(parsed.message());
+    c.functional_hash = s->Text(5);
+    c.structural_hash = s->Text(6);
+    c.exact_hash = s->Text(7);
+    c.cache_key = s->Text(8);
+    c.outcome = OutcomeFromName(s->Text(9));
+    c.has_objectives = !s->IsNull(10);
+    if (c.has_objectives) {
+      c.objectives.set_mean_nll(s->Double(10));
+      c.objectives.set_effective_bits(s->Double(11));
+      c.objectives.set_perplexity(s->Double(12));
+      c.objectives.set_perplexity_increase_percent(s->Double(13));
+    }
+    c.violation = s->Double(14);
+    c.worker = s->Text(15);
+    c.attempts = static_cast<int>(s->Int(16));
+    c.created_micros = s->Int(17);
+    c.finished_micros = s->Int(18);
+    c.completion_seq = s->Int(19);
+    c.eval_seconds = s->Double(20);
+    c.error = s->Text(21);
+    if (with_results && !s->IsNull(22)) c.result.ParseFromString(s->Blob(22));
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<CandidateRecord>> ExperimentDb::Candidates(int64_t experiment_id, bool with_results) {
+  return Query("WHERE experiment_id = ?", "", experiment_id, with_results);
+}
+
+absl::StatusOr<std::vector<CandidateRecord>> ExperimentDb::CandidatesWithHash(const std::string& hash_hex) {
+  return Query("WHERE functional_hash = ? OR cache_key = ?", hash_hex, 0, true);
+}
+
+}  // namespace fecsearch

@@ -1,0 +1,77 @@
+// The genes a search may change and their allowed values, from the experiment's
+// SearchSpaceSpec: random valid genomes, single-gene / single-group mutation, crossover.
+#ifndef FECSEARCH_SEARCH_SEARCH_SPACE_H_
+#define FECSEARCH_SEARCH_SEARCH_SPACE_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/model_config.h"
+#include "protos/experiment.pb.h"
+#include "protos/pipeline_graph.pb.h"
+
+namespace fecsearch {
+
+// A small portable generator (splitmix64): the same seed gives the same search on every
+// platform, unlike the std distributions.
+class Rng {
+ public:
+  explicit Rng(uint64_t seed) : state_(seed) {}
+  uint64_t Next() {
+    uint64_t z = (state_ += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  }
+  // Uniform in [0, n).
+  int Uniform(int n) { return n <= 1 ? 0 : static_cast<int>(Next() % static_cast<uint64_t>(n)); }
+  // Uniform in [0, 1).
+  double Real() { return (Next() >> 11) * 0x1.0p-53; }
+  bool Bernoulli(double p) { return Real() < p; }
+  uint64_t state() const { return state_; }
+
+ private:
+  uint64_t state_;
+};
+
+// Immutable after Create; thread-compatible (each caller brings its Rng).
+class SearchSpace {
+ public:
+  // `spec` must have been validated; the model fixes head_dim and the layer count.
+  static absl::StatusOr<SearchSpace> Create(const SearchSpaceSpec& spec, const ModelConfig& model);
+
+  // A uniformly random genome (every gene of every layer group drawn independently).
+  Candidate Random(Rng& rng) const;
+  // Changes one gene of one layer group to another allowed value, or (1 time in 8)
+  // redraws one whole layer group. The result is always valid and always differs from the
+  // parent unless the space has nothing to change.
+  Candidate Mutate(const Candidate& parent, Rng& rng) const;
+  // Uniform crossover: each layer group's genes come from either parent.
+  Candidate Crossover(const Candidate& a, const Candidate& b, Rng& rng) const;
+
+  int layer_groups() const { return layer_groups_; }
+  // Number of distinct genomes (capped at 2^62); for logs.
+  double Size() const;
+  const SearchSpaceSpec& spec() const { return spec_; }
+
+ private:
+  // One searched gene of a layer group (see the GeneId enum in the .cc) and how many
+  // values it may take.
+  struct Gene {
+    int id = 0;
+    int values = 1;
+  };
+  void SetGene(int gene, int value, Rng& rng, LayerCompression* layer) const;
+  LayerCompression RandomGroup(Rng& rng) const;
+
+  SearchSpaceSpec spec_;
+  int layer_groups_ = 1;
+  int head_dim_ = 0;
+  std::vector<Gene> genes_;
+};
+
+}  // namespace fecsearch
+
+#endif  // FECSEARCH_SEARCH_SEARCH_SPACE_H_
