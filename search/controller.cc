@@ -197,6 +197,13 @@ void Controller::Start(CandidateRecord record) {
   });
   switch (lr.kind) {
     case FecCache::Kind::kHit:
+      if (lr.entry.first_candidate_id == id) {
+        // Evaluated by this very candidate before a kill, whose row was not yet updated: the
+        // evaluation is recovered from the cache, not repeated, and counted as one.
+        ++progress_.dispatched;
+        Finish(id, Outcome::kMiss, &lr.entry.objectives, nullptr, "recovered from cache", 0, "");
+        break;
+      }
       ++proposals_since_dispatch_;
       Finish(id, Outcome::kHit, &lr.entry.objectives, nullptr, "cache", 0, "");
       break;

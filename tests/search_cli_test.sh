@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# The search CLI end to end: bad input, reproducibility, kill -9 and --resume, cache reuse.
+set -uo pipefail
+SEARCH="$PWD/search/search"
+SPEC="$PWD/tests/data/small_experiment.textproto"
+DATA="$PWD/data"
+WORK=$(mktemp -d "${TEST_TMPDIR:-/tmp}/cli.XXXXXX")
+cd "$WORK"
+ln -s "$DATA" data
+fails=0
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+expect_exit() {  # code, grep pattern, command...
+  local code=$1 pattern=$2; shift 2
+  "$@" >out.txt 2>err.txt; local rc=$?
+  [ "$rc" -eq "$code" ] || fail "exit $rc (want $code): $*; stderr: $(cat err.txt)"
+  grep -qF -- "$pattern" err.txt || fail "stderr lacks '$pattern': $(cat err.txt)"
+}
+rows() { sqlite3 "$1" "$2"; }
+
+# --- bad input -----------------------------------------------------------------------
+printf 'name: "x"\nsearch {\n  tournament_size: 99\n}\nsearch_space { keys { formats { format: INT bits: 4 } } }\n' > bad.textproto
+expect_exit 2 "bad.textproto:3: search.tournament_size: 99 is outside" "$SEARCH" --experiment=bad.textproto --db=x.db --progress=none
+printf 'search {\n  population_size: lots\n}\n' > syntax.textproto
+expect_exit 2 "syntax.textproto:2:" "$SEARCH" --experiment=syntax.textproto --db=x.db --progress=none
+sed 's|model_path: "data/tinylm-bytes-5m"|model_path: "no/such/model"|' "$SPEC" > badmodel.textproto
+expect_exit 2 "evaluation.model_path: 'no/such/model' does not exist" "$SEARCH" --experiment=badmodel.textproto --db=y.db --progress=none
+line=$(grep -n model_path badmodel.textproto | cut -d: -f1)
+grep -qF "badmodel.textproto:$line:" err.txt || fail "model path error lacks the line $line: $(cat err.txt)"
+expect_exit 2 "/nonexistent/dir/z.db" "$SEARCH" --experiment="$SPEC" --db=/nonexistent/dir/z.db --progress=none
+head -c 4096 /dev/urandom > garbage.db
+expect_exit 2 "corrupt or not a SQLite database" "$SEARCH" --experiment="$SPEC" --db=garbage.db --progress=none
+expect_exit 2 "--dedup: 'sometimes'" "$SEARCH" --experiment="$SPEC" --db=w.db --dedup=sometimes --progress=none
+expect_exit 2 "holds no experiment to resume" "$SEARCH" --experiment="$SPEC" --db=empty.db --resume --progress=none
+
+# --- reproducibility with one thread ---------------------------------------------------
+"$SEARCH" --experiment="$SPEC" --db=a.db --threads=1 --seed=5 --report=a.html --progress=none >/dev/null 2>a.err || fail "run a: $(tail -3 a.err)"
+"$SEARCH" --experiment="$SPEC" --db=b.db --threads=1 --seed=5 --report=b.html --progress=none >/dev/null 2>b.err || fail "run b: $(tail -3 b.err)"
+q="SELECT id, candidate, outcome, mean_nll, effective_bits, parents FROM candidates ORDER BY id"
+[ "$(rows a.db "$q")" = "$(rows b.db "$q")" ] || fail "same seed and --threads=1 gave different searches"
+[ "$(rows a.db 'SELECT count(*) FROM candidates')" -ge 12 ] || fail "too few candidates recorded"
+[ -s a.html ] || fail "no report written"
+
+# --- a second run in the same database reuses the cache --------------------------------
+"$SEARCH" --experiment="$SPEC" --db=a.db --threads=2 --seed=5 --report=a2.html --progress=none >a2.out 2>a2.err || fail "rerun: $(tail -3 a2.err)"
+[ "$(rows a.db 'SELECT count(*) FROM experiments')" = 2 ] || fail "a rerun without --resume must start a new experiment"
+hits=$(rows a.db "SELECT count(*) FROM candidates WHERE experiment_id = 2 AND outcome IN ('HIT', 'MERGED')")
+[ "$hits" -gt 0 ] || fail "the rerun with the same seed had no cache hits"
+grep -q "Pareto front" a2.out || fail "no front printed"
+
+# --- dedup modes ------------------------------------------------------------------------
+"$SEARCH" --experiment="$SPEC" --db=n.db --dedup=none --max_evaluations=8 --progress=none >/dev/null 2>n.err || fail "dedup none: $(tail -3 n.err)"
+[ "$(rows n.db "SELECT count(*) FROM candidates WHERE outcome != 'MISS'")" = 0 ] || fail "--dedup=none must evaluate every candidate"
+
+# --- kill -9 and --resume ----------------------------------------------------------------
+"$SEARCH" --experiment="$SPEC" --db=k.db --threads=2 --max_evaluations=40 --progress=none >k1.out 2>k1.err &
+pid=$!
+for _ in $(seq 1 600); do
+  n=$(rows k.db "SELECT count(*) FROM candidates WHERE outcome = 'MISS'" 2>/dev/null || echo 0)
+  [ "${n:-0}" -ge 10 ] && break
+  sleep 0.05
+done
+kill -9 $pid; wait $pid 2>/dev/null
+before=$(rows k.db "SELECT count(*) FROM candidates WHERE outcome = 'MISS'")
+[ "$before" -lt 40 ] || fail "the search finished before it could be killed"
+"$SEARCH" --db=k.db --resume --progress=none >k2.out 2>k2.err || fail "resume: $(tail -3 k2.err)"
+[ "$(rows k.db "SELECT count(*) FROM candidates WHERE outcome = 'PENDING'")" = 0 ] || fail "pending candidates left after resume"
+[ "$(rows k.db "SELECT count(*) FROM candidates WHERE outcome IN ('MISS', 'PARTIAL_HIT')")" = 40 ] || \
+  fail "evaluations after resume: $(rows k.db "SELECT count(*) FROM candidates WHERE outcome = 'MISS'") (want exactly the budget, 40)"
+dup=$(rows k.db "SELECT count(*) FROM (SELECT cache_key FROM candidates WHERE outcome = 'MISS' GROUP BY cache_key HAVING count(*) > 1)")
+[ "$dup" = 0 ] || fail "$dup configurations were evaluated twice"
+[ "$(rows k.db 'SELECT count(*) FROM experiments')" = 1 ] || fail "--resume must continue, not start, an experiment"
+[ "$(rows k.db "SELECT status FROM experiments")" = finished ] || fail "experiment not marked finished"
+
+echo "$fails failures"
+[ "$fails" -eq 0 ]
