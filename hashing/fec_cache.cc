@@ -41,6 +41,11 @@ FecCache::FecCache(const FecCacheOptions& options) : options_(options) {
   }
 }
 
+const std::string* FecCache::Intern(const std::string& context) {
+  absl::MutexLock lock(&contexts_mu_);
+  return &*contexts_.insert(context).first;
+}
+
 FecCache::~FecCache() {
   if (store_) {
     (void)PersistStats();
@@ -94,6 +99,7 @@ absl::StatusOr<std::unique_ptr<FecCache>> FecCache::Create(const FecCacheOptions
     Slot slot;
     slot.entry = FromStored(kv->second.entry);
     slot.result_row = kv->second.entry.result_row;
+    slot.context = cache->Intern(kv->second.entry.context);
     cache->InsertSlot(sh, kv->first, std::move(slot));  // LRU keeps the most recent
   }
   cache->evictions_ = 0;
@@ -140,6 +146,7 @@ bool FecCache::LoadFromDisk(Shard& s, const Hash128& h) {
   Slot slot;
   slot.entry = FromStored(*row);
   slot.result_row = row->result_row;
+  slot.context = Intern(row->context);
   InsertSlot(s, h, std::move(slot));
   return true;
 }
@@ -274,6 +281,7 @@ absl::StatusOr<FecEntry> FecCache::Complete(const Hash128& h, int64_t candidate_
     slot.entry.partial_hits = partial;
     slot.hits_since_eval = 0;
     if (result_row >= 0) slot.result_row = result_row;
+    slot.context = Intern(context);
     InsertSlot(s, h, std::move(slot));
     auto in = s.inflight.find(h);
     if (in != s.inflight.end()) {
@@ -341,6 +349,7 @@ absl::Status FecCache::PersistStats() {
       // A counters-only version pointing at the same stored result.
       StoredEntry e = ToStored(h, slot.entry);
       e.result_row = slot.result_row;
+      if (slot.context) e.context = *slot.context;
       const Hash128 key = h;
       Shard* shard = sh.get();
       store_->Write(std::move(e), [shard, key](absl::StatusOr<WrittenRow> row) {

@@ -18,6 +18,8 @@
 #include <memory>
 #include <optional>
 #include <random>
+#include <set>
+#include <string>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -98,6 +100,7 @@ class FecCache {
     int64_t hits_since_eval = 0;   // forget_every
     bool dirty = false;            // hit counters not yet persisted
     int64_t result_row = -1;       // the stored EvaluationResult
+    const std::string* context = nullptr;  // interned evaluation-context fingerprint
   };
   struct Shard {
     absl::Mutex mu;
@@ -119,6 +122,7 @@ class FecCache {
   bool LoadFromDisk(Shard& s, const Hash128& h) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
   void Forget(Shard& s, const Hash128& h) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
   StoredEntry ToStored(const Hash128& h, const FecEntry& e) const;
+  const std::string* Intern(const std::string& context);
 
   FecCacheOptions options_;
   int64_t per_shard_capacity_;
@@ -127,6 +131,8 @@ class FecCache {
   std::atomic<int64_t> hits_{0}, partial_hits_{0}, inflight_merges_{0}, misses_{0};
   std::atomic<int64_t> evictions_{0}, disk_reads_{0}, forgotten_{0};
   std::atomic<int64_t> saved_micros_{0};
+  absl::Mutex contexts_mu_;
+  std::set<std::string> contexts_ ABSL_GUARDED_BY(contexts_mu_);
 };
 
 }  // namespace fecsearch

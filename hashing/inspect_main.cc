@@ -1,0 +1,326 @@
+// bazel run //hashing:inspect -- --db=PATH COMMAND
+//   stats                    entries, hits, partial hits, misses, hit rate, seconds saved
+//   top N                    the N most-hit entries
+//   show HASH                one entry, its result, and every candidate that mapped to it
+//   export --format=csv|json every entry
+// Opens the database read-only: safe on a database a running search is writing.
+#include <algorithm>
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/time.h"
+#include "core/paths.h"
+#include "core/text_proto.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
+#include "google/protobuf/text_format.h"
+#include "google/protobuf/util/field_comparator.h"
+#include "google/protobuf/util/json_util.h"
+#include "google/protobuf/util/message_differencer.h"
+#include "hashing/cache_store.h"
+#include "nlohmann/json.hpp"
+#include "search/experiment_db.h"
+
+ABSL_FLAG(std::string, db, "fecsearch.db", "The search database (cache and candidates).");
+ABSL_FLAG(bool, json, false, "Machine-readable JSON output.");
+ABSL_FLAG(std::string, format, "csv", "export: csv or json.");
+
+namespace fecsearch {
+namespace {
+
+int Fail(const std::string& message, int code) {
+  std::fprintf(stderr, "inspect: %s\n", message.c_str());
+  return code;
+}
+
+struct Entry {
+  StoredEntry e;
+  int64_t rowid = 0;
+};
+
+absl::StatusOr<std::vector<Entry>> LatestEntries(const CacheStore& store) {
+  std::map<Hash128, Entry> latest;
+  absl::Status s = store.Scan([&](StoredEntry&& e, int64_t rowid) {
+    Entry& slot = latest[e.hash];
+    slot.e = std::move(e);
+    slot.rowid = rowid;
+  });
+  if (!s.ok()) return s;
+  std::vector<Entry> out;
+  for (auto& [h, entry] : latest)
+    if (entry.e.num_evals > 0) out.push_back(std::move(entry));
+  return out;
+}
+
+std::string Time(int64_t micros) {
+  return absl::FormatTime("%Y-%m-%d %H:%M:%S", absl::FromUnixMicros(micros), absl::UTCTimeZone());
+}
+
+nlohmann::json EntryJson(const Entry& x) {
+  const StoredEntry& e = x.e;
+  return {{"hash", e.hash.Hex()},
+          {"mean_nll", e.mean_nll},
+          {"perplexity", e.perplexity},
+          {"perplexity_increase_percent", e.perplexity_increase_percent},
+          {"effective_bits", e.effective_bits},
+          {"num_evals", e.num_evals},
+          {"hits", e.hits},
+          {"partial_hits", e.partial_hits},
+          {"first_candidate_id", e.first_candidate_id},
+          {"created", Time(e.created_micros)},
+          {"last_used", Time(e.last_used_micros)},
+          {"eval_seconds", e.eval_seconds},
+          {"context", e.context}};
+}
+
+int Stats(const CacheStore& store, const std::string& db_path) {
+  auto entries = LatestEntries(store);
+  if (!entries.ok()) return Fail(std::string(entries.status().message()), 1);
+  int64_t hits = 0, partial = 0, evals = 0;
+  double saved = 0, eval_seconds = 0;
+  for (const Entry& x : *entries) {
+    hits += x.e.hits;
+    partial += x.e.partial_hits;
+    evals += x.e.num_evals;
+    saved += x.e.hits * x.e.eval_seconds;
+    eval_seconds += x.e.num_evals * x.e.eval_seconds;
+  }
+  // Misses are the evaluations that created or re-measured entries, less partial hits.
+  const int64_t misses = evals - partial;
+  const int64_t lookups = hits + partial + misses;
+  const double rate = lookups > 0 ? static_cast<double>(hits) / lookups : 0.0;
+  // Per-experiment outcomes, when the candidates table is there.
+  nlohmann::json experiments = nlohmann::json::array();
+  auto edb = ExperimentDb::Open(db_path, true);
+  if (edb.ok()) {
+    auto list = (*edb)->Experiments();
+    if (list.ok()) {
+      for (const ExperimentRecord& e : *list) {
+        auto cands = (*edb)->Candidates(e.id);
+        if (!cands.ok()) continue;
+        std::map<std::string, int64_t> outcomes;
+        for (const CandidateRecord& c : *cands) ++outcomes[OutcomeName(c.outcome)];
+        experiments.push_back({{"id", e.id}, {"name", e.name}, {"status", e.status}, {"dedup", e.dedup},
+                               {"candidates", cands->size()}, {"outcomes", outcomes}});
+      }
+    }
+  }
+  if (absl::GetFlag(FLAGS_json)) {
+    nlohmann::json j = {{"entries", entries->size()}, {"hits", hits},           {"partial_hits", partial},
+                        {"misses", misses},           {"hit_rate", rate},       {"evaluations", evals},
+                        {"evaluation_seconds", eval_seconds}, {"seconds_saved", saved}, {"experiments", experiments}};
+    std::cout << j.dump(1) << std::endl;
+    return 0;
+  }
+  std::printf("database            %s\n", db_path.c_str());
+  std::printf("entries             %zu\n", entries->size());
+  std::printf("hits                %lld\n", static_cast<long long>(hits));
+  std::printf("partial hits        %lld\n", static_cast<long long>(partial));
+  std::printf("misses              %lld (evaluations that created an entry)\n", static_cast<long long>(misses));
+  std::printf("hit rate            %.1f %% of cache lookups\n", 100 * rate);
+  std::printf("evaluation time     %.1f s spent, %.1f s saved by hits\n", eval_seconds, saved);
+  for (const auto& e : experiments) {
+    std::vector<std::string> parts;
+    for (auto it = e["outcomes"].begin(); it != e["outcomes"].end(); ++it)
+      parts.push_back(absl::StrCat(it.key(), " ", it.value().get<int64_t>()));
+    std::printf("experiment %-8lld %s (%s, dedup %s): %lld candidates: %s\n", e["id"].get<long long>(),
+                e["name"].get<std::string>().c_str(), e["status"].get<std::string>().c_str(),
+                e["dedup"].get<std::string>().c_str(), e["candidates"].get<long long>(),
+                absl::StrJoin(parts, ", ").c_str());
+  }
+  return 0;
+}
+
+int Top(const CacheStore& store, int n) {
+  auto entries = LatestEntries(store);
+  if (!entries.ok()) return Fail(std::string(entries.status().message()), 1);
+  std::sort(entries->begin(), entries->end(), [](const Entry& a, const Entry& b) {
+    return a.e.hits != b.e.hits ? a.e.hits > b.e.hits : a.e.hash < b.e.hash;
+  });
+  if (static_cast<int>(entries->size()) > n) entries->resize(n);
+  if (absl::GetFlag(FLAGS_json)) {
+    nlohmann::json j = nlohmann::json::array();
+    for (const Entry& x : *entries) j.push_back(EntryJson(x));
+    std::cout << j.dump(1) << std::endl;
+    return 0;
+  }
+  std::printf("%-32s  %6s  %5s  %9s  %10s  %9s  %s\n", "hash", "hits", "evals", "bits/elem", "perplexity", "increase",
+              "first candidate");
+  for (const Entry& x : *entries) {
+    std::printf("%-32s  %6lld  %5d  %9.3f  %10.4f  %+8.2f%%  %lld\n", x.e.hash.Hex().c_str(),
+                static_cast<long long>(x.e.hits), x.e.num_evals, x.e.effective_bits, x.e.perplexity,
+                x.e.perplexity_increase_percent, static_cast<long long>(x.e.first_candidate_id));
+  }
+  return 0;
+}
+
+// Field-by-field differences between two candidates, e.g.
+// "genome.layers[0].keys.bits: 4 -> 8".
+std::vector<std::string> Differences(const Candidate& a, const Candidate& b) {
+  std::string report;
+  {
+    // The reporter writes through a printer that flushes when both go out of scope.
+    google::protobuf::io::StringOutputStream stream(&report);
+    google::protobuf::util::MessageDifferencer::StreamReporter reporter(&stream);
+    google::protobuf::util::MessageDifferencer d;
+    d.ReportDifferencesTo(&reporter);
+    d.Compare(a, b);
+  }
+  std::vector<std::string> out;
+  for (absl::string_view line : absl::StrSplit(report, '\n', absl::SkipEmpty())) out.emplace_back(line);
+  return out;
+}
+
+int Show(const CacheStore& store, const std::string& db_path, const std::string& hex) {
+  Hash128 hash;
+  if (!Hash128::FromHex(hex, &hash)) return Fail(absl::StrCat("'", hex, "' is not a 32-digit hex hash (see `top`)"), 2);
+  auto entries = LatestEntries(store);
+  if (!entries.ok()) return Fail(std::string(entries.status().message()), 1);
+  const Entry* found = nullptr;
+  for (const Entry& x : *entries)
+    if (x.e.hash == hash) found = &x;
+  if (found == nullptr) return Fail(absl::StrCat("no cache entry ", hex, " in ", db_path), 1);
+  auto full = store.ReadRow(found->rowid);
+  EvaluationResult result;
+  if (full.ok() && !full->result.empty()) result.ParseFromString(full->result);
+  std::vector<CandidateRecord> candidates;
+  auto edb = ExperimentDb::Open(db_path, true);
+  if (edb.ok()) {
+    auto c = (*edb)->CandidatesWithHash(hex);
+    if (c.ok()) candidates = *c;
+  }
+  if (absl::GetFlag(FLAGS_json)) {
+    nlohmann::json j = EntryJson(*found);
+    std::string result_json;
+    google::protobuf::util::MessageToJsonString(result, &result_json);
+    j["result"] = nlohmann::json::parse(result_json.empty() ? "{}" : result_json);
+    j["candidates"] = nlohmann::json::array();
+    for (const CandidateRecord& c : candidates) {
+      j["candidates"].push_back({{"id", c.id}, {"experiment", c.experiment_id}, {"outcome", OutcomeName(c.outcome)},
+                                 {"structural_hash", c.structural_hash}, {"exact_hash", c.exact_hash},
+                                 {"candidate", ShortText(c.candidate)},
+                                 {"differences_from_first", candidates.empty() ? std::vector<std::string>() : Differences(candidates[0].candidate, c.candidate)}});
+    }
+    std::cout << j.dump(1) << std::endl;
+    return 0;
+  }
+  const StoredEntry& e = found->e;
+  std::printf("hash                %s\n", e.hash.Hex().c_str());
+  std::printf("objectives          mean NLL %.5f nats/token, perplexity %.4f (%+.2f %%), %.3f bits/element\n", e.mean_nll,
+              e.perplexity, e.perplexity_increase_percent, e.effective_bits);
+  std::printf("evaluations         %d (mean %.3f s each); %lld hits, %lld partial hits\n", e.num_evals, e.eval_seconds,
+              static_cast<long long>(e.hits), static_cast<long long>(e.partial_hits));
+  std::printf("created / last used %s / %s UTC\n", Time(e.created_micros).c_str(), Time(e.last_used_micros).c_str());
+  std::printf("first candidate     %lld\n", static_cast<long long>(e.first_candidate_id));
+  std::printf("context             %s\n", e.context.c_str());
+  if (result.layers_size() > 0) {
+    std::printf("memory              %lld of %lld fp16 bytes (%.2fx), analytic %.3f bits at %lld tokens\n",
+                static_cast<long long>(result.cache_bytes()), static_cast<long long>(result.fp16_cache_bytes()),
+                result.compression_ratio(), result.analytic_effective_bits(),
+                static_cast<long long>(result.deployment_context()));
+  }
+  if (candidates.empty()) {
+    std::printf("\nNo candidate records reference this hash (cache written without a search database?).\n");
+    return 0;
+  }
+  std::printf("\n%zu candidates computed this function:\n", candidates.size());
+  const CandidateRecord& first = candidates[0];
+  for (const CandidateRecord& c : candidates) {
+    std::printf("\n--- candidate %lld (experiment %lld, %s, %s)\n", static_cast<long long>(c.id),
+                static_cast<long long>(c.experiment_id), OutcomeName(c.outcome), c.operation.c_str());
+    std::string text;
+    google::protobuf::TextFormat::PrintToString(c.candidate, &text);
+    std::printf("%s", text.c_str());
+    if (&c == &first) continue;
+    // What made them equivalent: the fields that differ from the first candidate, and whether
+    // the pipeline graphs already agree (structural) or only the behaviour does (functional).
+    const std::vector<std::string> diff = Differences(first.candidate, c.candidate);
+    if (diff.empty()) {
+      std::printf("    identical genome to candidate %lld (an exact copy)\n", static_cast<long long>(first.id));
+    } else {
+      std::printf("    differs from candidate %lld in:\n", static_cast<long long>(first.id));
+      for (const std::string& d : diff) std::printf("      %s\n", d.c_str());
+      std::printf("    %s\n", c.structural_hash == first.structural_hash
+                                  ? "same pipeline graph (the differing genes do not reach the pipeline): structural hashing finds this too"
+                                  : "different pipeline graphs, same outputs on the probe: only functional hashing finds this");
+    }
+  }
+  return 0;
+}
+
+std::string Csv(const std::string& s) {
+  if (s.find_first_of(",\"\n") == std::string::npos) return s;
+  std::string out = "\"";
+  for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
+}
+
+int Export(const CacheStore& store) {
+  auto entries = LatestEntries(store);
+  if (!entries.ok()) return Fail(std::string(entries.status().message()), 1);
+  const std::string format = absl::GetFlag(FLAGS_format);
+  if (format == "json") {
+    nlohmann::json j = nlohmann::json::array();
+    for (const Entry& x : *entries) j.push_back(EntryJson(x));
+    std::cout << j.dump(1) << std::endl;
+    return 0;
+  }
+  if (format != "csv") return Fail(absl::StrCat("--format: '", format, "' is not csv or json"), 2);
+  std::printf("hash,mean_nll,perplexity,perplexity_increase_percent,effective_bits,num_evals,hits,partial_hits,"
+              "first_candidate_id,created,last_used,eval_seconds,context\n");
+  for (const Entry& x : *entries) {
+    const StoredEntry& e = x.e;
+    std::printf("%s,%.9g,%.9g,%.9g,%.9g,%d,%lld,%lld,%lld,%s,%s,%.6g,%s\n", e.hash.Hex().c_str(), e.mean_nll,
+                e.perplexity, e.perplexity_increase_percent, e.effective_bits, e.num_evals,
+                static_cast<long long>(e.hits), static_cast<long long>(e.partial_hits),
+                static_cast<long long>(e.first_candidate_id), Time(e.created_micros).c_str(),
+                Time(e.last_used_micros).c_str(), e.eval_seconds, Csv(e.context).c_str());
+  }
+  return 0;
+}
+
+int Main(const std::vector<char*>& args) {
+  if (args.size() < 2) {
+    return Fail("missing command: stats | top N | show HASH | export [--format=csv|json] (see --help)", 2);
+  }
+  const std::string db_path = ResolveInputPath(absl::GetFlag(FLAGS_db));
+  auto store = CacheStore::Open(db_path, /*read_only=*/true);
+  if (!store.ok()) return Fail(std::string(store.status().message()), 2);
+  const std::string command = args[1];
+  if (command == "stats") return Stats(**store, db_path);
+  if (command == "top") {
+    int n = 10;
+    if (args.size() > 2 && !absl::SimpleAtoi(args[2], &n)) return Fail(absl::StrCat("top: '", args[2], "' is not a number"), 2);
+    return Top(**store, n);
+  }
+  if (command == "show") {
+    if (args.size() < 3) return Fail("show needs a HASH (see `top`)", 2);
+    return Show(**store, db_path, args[2]);
+  }
+  if (command == "export") return Export(**store);
+  return Fail(absl::StrCat("unknown command '", command, "': stats | top N | show HASH | export"), 2);
+}
+
+}  // namespace
+}  // namespace fecsearch
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "Inspects the functional equivalence cache of a search database.\n"
+      "  bazel run //hashing:inspect -- --db=fecsearch.db stats\n"
+      "  bazel run //hashing:inspect -- --db=fecsearch.db top 10\n"
+      "  bazel run //hashing:inspect -- --db=fecsearch.db show HASH\n"
+      "  bazel run //hashing:inspect -- --db=fecsearch.db export --format=csv > cache.csv");
+  std::vector<char*> args = absl::ParseCommandLine(argc, argv);
+  return fecsearch::Main(args);
+}

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# //hashing:inspect on a real search database: every command, JSON validity, bad input, and a
+# database that a running search is writing.
+set -uo pipefail
+SEARCH="$PWD/search/search"
+INSPECT="$PWD/hashing/inspect"
+SPEC="$PWD/tests/data/small_experiment.textproto"
+WORK=$(mktemp -d "${TEST_TMPDIR:-/tmp}/inspect.XXXXXX")
+ln -s "$PWD/data" "$WORK/data"
+cd "$WORK"
+fails=0
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+
+"$SEARCH" --experiment="$SPEC" --db=s.db --max_evaluations=16 --seed=11 --progress=none >/dev/null 2>run.err || fail "search: $(tail -3 run.err)"
+"$SEARCH" --experiment="$SPEC" --db=s.db --max_evaluations=16 --seed=11 --progress=none >/dev/null 2>run2.err || fail "search 2: $(tail -3 run2.err)"
+
+"$INSPECT" --db=s.db stats > stats.txt || fail "stats"
+grep -q "^entries  *[1-9]" stats.txt || fail "stats lacks entries: $(cat stats.txt)"
+grep -q "hit rate" stats.txt || fail "stats lacks the hit rate"
+"$INSPECT" --db=s.db --json stats > stats.json || fail "stats --json"
+/usr/bin/python3 - stats.json s.db <<'PY' || fail "stats --json disagrees with the database"
+import json, sqlite3, sys
+j = json.load(open(sys.argv[1]))
+db = sqlite3.connect(sys.argv[2])
+entries = db.execute("SELECT count(DISTINCT hash) FROM fec_cache").fetchone()[0]
+assert j["entries"] == entries, (j["entries"], entries)
+hits = db.execute("SELECT count(*) FROM candidates WHERE outcome = 'HIT'").fetchone()[0]
+assert j["hits"] == hits, (j["hits"], hits)
+misses = db.execute("SELECT count(*) FROM candidates WHERE outcome = 'MISS'").fetchone()[0]
+assert j["misses"] == misses, (j["misses"], misses)
+assert abs(j["hit_rate"] - hits / (hits + misses)) < 1e-9
+assert len(j["experiments"]) == 2
+PY
+
+"$INSPECT" --db=s.db top 3 > top.txt || fail "top"
+[ "$(wc -l < top.txt)" -le 4 ] || fail "top 3 printed more than 3 entries"
+hash=$(sed -n 2p top.txt | cut -c1-32)
+"$INSPECT" --db=s.db show "$hash" > show.txt || fail "show $hash"
+grep -q "candidates computed this function" show.txt || fail "show lists no candidates: $(head -20 show.txt)"
+grep -q "genome {" show.txt || fail "show prints no genome"
+"$INSPECT" --db=s.db --json show "$hash" | /usr/bin/python3 -c 'import json,sys; j=json.load(sys.stdin); assert j["candidates"], j' \
+  || fail "show --json"
+
+"$INSPECT" --db=s.db export --format=csv > cache.csv || fail "export csv"
+[ "$(($(wc -l < cache.csv) - 1))" = "$(sqlite3 s.db 'SELECT count(DISTINCT hash) FROM fec_cache')" ] || fail "csv rows != entries"
+"$INSPECT" --db=s.db export --format=json | /usr/bin/python3 -c 'import json,sys; assert len(json.load(sys.stdin)) > 0' || fail "export json"
+
+# Bad input: clear message, non-zero exit, no crash.
+"$INSPECT" --db=s.db show nothex 2>err.txt; [ $? -eq 2 ] && grep -q "not a 32-digit hex hash" err.txt || fail "bad hash: $(cat err.txt)"
+"$INSPECT" --db=missing.db stats 2>err.txt; [ $? -eq 2 ] && grep -q "missing.db" err.txt || fail "missing db: $(cat err.txt)"
+head -c 3000 /dev/urandom > junk.db
+"$INSPECT" --db=junk.db stats 2>err.txt; [ $? -eq 2 ] && grep -q "corrupt or not a SQLite database" err.txt || fail "junk db: $(cat err.txt)"
+"$INSPECT" --db=s.db frobnicate 2>err.txt; [ $? -eq 2 ] || fail "unknown command accepted"
+
+# While a search writes.
+"$SEARCH" --experiment="$SPEC" --db=live.db --max_evaluations=60 --progress=none >/dev/null 2>live.err &
+pid=$!
+ok=0
+for _ in $(seq 1 400); do
+  if "$INSPECT" --db=live.db stats >live.txt 2>/dev/null && grep -q "^entries  *[1-9]" live.txt; then ok=1; break; fi
+  sleep 0.05
+done
+kill -0 $pid 2>/dev/null || echo "note: the search finished before inspect read it"
+wait $pid || fail "the search failed while being inspected: $(tail -3 live.err)"
+[ $ok = 1 ] || fail "inspect could not read a database being written"
+
+echo "$fails failures"
+[ "$fails" -eq 0 ]
