@@ -27,6 +27,10 @@ struct StreamState {
   std::vector<double> bits;    // per row: codes, outliers and per-token group parameters
   std::vector<absl::InlinedVector<int, 2>> groups;  // per row: PER_CHANNEL records
   std::vector<GroupRecord> records;
+  // Bits of the live rows and live group records, kept up to date as rows arrive, are
+  // quantized and die, so that accounting at each chunk boundary costs nothing.
+  double total_bits = 0;
+  int cursor = 0;  // positions below this have been quantized (or skipped as sinks)
 };
 
 struct HeadState {
@@ -127,6 +131,8 @@ class LayerSimulator {
         h.ks.bits[r] = h.vs.bits[r] = 0;
         h.ks.groups[r].clear();
         h.vs.groups[r].clear();
+        h.ks.total_bits += 16.0 * D_;
+        h.vs.total_bits += 16.0 * D_;
         if (evict_) {
           h.h2o[r] = 0;
           if (slots_ > 0) std::fill_n(&h.snap[static_cast<size_t>(r) * 2 * slots_], 2 * slots_, 0.0f);
@@ -331,8 +337,14 @@ class LayerSimulator {
       HeadState& h = heads_[g];
       StreamState& st = values ? h.vs : h.ks;
       if (!values && !StoresKeys(g)) continue;
+      // Every position below the cursor has been decided (quantized, a sink, or dead), and
+      // rows are in position order: start scanning at the cursor.
+      const int first = static_cast<int>(std::lower_bound(h.pos.begin(), h.pos.begin() + h.rows, st.cursor) - h.pos.begin());
+      const int decided = sp.channel_alignment > 0 ? std::max(0, limit) / sp.channel_alignment * sp.channel_alignment
+                                                   : std::max(0, limit);
+      st.cursor = std::max(st.cursor, decided);
       std::vector<int> rows;
-      for (int r = 0; r < h.rows; ++r) {
+      for (int r = first; r < h.rows; ++r) {
         if (!h.alive[r] || st.done[r]) continue;
         const int p = h.pos[r];
         if (p < sp.sink_tokens || p >= limit) continue;
@@ -365,6 +377,7 @@ class LayerSimulator {
             for (size_t gi = 0; gi < ch.channel_groups.size(); ++gi) {
               st.records.push_back({ch.channel_groups[gi].second,
                                     static_cast<int>(ch.channel_group_rows[gi].size())});
+              st.total_bits += ch.channel_groups[gi].second;
               const int id = static_cast<int>(st.records.size()) - 1;
               for (int i : ch.channel_group_rows[gi]) st.groups[rows[i]].push_back(id);
             }
@@ -386,6 +399,7 @@ class LayerSimulator {
         for (int c = 0; c < D_; ++c) outliers += b.fixed[static_cast<size_t>(i) * D_ + c];
         st.done[rows[i]] = 1;
         st.bits[rows[i]] = row_bits[i] + 32.0 * outliers;
+        st.total_bits += st.bits[rows[i]] - 16.0 * D_;
       }
     }
   }
@@ -394,7 +408,10 @@ class LayerSimulator {
     h.alive[r] = 0;
     ++h.dead;
     for (StreamState* st : {&h.ks, &h.vs}) {
-      for (int id : st->groups[r]) --st->records[id].live;
+      st->total_bits -= st->done[r] ? st->bits[r] : 16.0 * D_;
+      for (int id : st->groups[r]) {
+        if (--st->records[id].live == 0) st->total_bits -= st->records[id].bits;
+      }
     }
   }
 
@@ -457,8 +474,10 @@ class LayerSimulator {
       }
       const long keep = std::max(0L, budget - protected_count);
       if (static_cast<long>(candidates.size()) <= keep) continue;
-      // Highest score first; ties keep the more recent token.
-      std::sort(candidates.begin(), candidates.end(), [&](int a, int b) {
+      // Highest score first; ties keep the more recent token. Only the set of the best
+      // `keep` matters, which a partial selection finds (the order is total, so the set is
+      // the same as after a full sort).
+      std::nth_element(candidates.begin(), candidates.begin() + keep, candidates.end(), [&](int a, int b) {
         if (score[a] != score[b]) return score[a] > score[b];
         return alive_rows[a] > alive_rows[b];
       });
@@ -468,17 +487,6 @@ class LayerSimulator {
           if (rep_[g] == r) Kill(heads_[g], k);
       }
     }
-  }
-
-  static double StreamBits(const StreamState& st, const HeadState& h, int D) {
-    double bits = 0;
-    for (int r = 0; r < h.rows; ++r) {
-      if (!h.alive[r]) continue;
-      bits += st.done[r] ? st.bits[r] : 16.0 * D;
-    }
-    for (const GroupRecord& g : st.records)
-      if (g.live > 0) bits += g.bits;
-    return bits;
   }
 
   static double CodebookBits(const StreamPlan& sp) {
@@ -493,8 +501,8 @@ class LayerSimulator {
     double bits = CodebookBits(plan_.keys) + CodebookBits(plan_.values);
     for (int g = 0; g < G_; ++g) {
       const HeadState& h = heads_[g];
-      if (StoresKeys(g)) bits += StreamBits(h.ks, h, D_);
-      bits += StreamBits(h.vs, h, D_);
+      if (StoresKeys(g)) bits += h.ks.total_bits;
+      bits += h.vs.total_bits;
     }
     const double fp16 = 2.0 * 16.0 * D_ * G_ * e;
     stats_->cache_bits += bits;

@@ -35,8 +35,6 @@ double NormalQuantile(double p) {
 
 }  // namespace
 
-float RoundToFp16(float x) { return static_cast<float>(Eigen::half(x)); }
-
 float RoundToFp16Up(float x) {
   Eigen::half h(x);
   if (!(static_cast<float>(h) < x)) return static_cast<float>(h);
@@ -113,6 +111,24 @@ double DecodePosit(uint32_t code, int n, int es) {
   return negative ? -value : value;
 }
 
+namespace {
+
+// Float bits mapped to an unsigned integer that increases with the float's value.
+uint32_t OrderedBits(float x) {
+  uint32_t b;
+  std::memcpy(&b, &x, 4);
+  return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
+}
+
+float FromOrderedBits(uint32_t k) {
+  const uint32_t b = (k & 0x80000000u) ? (k & 0x7fffffffu) : ~k;
+  float x;
+  std::memcpy(&x, &b, 4);
+  return x;
+}
+
+}  // namespace
+
 ValueTable::ValueTable(std::vector<double> values, std::vector<uint32_t> codes) {
   const bool have_codes = codes.size() == values.size();
   std::vector<std::pair<double, uint32_t>> entries;
@@ -143,24 +159,62 @@ ValueTable::ValueTable(std::vector<double> values, std::vector<uint32_t> codes) 
     tie_up_.push_back(up ? 1 : 0);
   }
   for (float v : values_) max_abs_ = std::max(max_abs_, std::fabs(v));
+  for (size_t i = 0; i + 1 < values_.size(); ++i) midpoints_.push_back(0.5 * (double{values_[i]} + values_[i + 1]));
+  // Bucket index: nearest entries at each bucket's lowest and highest finite float.
+  const size_t buckets = size_t{1} << (32 - kBucketShift);
+  bucket_lo_.resize(buckets);
+  bucket_hi_.resize(buckets);
+  for (size_t k = 0; k < buckets; ++k) {
+    float a = FromOrderedBits(static_cast<uint32_t>(k << kBucketShift));
+    float b = FromOrderedBits(static_cast<uint32_t>(((k + 1) << kBucketShift) - 1));
+    // Buckets of NaN patterns (never looked up) and infinities saturate at the ends.
+    if (std::isnan(a) || std::isnan(b)) {
+      const bool negative = k < buckets / 2;
+      bucket_lo_[k] = bucket_hi_[k] = negative ? 0 : static_cast<uint16_t>(values_.size() - 1);
+      continue;
+    }
+    bucket_lo_[k] = static_cast<uint16_t>(NearestIndexSlow(a));
+    bucket_hi_[k] = static_cast<uint16_t>(NearestIndexSlow(b));
+  }
+}
+
+
+int ValueTable::NearestInRange(float x, size_t lo, size_t hi) const {
+  // First entry >= x within [lo, hi], then the nearer of it and its predecessor, compared
+  // exactly in double (the difference of two floats is exact there); ties follow tie_up_.
+  const size_t n = values_.size();
+  const size_t i = std::lower_bound(values_.begin() + lo, values_.begin() + hi + 1, x) - values_.begin();
+  if (i == 0) return 0;
+  if (i == n) return static_cast<int>(n - 1);
+  const double d_lo = double{x} - values_[i - 1];
+  const double d_hi = double{values_[i]} - x;
+  if (d_lo < d_hi) return static_cast<int>(i - 1);
+  if (d_hi < d_lo) return static_cast<int>(i);
+  return static_cast<int>(tie_up_[i - 1] ? i : i - 1);
+}
+
+int ValueTable::NearestIndexSlow(float x) const {
+  if (std::isnan(x)) return 0;
+  return NearestInRange(x, 0, values_.size() - 1);
 }
 
 int ValueTable::NearestIndex(float x) const {
   if (std::isnan(x)) return 0;
-  const size_t n = values_.size();
-  // First entry >= x, then the nearer of it and its predecessor, compared exactly in
-  // double (the difference of two floats is exact there); ties follow tie_up_.
-  const size_t hi = std::lower_bound(values_.begin(), values_.end(), x) - values_.begin();
-  if (hi == 0) return 0;
-  if (hi == n) return static_cast<int>(n - 1);
-  const double d_lo = double{x} - values_[hi - 1];
-  const double d_hi = double{values_[hi]} - x;
-  if (d_lo < d_hi) return static_cast<int>(hi - 1);
-  if (d_hi < d_lo) return static_cast<int>(hi);
-  return static_cast<int>(tie_up_[hi - 1] ? hi : hi - 1);
+  const uint32_t bucket = OrderedBits(x) >> kBucketShift;
+  const size_t lo = bucket_lo_[bucket], hi = bucket_hi_[bucket];
+  if (lo == hi) return static_cast<int>(lo);
+  if (hi == lo + 1) {
+    // One midpoint inside the bucket: a single exact comparison decides.
+    const double mid = midpoints_[lo];
+    if (x < mid) return static_cast<int>(lo);
+    if (x > mid) return static_cast<int>(hi);
+    return static_cast<int>(tie_up_[lo] ? hi : lo);
+  }
+  // The answer lies in [lo, hi]; searching [lo - 1, hi] keeps the predecessor comparison.
+  return NearestInRange(x, lo == 0 ? 0 : lo - 1, std::min(hi + 1, values_.size() - 1));
 }
 
-float ValueTable::Round(float x) const { return values_[NearestIndex(x)]; }
+
 
 const ValueTable& Fp8E4M3Table() {
   static const ValueTable* table = [] {

@@ -6,12 +6,14 @@
 #include <cstdint>
 #include <vector>
 
+#include "Eigen/Core"
 #include "absl/status/statusor.h"
 
 namespace fecsearch {
 
 // Round to IEEE half precision (nearest, ties to even) and back. Overflow gives +-inf.
-float RoundToFp16(float x);
+// Inline: it runs for every cached element.
+inline float RoundToFp16(float x) { return static_cast<float>(Eigen::half(x)); }
 // Round to the nearest fp16 value >= x (towards +infinity) / <= x (towards -infinity).
 float RoundToFp16Up(float x);
 float RoundToFp16Down(float x);
@@ -36,9 +38,12 @@ class ValueTable {
   ValueTable(std::vector<double> values, std::vector<uint32_t> codes = {});
 
   // Nearest representable value to x (saturating at the ends).
-  float Round(float x) const;
-  // Index of the nearest entry.
+  float Round(float x) const { return values_[NearestIndex(x)]; }
+  // Index of the nearest entry: a bucket of the float's ordered bit pattern (1/16 of an
+  // octave) narrows the answer to an index range, usually of one entry.
   int NearestIndex(float x) const;
+  // The same by binary search over the whole table (reference for tests).
+  int NearestIndexSlow(float x) const;
 
   int size() const { return static_cast<int>(values_.size()); }
   float value(int i) const { return values_[i]; }
@@ -49,6 +54,12 @@ class ValueTable {
   std::vector<float> values_;     // sorted ascending
   std::vector<uint8_t> tie_up_;  // exactly between i and i+1: choose values_[i+1]
   float max_abs_ = 0;
+  // Per bucket of OrderedBits(x) >> kBucketShift: the nearest indices at its two ends.
+  // 18: 32 buckets per octave, so that most buckets of an 8-bit format hold no midpoint.
+  static constexpr int kBucketShift = 18;
+  std::vector<double> midpoints_;  // exact midpoint between values_[i] and values_[i + 1]
+  std::vector<uint16_t> bucket_lo_, bucket_hi_;
+  int NearestInRange(float x, size_t lo, size_t hi) const;
 };
 
 // Tables of the fixed formats (built once, shared).

@@ -125,5 +125,32 @@ TEST(ValueTableTest, NearestWithoutCodesTiesToSmallerMagnitude) {
   EXPECT_EQ(t.Round(-100.0f), -1.0f);
 }
 
+TEST(ValueTableTest, BucketIndexAgreesWithBinarySearch) {
+  std::vector<const ValueTable*> tables = {&Fp8E4M3Table(), &Fp8E5M2Table(), *PositTable(8, 1), *PositTable(16, 2),
+                                           *PositTable(5, 0), *NormalFloatTable(3)};
+  ValueTable irregular({-0.93, -0.41, -0.05, 0.0, 0.02, 0.3, 0.31, 0.99});
+  tables.push_back(&irregular);
+  uint32_t state = 12345;
+  for (const ValueTable* t : tables) {
+    for (int i = 0; i < 200000; ++i) {
+      state = state * 1664525u + 1013904223u;
+      float x;
+      if (i % 2) {
+        std::memcpy(&x, &state, 4);  // any bit pattern
+      } else {
+        x = (static_cast<float>(state >> 8) / (1 << 24) * 2 - 1) * t->max_abs() * 1.2f;
+      }
+      ASSERT_EQ(t->NearestIndex(x), t->NearestIndexSlow(x)) << "x = " << x;
+    }
+    // Every entry and every exact midpoint.
+    for (int i = 0; i + 1 < t->size(); ++i) {
+      const float v = t->value(i);
+      EXPECT_EQ(t->NearestIndex(v), i);
+      const float mid = static_cast<float>(0.5 * (double{v} + t->value(i + 1)));
+      EXPECT_EQ(t->NearestIndex(mid), t->NearestIndexSlow(mid));
+    }
+  }
+}
+
 }  // namespace
 }  // namespace fecsearch

@@ -246,24 +246,31 @@ int SplitOutliers(double fraction, Block* block) {
   const int total = block->rows * block->cols;
   int count = static_cast<int>(std::lround(fraction * total));
   if (count <= 0) return 0;
-  std::vector<int> candidates;
-  candidates.reserve(total);
-  for (int i = 0; i < total; ++i)
-    if (!block->fixed[i]) candidates.push_back(i);
-  count = std::min<int>(count, candidates.size());
-  if (count == 0) return 0;
-  // Largest magnitude first; ties broken by index so that the choice is deterministic.
-  auto larger = [&](int a, int b) {
-    const float fa = std::fabs(block->x[a]), fb = std::fabs(block->x[b]);
-    return fa != fb ? fa > fb : a < b;
-  };
-  std::nth_element(candidates.begin(), candidates.begin() + (count - 1), candidates.end(), larger);
-  for (int j = 0; j < count; ++j) {
-    const int i = candidates[j];
+  // Largest magnitude first; ties broken by the lower index so that the choice is
+  // deterministic. A bounded min-heap of the best `count` so far: most entries are rejected
+  // by one comparison with its top.
+  using Item = std::pair<float, int>;  // (magnitude, -index): larger is better
+  auto better = [](const Item& a, const Item& b) { return a > b; };
+  thread_local std::vector<Item> heap;
+  heap.clear();
+  for (int i = 0; i < total; ++i) {
+    if (block->fixed[i]) continue;
+    const Item item(std::fabs(block->x[i]), -i);
+    if (static_cast<int>(heap.size()) < count) {
+      heap.push_back(item);
+      std::push_heap(heap.begin(), heap.end(), better);
+    } else if (better(item, heap.front())) {
+      std::pop_heap(heap.begin(), heap.end(), better);
+      heap.back() = item;
+      std::push_heap(heap.begin(), heap.end(), better);
+    }
+  }
+  for (const Item& item : heap) {
+    const int i = -item.second;
     block->fixed[i] = 1;
     block->x[i] = RoundToFp16(block->x[i]);
   }
-  return count;
+  return static_cast<int>(heap.size());
 }
 
 StageCharges QuantizeBlock(const Quantizer& q, bool residual, Block* block) {

@@ -83,15 +83,16 @@ namespace {
 
 absl::StatusOr<int64_t> InsertVersion(SqliteDb& db, StoredEntry& e) {
   if (!e.result.empty()) {
-    auto r = db.Prepare("INSERT INTO fec_results (result) VALUES (?)");
+    auto r = db.Cached("INSERT INTO fec_results (result) VALUES (?)");
     if (!r.ok()) return r.status();
-    r->BindBlob(1, e.result);
-    absl::Status st = r->Run();
+    (*r)->BindBlob(1, e.result);
+    absl::Status st = (*r)->Run();
     if (!st.ok()) return st;
     e.result_row = db.LastInsertId();
   }
-  auto s = db.Prepare(absl::StrCat("INSERT INTO fec_cache (", kColumns, ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"));
-  if (!s.ok()) return s.status();
+  auto cached = db.Cached(absl::StrCat("INSERT INTO fec_cache (", kColumns, ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"));
+  if (!cached.ok()) return cached.status();
+  SqliteStatement* s = *cached;
   s->BindBlob(1, HashBytes16(e.hash)).Bind(2, e.context).Bind(3, e.mean_nll).Bind(4, e.effective_bits);
   s->Bind(5, e.perplexity).Bind(6, e.perplexity_increase_percent).Bind(7, int64_t{e.num_evals});
   s->Bind(8, e.hits).Bind(9, e.partial_hits).Bind(10, e.first_candidate_id).Bind(11, e.created_micros);

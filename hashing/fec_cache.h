@@ -40,9 +40,26 @@ struct FecCacheOptions {
   int shards = 16;
 };
 
+// The objectives as plain numbers (a hit copies them; a proto copy would cost more than the
+// lookup itself).
+struct FecObjectives {
+  double mean_nll = 0, effective_bits = 0, perplexity = 0, perplexity_increase_percent = 0;
+  static FecObjectives From(const Objectives& o) {
+    return {o.mean_nll(), o.effective_bits(), o.perplexity(), o.perplexity_increase_percent()};
+  }
+  Objectives ToProto() const {
+    Objectives o;
+    o.set_mean_nll(mean_nll);
+    o.set_effective_bits(effective_bits);
+    o.set_perplexity(perplexity);
+    o.set_perplexity_increase_percent(perplexity_increase_percent);
+    return o;
+  }
+};
+
 // What the cache knows about one hash.
 struct FecEntry {
-  Objectives objectives;  // running mean over num_evals
+  FecObjectives objectives;  // running mean over num_evals
   int num_evals = 0;
   int64_t hits = 0, partial_hits = 0;
   int64_t first_candidate_id = -1;

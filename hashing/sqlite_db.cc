@@ -79,7 +79,20 @@ absl::StatusOr<std::unique_ptr<SqliteDb>> SqliteDb::Open(const std::string& path
 }
 
 SqliteDb::~SqliteDb() {
+  cache_.clear();  // finalize statements before closing
   if (db_) sqlite3_close_v2(db_);
+}
+
+absl::StatusOr<SqliteStatement*> SqliteDb::Cached(const std::string& sql) {
+  auto it = cache_.find(sql);
+  if (it == cache_.end()) {
+    auto s = Prepare(sql);
+    if (!s.ok()) return s.status();
+    it = cache_.emplace(sql, std::make_unique<SqliteStatement>(std::move(*s))).first;
+  } else {
+    it->second->Reset();
+  }
+  return it->second.get();
 }
 
 absl::Status SqliteDb::Exec(absl::string_view sql) {

@@ -4,6 +4,7 @@
 #define FECSEARCH_HASHING_SQLITE_DB_H_
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -61,6 +62,9 @@ class SqliteDb {
 
   absl::Status Exec(absl::string_view sql);
   absl::StatusOr<SqliteStatement> Prepare(absl::string_view sql);
+  // A statement prepared once and kept by the connection for reuse (hot paths); returned
+  // reset, with no bindings.
+  absl::StatusOr<SqliteStatement*> Cached(const std::string& sql);
   int64_t LastInsertId() const;
   // Whether the database has a table of this name.
   absl::StatusOr<bool> HasTable(absl::string_view name);
@@ -71,6 +75,7 @@ class SqliteDb {
   SqliteDb() = default;
   sqlite3* db_ = nullptr;
   std::string path_;
+  std::map<std::string, std::unique_ptr<SqliteStatement>> cache_;
 };
 
 }  // namespace fecsearch

@@ -201,11 +201,15 @@ void Controller::Start(CandidateRecord record) {
         // Evaluated by this very candidate before a kill, whose row was not yet updated: the
         // evaluation is recovered from the cache, not repeated, and counted as one.
         ++progress_.dispatched;
-        Finish(id, Outcome::kMiss, &lr.entry.objectives, nullptr, "recovered from cache", 0, "");
+        const Objectives o = lr.entry.objectives.ToProto();
+        Finish(id, Outcome::kMiss, &o, nullptr, "recovered from cache", 0, "");
         break;
       }
       ++proposals_since_dispatch_;
-      Finish(id, Outcome::kHit, &lr.entry.objectives, nullptr, "cache", 0, "");
+      {
+        const Objectives o = lr.entry.objectives.ToProto();
+        Finish(id, Outcome::kHit, &o, nullptr, "cache", 0, "");
+      }
       break;
     case FecCache::Kind::kInFlight:
       ++proposals_since_dispatch_;
@@ -244,7 +248,7 @@ void Controller::Handle(Event e) {
       Objectives objectives = r.objectives();
       if (cache_ && has_key) {
         auto entry = cache_->Complete(key, e.id, r, options_.context_fingerprint);
-        if (entry.ok()) objectives = entry->objectives;  // running mean (aggregating FEC)
+        if (entry.ok()) objectives = entry->objectives.ToProto();  // running mean (aggregating FEC)
       }
       Finish(e.id, planned, &objectives, &r, e.worker, e.attempts, "");
       return;
@@ -253,7 +257,8 @@ void Controller::Handle(Event e) {
       if (!e.entry.ok()) {
         Finish(e.id, Outcome::kInvalid, nullptr, nullptr, "", 0, std::string(e.entry.status().message()));
       } else {
-        Finish(e.id, Outcome::kMerged, &e.entry->objectives, nullptr, "cache (merged)", 0, "");
+        const Objectives o = e.entry->objectives.ToProto();
+        Finish(e.id, Outcome::kMerged, &o, nullptr, "cache (merged)", 0, "");
       }
       return;
     case Event::kDurable: {

@@ -179,9 +179,10 @@ void ExperimentDb::Put(const CandidateRecord& r, std::function<void(absl::Status
   auto result = std::make_shared<std::string>(r.result.ByteSizeLong() > 0 ? r.result.SerializeAsString() : "");
   writer_->Submit(
       [rec, text, result](SqliteDb& db) -> absl::StatusOr<int64_t> {
-        auto s = db.Prepare(absl::StrCat("INSERT OR REPLACE INTO candidates (", kCandidateColumns,
-                                         ", result) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"));
-        if (!s.ok()) return s.status();
+        auto cached = db.Cached(absl::StrCat("INSERT OR REPLACE INTO candidates (", kCandidateColumns,
+                                             ", result) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"));
+        if (!cached.ok()) return cached.status();
+        SqliteStatement* s = *cached;
         const CandidateRecord& c = *rec;
         s->Bind(1, c.id).Bind(2, c.experiment_id).Bind(3, absl::StrJoin(c.parents, ","));
         s->Bind(4, c.operation).Bind(5, *text).Bind(6, c.functional_hash).Bind(7, c.structural_hash);
