@@ -167,7 +167,10 @@ class LayerSimulator {
   void Attend(int s, int e, int chunk_index) {
     const int c = e - s;
     const float scale = 1.0f / std::sqrt(static_cast<float>(D_));
-    RowMatrix Q(n_rep_ * c, D_), S, O;
+    RowMatrix& Q = scratch_q_;
+    RowMatrix& S = scratch_s_;
+    RowMatrix& O = scratch_o_;
+    Q.resize(n_rep_ * c, D_);
     for (int r = 0; r < G_; ++r) {
       if (rep_[r] != r) continue;  // members are served by their representative
       HeadState& hr = heads_[r];
@@ -332,6 +335,8 @@ class LayerSimulator {
                           (ev.policy == KEY_NORM || ev.policy == VALUE_NORM ||
                            ev.policy == TEMPORAL_REDUNDANCY);
     const int limit = e - sp.recent_window;  // positions below this have left the window
+    bool has_residual = false;
+    for (const Stage& st : sp.stages) has_residual |= st.kind == StageKind::kResidualQuantize;
     const bool rotate_after = !values && sp.quantize_before_rope;
     for (int g = 0; g < G_; ++g) {
       HeadState& h = heads_[g];
@@ -343,7 +348,8 @@ class LayerSimulator {
       const int decided = sp.channel_alignment > 0 ? std::max(0, limit) / sp.channel_alignment * sp.channel_alignment
                                                    : std::max(0, limit);
       st.cursor = std::max(st.cursor, decided);
-      std::vector<int> rows;
+      std::vector<int>& rows = scratch_rows_;
+      rows.clear();
       for (int r = first; r < h.rows; ++r) {
         if (!h.alive[r] || st.done[r]) continue;
         const int p = h.pos[r];
@@ -352,7 +358,7 @@ class LayerSimulator {
         rows.push_back(r);
       }
       if (rows.empty()) continue;
-      Block b;
+      Block& b = scratch_block_;
       b.rows = static_cast<int>(rows.size());
       b.cols = D_;
       b.x.resize(static_cast<size_t>(b.rows) * D_);
@@ -363,8 +369,10 @@ class LayerSimulator {
         std::copy_n(Original(values, !sp.quantize_before_rope, b.positions[i], g), D_,
                     &b.x[static_cast<size_t>(i) * D_]);
       }
-      b.ref = b.x;
-      std::vector<double> row_bits(b.rows, 0.0);
+      // The exact values are needed only by residual stages.
+      if (has_residual) b.ref = b.x;
+      std::vector<double>& row_bits = scratch_row_bits_;
+      row_bits.assign(b.rows, 0.0);
       for (size_t si = 0; si < sp.stages.size(); ++si) {
         const Stage& stage = sp.stages[si];
         if (stage.kind == StageKind::kSplitOutliers) {
@@ -558,6 +566,11 @@ class LayerSimulator {
   int protect_sinks_ = 0, protect_recent_ = 0;
   std::vector<HeadState> heads_;
   std::vector<int> rep_;  // CHAI representative of each KV head (itself when unclustered)
+  // Buffers reused across chunks and heads.
+  RowMatrix scratch_q_, scratch_s_, scratch_o_;
+  std::vector<int> scratch_rows_;
+  std::vector<double> scratch_row_bits_;
+  Block scratch_block_;
   std::vector<Eigen::RowVectorXf> cluster_features_;
 };
 

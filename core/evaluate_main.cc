@@ -14,6 +14,7 @@
 #include "absl/strings/str_split.h"
 #include "core/evaluator.h"
 #include "core/paths.h"
+#include "core/process_init.h"
 #include "core/pipeline_graph.h"
 #include "core/text_proto.h"
 #include "google/protobuf/util/json_util.h"
@@ -141,6 +142,7 @@ int main(int argc, char** argv) {
       "and per-layer diagnostics.\n  bazel run //core:evaluate -- --genome='layers { keys { "
       "format: INT bits: 2 axis: PER_CHANNEL group_size: 32 } values { format: INT bits: 2 "
       "group_size: 32 } }'");
+  fecsearch::InitProcess();
   absl::ParseCommandLine(argc, argv);
   return fecsearch::Main();
 }

@@ -19,8 +19,9 @@ namespace fecsearch {
 
 // The probe program for KV-cache candidates (DOMAIN.md section 4): each layer's attention
 // outputs with the candidate's compressed cache, on queries, keys and values captured from
-// the model on the probe window, and on a seeded synthetic variant of them whose channels
-// carry large-LLM-like outliers (so that outlier and per-channel settings are exercised);
+// the model on the probe window, and on a seeded synthetic variant of its first half whose
+// channels carry large-LLM-like outliers (so that outlier and per-channel settings are
+// exercised);
 // plus the exact cache bits on both and the analytic memory at the deployment context.
 // Thread-safe; immutable after Create.
 class KvProbe {

@@ -109,17 +109,11 @@ absl::StatusOr<std::unique_ptr<FecCache>> FecCache::Create(const FecCacheOptions
   return cache;
 }
 
-void FecCache::Touch(Shard& s, Slot& slot, const Hash128& h) {
+void FecCache::Touch(Shard& s, Slot& slot, const Hash128&) {
   slot.tick = ++s.tick;
-  s.log.emplace_back(slot.tick, h);
-  // The log holds one record per access; rebuild it when stale records dominate.
-  if (s.log.size() > 2 * s.map.size() + 1024) {
-    std::vector<std::pair<uint64_t, Hash128>> live;
-    live.reserve(s.map.size());
-    for (const auto& [key, sl] : s.map) live.emplace_back(sl.tick, key);
-    std::sort(live.begin(), live.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-    s.log.assign(live.begin(), live.end());
-  }
+  // Last-used times are for people (inspection); the clock is read every 256 accesses.
+  if ((s.tick & 255) == 1) s.now_micros = NowMicros();
+  slot.entry.last_used_micros = s.now_micros;
 }
 
 void FecCache::InsertSlot(Shard& s, const Hash128& h, Slot slot) {
@@ -129,14 +123,19 @@ void FecCache::InsertSlot(Shard& s, const Hash128& h, Slot slot) {
 }
 
 void FecCache::EvictIfNeeded(Shard& s) {
-  while (static_cast<int64_t>(s.map.size()) > per_shard_capacity_ && !s.log.empty()) {
-    const auto [tick, h] = s.log.front();
-    s.log.pop_front();
-    auto it = s.map.find(h);
-    if (it == s.map.end() || it->second.tick != tick) continue;  // stale record
-    s.map.erase(it);
-    ++evictions_;
-  }
+  const int64_t size = static_cast<int64_t>(s.map.size());
+  if (size <= per_shard_capacity_) return;
+  // Evict down to 15/16 of capacity in one pass: the least recently used entries are those
+  // with the smallest ticks. O(shard size) per batch, O(16) per evicted entry.
+  const int64_t keep = per_shard_capacity_ - per_shard_capacity_ / 16;
+  std::vector<std::pair<uint64_t, Hash128>> ticks;
+  ticks.reserve(size);
+  for (const auto& [key, slot] : s.map) ticks.emplace_back(slot.tick, key);
+  const int64_t evict = size - keep;
+  std::nth_element(ticks.begin(), ticks.begin() + (evict - 1), ticks.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (int64_t i = 0; i < evict; ++i) s.map.erase(ticks[i].second);
+  evictions_ += evict;
 }
 
 bool FecCache::LoadFromDisk(Shard& s, const Hash128& h) {
@@ -198,11 +197,10 @@ FecCache::LookupResult FecCache::Lookup(const Hash128& h, Waiter waiter) {
     } else {
       ++slot.entry.hits;
       ++slot.hits_since_eval;
-      slot.entry.last_used_micros = NowMicros();
       slot.dirty = true;
       Touch(s, slot, h);
-      ++hits_;
-      saved_micros_ += static_cast<int64_t>(slot.entry.eval_seconds * 1e6);
+      ++s.hits;
+      s.saved_micros += static_cast<int64_t>(slot.entry.eval_seconds * 1e6);
       return {Kind::kHit, slot.entry};
     }
   }
@@ -293,7 +291,7 @@ absl::StatusOr<FecEntry> FecCache::Complete(const Hash128& h, int64_t candidate_
     }
   }
   for (Waiter& w : waiters) {
-    saved_micros_ += static_cast<int64_t>(updated.eval_seconds * 1e6);
+    merged_saved_micros_ += static_cast<int64_t>(updated.eval_seconds * 1e6);
     if (w) w(updated);
   }
   return updated;
@@ -324,19 +322,21 @@ std::optional<FecEntry> FecCache::Peek(const Hash128& h) {
 
 FecStats FecCache::stats() const {
   FecStats st;
-  st.hits = hits_;
   st.partial_hits = partial_hits_;
   st.inflight_merges = inflight_merges_;
   st.misses = misses_;
   st.evictions = evictions_;
   st.disk_reads = disk_reads_;
   st.forgotten = forgotten_;
-  st.seconds_saved = saved_micros_ / 1e6;
+  int64_t saved = merged_saved_micros_;
   for (const auto& sh : shards_) {
     absl::MutexLock lock(&sh->mu);
+    st.hits += sh->hits;
+    saved += sh->saved_micros;
     st.in_memory += sh->map.size();
     st.entries += store_ ? static_cast<int64_t>(sh->on_disk.size()) : static_cast<int64_t>(sh->map.size());
   }
+  st.seconds_saved = saved / 1e6;
   return st;
 }
 

@@ -1,7 +1,9 @@
 // The functional equivalence cache: hash -> fitness, shared by every evaluation in flight.
 //
-// Sharded flat_hash_maps, each under its own absl::Mutex, with exact LRU eviction (a
-// per-shard access log instead of a linked list, so a hit touches no other entry's memory).
+// Sharded flat_hash_maps, each under its own absl::Mutex, with LRU eviction: every access
+// stamps the entry with a per-shard tick (no list to relink, so a hit touches no other
+// entry's memory); a shard over capacity evicts its least recently used 1/16 at once, found
+// by a selection over the ticks.
 // Evicted entries stay on disk and come back on a lookup. The paper's noise policy:
 // max_num_evals (aggregating: below it a hit still evaluates and averages) and
 // remove_probability (forgetful: a hit forgets the entry with this probability), plus
@@ -13,7 +15,6 @@
 
 #include <atomic>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -122,12 +123,15 @@ class FecCache {
   struct Shard {
     absl::Mutex mu;
     absl::flat_hash_map<Hash128, Slot, Hash128Hasher> map ABSL_GUARDED_BY(mu);
-    std::deque<std::pair<uint64_t, Hash128>> log ABSL_GUARDED_BY(mu);  // access log (LRU)
     uint64_t tick ABSL_GUARDED_BY(mu) = 0;
+    int64_t now_micros ABSL_GUARDED_BY(mu) = 0;  // refreshed every 256 ticks
     absl::flat_hash_map<Hash128, std::vector<Waiter>, Hash128Hasher> inflight ABSL_GUARDED_BY(mu);
     // Every durable entry's latest row (also those evicted from memory).
     absl::flat_hash_map<Hash128, int64_t, Hash128Hasher> on_disk ABSL_GUARDED_BY(mu);
     std::mt19937_64 rng ABSL_GUARDED_BY(mu);
+    // Counted under the shard's lock: an atomic per lookup would be one more full barrier.
+    int64_t hits ABSL_GUARDED_BY(mu) = 0;
+    int64_t saved_micros ABSL_GUARDED_BY(mu) = 0;
   };
 
   explicit FecCache(const FecCacheOptions& options);
@@ -145,9 +149,9 @@ class FecCache {
   int64_t per_shard_capacity_;
   CacheStore* store_;
   std::vector<std::unique_ptr<Shard>> shards_;
-  std::atomic<int64_t> hits_{0}, partial_hits_{0}, inflight_merges_{0}, misses_{0};
+  std::atomic<int64_t> partial_hits_{0}, inflight_merges_{0}, misses_{0};
   std::atomic<int64_t> evictions_{0}, disk_reads_{0}, forgotten_{0};
-  std::atomic<int64_t> saved_micros_{0};
+  std::atomic<int64_t> merged_saved_micros_{0};
   absl::Mutex contexts_mu_;
   std::set<std::string> contexts_ ABSL_GUARDED_BY(contexts_mu_);
 };

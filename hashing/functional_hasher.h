@@ -26,8 +26,10 @@ class OutputSink {
   virtual void AddInt(int64_t v) = 0;
 };
 
-// The canonical 32-bit pattern of one float (exposed for tests and the collision study).
+// The canonical 32-bit pattern of one float (the definition; exposed for tests).
 uint32_t CanonicalFloatBits(float v, int mantissa_bits);
+// The same for many floats at once, vectorised: what OutputSink hashes.
+void CanonicalizeFloats(absl::Span<const float> values, int mantissa_bits, uint32_t* out);
 
 // A probe program: runs a candidate on the probe and writes its outputs to the sink.
 using ProbeProgram = std::function<absl::Status(OutputSink&)>;

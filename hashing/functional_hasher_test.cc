@@ -1,6 +1,7 @@
 #include "hashing/functional_hasher.h"
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -74,6 +75,28 @@ TEST(Hash128Test, HexRoundTrip) {
   EXPECT_EQ(back, h);
   EXPECT_FALSE(Hash128::FromHex("xyz", &back));
   EXPECT_EQ(h.Hex().size(), 32u);
+}
+
+}  // namespace
+}  // namespace fecsearch
+
+namespace fecsearch {
+namespace {
+
+// The vectorised canonicalisation the sink uses agrees with CanonicalFloatBits everywhere.
+TEST(CanonicalTest, VectorisedMatchesTheScalarDefinition) {
+  std::vector<float> values = {0.0f, -0.0f, 1.0f, -2.5f, 1e-40f, -1e-42f, INFINITY, -INFINITY, std::nanf("3"),
+                               -std::nanf("9"), 3.14159f, 65504.0f};
+  for (uint32_t bits = 1; bits < 0xfffff000u; bits += 104729u) {
+    float f;
+    std::memcpy(&f, &bits, 4);
+    values.push_back(f);
+  }
+  for (int m : {0, 1, 8, 13, 22, 23}) {
+    std::vector<uint32_t> fast(values.size());
+    CanonicalizeFloats(values, m, fast.data());
+    for (size_t i = 0; i < values.size(); ++i) ASSERT_EQ(fast[i], CanonicalFloatBits(values[i], m)) << i << " m=" << m;
+  }
 }
 
 }  // namespace

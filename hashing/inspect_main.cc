@@ -21,6 +21,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "core/paths.h"
+#include "core/process_init.h"
 #include "core/text_proto.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "google/protobuf/text_format.h"
@@ -321,6 +322,7 @@ int main(int argc, char** argv) {
       "  bazel run //hashing:inspect -- --db=fecsearch.db top 10\n"
       "  bazel run //hashing:inspect -- --db=fecsearch.db show HASH\n"
       "  bazel run //hashing:inspect -- --db=fecsearch.db export --format=csv > cache.csv");
+  fecsearch::InitProcess();
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   return fecsearch::Main(args);
 }

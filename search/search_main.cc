@@ -14,6 +14,7 @@
 #include "absl/time/clock.h"
 #include "core/evaluator.h"
 #include "core/paths.h"
+#include "core/process_init.h"
 #include "core/pipeline_graph.h"
 #include "core/text_proto.h"
 #include "hashing/cache_store.h"
@@ -255,6 +256,7 @@ int main(int argc, char** argv) {
       "  bazel run //search                      # the embedded default experiment\n"
       "  bazel run //search -- --experiment=search/experiments/pipeline_graphs.textproto\n"
       "  bazel run //search -- --resume          # continue an interrupted search");
+  fecsearch::InitProcess();
   absl::ParseCommandLine(argc, argv);
   return fecsearch::Main();
 }
