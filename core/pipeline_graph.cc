@@ -585,8 +585,7 @@ absl::Status CheckGenomeLayer(const LayerCompression& l, const ModelConfig& mode
 
 }  // namespace
 
-absl::StatusOr<std::vector<PipelineGraph>> CandidateToGraphs(const Candidate& candidate,
-                                                             const ModelConfig& model) {
+absl::StatusOr<CandidateGraphs> CandidateToGraphEntries(const Candidate& candidate, const ModelConfig& model) {
   std::vector<LayerPipeline> entries;
   std::string field;
   if (candidate.has_pipeline()) {
@@ -607,26 +606,36 @@ absl::StatusOr<std::vector<PipelineGraph>> CandidateToGraphs(const Candidate& ca
   }
   absl::Status s = CheckGroupCount(static_cast<int>(entries.size()), model.num_layers, field);
   if (!s.ok()) return s;
-  std::vector<PipelineGraph> graphs;
-  std::vector<PipelineGraph> per_entry;
+  CandidateGraphs graphs;
   for (size_t i = 0; i < entries.size(); ++i) {
     auto g = PipelineGraph::FromProto(entries[i], model, absl::StrCat(field, "[", i, "]"));
     if (!g.ok()) return g.status();
-    per_entry.push_back(std::move(*g));
+    graphs.entries.push_back(std::move(*g));
   }
   for (int l = 0; l < model.num_layers; ++l) {
-    graphs.push_back(per_entry[GroupOf(l, static_cast<int>(entries.size()), model.num_layers)]);
+    graphs.entry_of_layer.push_back(GroupOf(l, static_cast<int>(entries.size()), model.num_layers));
   }
+  return graphs;
+}
+
+absl::StatusOr<std::vector<PipelineGraph>> CandidateToGraphs(const Candidate& candidate,
+                                                             const ModelConfig& model) {
+  auto entries = CandidateToGraphEntries(candidate, model);
+  if (!entries.ok()) return entries.status();
+  std::vector<PipelineGraph> graphs;
+  for (int l = 0; l < model.num_layers; ++l) graphs.push_back(entries->layer(l));
   return graphs;
 }
 
 absl::StatusOr<ModelPlan> CompileCandidate(const Candidate& candidate, const ModelConfig& model,
                                            int window_length) {
-  auto graphs = CandidateToGraphs(candidate, model);
+  auto graphs = CandidateToGraphEntries(candidate, model);
   if (!graphs.ok()) return graphs.status();
+  std::vector<LayerPlan> compiled;
+  for (const PipelineGraph& g : graphs->entries) compiled.push_back(g.Compile());
   ModelPlan plan;
-  for (size_t l = 0; l < graphs->size(); ++l) {
-    LayerPlan lp = (*graphs)[l].Compile();
+  for (int l = 0; l < model.num_layers; ++l) {
+    LayerPlan lp = compiled[graphs->entry_of_layer[l]];
     for (int stream = 0; stream < 2; ++stream) {
       const StreamPlan& sp = stream == 0 ? lp.keys : lp.values;
       const char* name = stream == 0 ? "keys" : "values";

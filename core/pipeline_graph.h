@@ -47,8 +47,17 @@ class PipelineGraph {
 // Converts one genome layer entry into the graph of the fixed pipeline it describes.
 LayerPipeline GenomeLayerToPipeline(const LayerCompression& layer);
 
+// A candidate's graphs: one per entry (layer group), and which entry each model layer uses.
+struct CandidateGraphs {
+  std::vector<PipelineGraph> entries;
+  std::vector<int> entry_of_layer;
+  const PipelineGraph& layer(int l) const { return entries[entry_of_layer[l]]; }
+};
+// Validates and converts every entry. Errors name the field ("genome.layers[1].keys.bits").
+absl::StatusOr<CandidateGraphs> CandidateToGraphEntries(const Candidate& candidate, const ModelConfig& model);
+
 // All layers of a candidate as validated graphs, one per model layer (layer groups
-// expanded). Errors name the field ("genome.layers[1].keys.bits: ...").
+// expanded).
 absl::StatusOr<std::vector<PipelineGraph>> CandidateToGraphs(const Candidate& candidate,
                                                              const ModelConfig& model);
 

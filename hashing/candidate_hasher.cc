@@ -97,7 +97,8 @@ Hash128 ExactHash(const std::string& context, const Candidate& candidate) {
 
 absl::StatusOr<std::unique_ptr<CandidateHasher>> CandidateHasher::Create(
     std::shared_ptr<const EvaluationContext> context, const FecSpec& fec) {
-  auto hasher = std::unique_ptr<CandidateHasher>(new CandidateHasher(fec.mantissa_bits()));
+  auto hasher = std::unique_ptr<CandidateHasher>(
+      new CandidateHasher(fec.mantissa_bits(), context->config(), context->window_length()));
   hasher->context_ = context;
   hasher->dedup_ = fec.dedup() == FecSpec::DEDUP_UNSPECIFIED ? FecSpec::FUNCTIONAL : fec.dedup();
   auto probe = KvProbe::Create(context, fec.probe_tokens(), fec.probe_seed());
@@ -107,15 +108,13 @@ absl::StatusOr<std::unique_ptr<CandidateHasher>> CandidateHasher::Create(
 }
 
 absl::StatusOr<CandidateHashes> CandidateHasher::Hash(const Candidate& candidate) const {
-  auto graphs = CandidateToGraphs(candidate, context_->config());
-  if (!graphs.ok()) return graphs.status();
+  // Validates the candidate (every gene, graph and window limit) and hashes its graphs.
+  auto structural = structural_.Hash(candidate);
+  if (!structural.ok()) return structural.status();
   CandidateHashes h;
-  h.structural = StructuralHash(*graphs);
+  h.structural = *structural;
   h.exact = ExactHash(context_->fingerprint(), candidate);
   if (dedup_ == FecSpec::EXACT) {
-    // Validity still matters: compile to report bad genes before dispatch.
-    auto plan = CompileCandidate(candidate, context_->config(), context_->window_length());
-    if (!plan.ok()) return plan.status();
     h.key = h.exact;
     return h;
   }

@@ -13,6 +13,7 @@
 #include "core/evaluator.h"
 #include "hashing/functional_hasher.h"
 #include "hashing/hash128.h"
+#include "hashing/structural_hash.h"
 #include "protos/experiment.pb.h"
 
 namespace fecsearch {
@@ -60,11 +61,13 @@ class CandidateHasher {
   FecSpec::Dedup dedup() const { return dedup_; }
 
  private:
-  CandidateHasher(int mantissa_bits) : hasher_(mantissa_bits) {}
+  CandidateHasher(int mantissa_bits, const ModelConfig& model, int window_length)
+      : hasher_(mantissa_bits), structural_(model, window_length) {}
   std::shared_ptr<const EvaluationContext> context_;
   FecSpec::Dedup dedup_ = FecSpec::FUNCTIONAL;
   FunctionalHasher hasher_;
   std::unique_ptr<KvProbe> probe_;
+  StructuralHasher structural_;
   // Structural pre-check: candidates with the same graphs compute the same function.
   mutable absl::Mutex mu_;
   mutable absl::flat_hash_map<Hash128, Hash128, Hash128Hasher> by_structure_ ABSL_GUARDED_BY(mu_);

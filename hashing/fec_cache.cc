@@ -227,8 +227,8 @@ StoredEntry FecCache::ToStored(const Hash128& h, const FecEntry& e) const {
   return s;
 }
 
-absl::StatusOr<FecEntry> FecCache::Complete(const Hash128& h, int64_t candidate_id,
-                                            const EvaluationResult& result, const std::string& context) {
+void FecCache::CompleteAsync(const Hash128& h, int64_t candidate_id, const EvaluationResult& result,
+                             const std::string& context, Waiter done) {
   Shard& s = ShardOf(h);
   FecEntry updated;
   {
@@ -253,48 +253,71 @@ absl::StatusOr<FecEntry> FecCache::Complete(const Hash128& h, int64_t candidate_
     updated.num_evals = n + 1;
     updated.last_used_micros = now;
   }
-  // Durable before visible.
-  int64_t rowid = -1, result_row = -1;
-  if (store_) {
-    StoredEntry stored = ToStored(h, updated);
-    stored.result = result.SerializeAsString();
-    stored.context = context;
-    auto written = store_->WriteSync(std::move(stored));
+  // Durable before visible: the entry reaches the map, and the waiters, from the store's
+  // commit callback.
+  auto publish = [this, h, updated, context, done](int64_t rowid, int64_t result_row) {
+    Shard& s = ShardOf(h);
+    std::vector<Waiter> waiters;
+    {
+      absl::MutexLock lock(&s.mu);
+      if (rowid >= 0) s.on_disk[h] = rowid;
+      Slot slot;
+      auto it = s.map.find(h);
+      if (it != s.map.end()) slot = it->second;
+      // Hits counted while this evaluation ran are kept.
+      const int64_t hits = std::max(slot.entry.hits, updated.hits);
+      const int64_t partial = std::max(slot.entry.partial_hits, updated.partial_hits);
+      slot.entry = updated;
+      slot.entry.hits = hits;
+      slot.entry.partial_hits = partial;
+      slot.hits_since_eval = 0;
+      if (result_row >= 0) slot.result_row = result_row;
+      slot.context = Intern(context);
+      InsertSlot(s, h, std::move(slot));
+      auto in = s.inflight.find(h);
+      if (in != s.inflight.end()) {
+        waiters = std::move(in->second);
+        s.inflight.erase(in);
+      }
+    }
+    for (Waiter& w : waiters) {
+      merged_saved_micros_ += static_cast<int64_t>(updated.eval_seconds * 1e6);
+      if (w) w(updated);
+    }
+    if (done) done(updated);
+  };
+  if (store_ == nullptr) {
+    publish(-1, -1);
+    return;
+  }
+  StoredEntry stored = ToStored(h, updated);
+  stored.result = result.SerializeAsString();
+  stored.context = context;
+  store_->Write(std::move(stored), [this, h, done_on_error = done, publish = std::move(publish)](
+                                       absl::StatusOr<WrittenRow> written) mutable {
     if (!written.ok()) {
       Abandon(h, written.status());
-      return written.status();
+      if (done_on_error) done_on_error(written.status());
+      return;
     }
-    rowid = written->row;
-    result_row = written->result_row;
-  }
-  std::vector<Waiter> waiters;
-  {
-    absl::MutexLock lock(&s.mu);
-    if (rowid >= 0) s.on_disk[h] = rowid;
-    Slot slot;
-    auto it = s.map.find(h);
-    if (it != s.map.end()) slot = it->second;
-    // Hits counted while this evaluation ran are kept.
-    const int64_t hits = std::max(slot.entry.hits, updated.hits);
-    const int64_t partial = std::max(slot.entry.partial_hits, updated.partial_hits);
-    slot.entry = updated;
-    slot.entry.hits = hits;
-    slot.entry.partial_hits = partial;
-    slot.hits_since_eval = 0;
-    if (result_row >= 0) slot.result_row = result_row;
-    slot.context = Intern(context);
-    InsertSlot(s, h, std::move(slot));
-    auto in = s.inflight.find(h);
-    if (in != s.inflight.end()) {
-      waiters = std::move(in->second);
-      s.inflight.erase(in);
-    }
-  }
-  for (Waiter& w : waiters) {
-    merged_saved_micros_ += static_cast<int64_t>(updated.eval_seconds * 1e6);
-    if (w) w(updated);
-  }
-  return updated;
+    publish(written->row, written->result_row);
+  });
+}
+
+absl::StatusOr<FecEntry> FecCache::Complete(const Hash128& h, int64_t candidate_id,
+                                            const EvaluationResult& result, const std::string& context) {
+  absl::Mutex mu;
+  bool done = false;
+  absl::StatusOr<FecEntry> out = absl::UnknownError("not completed");
+  auto finish = [&](absl::StatusOr<FecEntry> e) {
+    absl::MutexLock lock(&mu);
+    out = std::move(e);
+    done = true;
+  };
+  CompleteAsync(h, candidate_id, result, context, finish);
+  absl::MutexLock lock(&mu);
+  mu.Await(absl::Condition(&done));
+  return out;
 }
 
 void FecCache::Abandon(const Hash128& h, const absl::Status& why) {

@@ -98,8 +98,12 @@ class FecCache {
   // `waiter` is kept only for kInFlight and called once the running evaluation completes
   // (from the completing thread).
   LookupResult Lookup(const Hash128& hash, Waiter waiter);
-  // Records the evaluation of a kMiss / kPartialHit, makes it durable, then makes it
-  // visible and wakes the waiters. Returns the updated entry.
+  // Records the evaluation of a kMiss / kPartialHit: makes it durable, then visible, then
+  // wakes the waiters and calls `done` (from the store's writer thread). A failed write
+  // reaches the waiters through Abandon and `done` with the error.
+  void CompleteAsync(const Hash128& hash, int64_t candidate_id, const EvaluationResult& result,
+                     const std::string& context, Waiter done);
+  // The same, waiting; returns the updated entry.
   absl::StatusOr<FecEntry> Complete(const Hash128& hash, int64_t candidate_id,
                                     const EvaluationResult& result, const std::string& context);
   // The evaluation of a kMiss / kPartialHit failed: waiters receive `why`.

@@ -67,5 +67,42 @@ TEST(StructuralHashTest, LayerOrderMatters) {
   EXPECT_EQ(StructuralHash(std::vector<PipelineGraph>{a, b}), StructuralHash(std::vector<PipelineGraph>{a, b}));
 }
 
+TEST(StructuralHasherTest, MatchesTheGraphHashAndRemembersEntries) {
+  const ModelConfig model = Model();
+  StructuralHasher hasher(model, 1024);
+  for (const char* text : {"layers { keys { format: INT bits: 2 } }",
+                           "layers { keys { format: INT bits: 2 } } layers { values { format: NF bits: 4 } } layers { }",
+                           ""}) {
+    Candidate c;
+    ASSERT_TRUE(ParseTextProto(text, "t", c.mutable_genome()).ok());
+    auto graphs = CandidateToGraphEntries(c, model);
+    ASSERT_TRUE(graphs.ok());
+    for (int round = 0; round < 2; ++round) {  // second round answered from memory
+      auto h = hasher.Hash(c);
+      ASSERT_TRUE(h.ok()) << h.status();
+      EXPECT_EQ(*h, StructuralHash(*graphs)) << text;
+      EXPECT_EQ(*h, StructuralHash(*CandidateToGraphs(c, model))) << text;
+    }
+  }
+}
+
+TEST(StructuralHasherTest, ErrorsNameTheEntryEvenWhenRemembered) {
+  StructuralHasher hasher(Model(), 1024);
+  Candidate a, b;
+  ASSERT_TRUE(ParseTextProto("layers { keys { format: INT bits: 9 } }", "t", a.mutable_genome()).ok());
+  ASSERT_TRUE(ParseTextProto("layers { } layers { } layers { keys { format: INT bits: 9 } }", "t", b.mutable_genome()).ok());
+  auto ea = hasher.Hash(a);
+  ASSERT_FALSE(ea.ok());
+  EXPECT_NE(ea.status().message().find("genome.layers[0].keys.bits"), std::string::npos) << ea.status();
+  auto eb = hasher.Hash(b);
+  ASSERT_FALSE(eb.ok());
+  EXPECT_NE(eb.status().message().find("genome.layers[2].keys.bits"), std::string::npos) << eb.status();
+  Candidate sinks;
+  ASSERT_TRUE(ParseTextProto("layers { keys { sink_tokens: 5000 } }", "t", sinks.mutable_genome()).ok());
+  auto es = hasher.Hash(sinks);
+  ASSERT_FALSE(es.ok());
+  EXPECT_NE(es.status().message().find("genome.layers[0] keys: sink_tokens 5000"), std::string::npos) << es.status();
+}
+
 }  // namespace
 }  // namespace fecsearch

@@ -71,6 +71,7 @@ Controller::Event Controller::Pop() {
 bool Controller::CanPropose(const Progress& p) const {
   const SearchSpec& s = options_.spec.search();
   if (options_.stop && options_.stop->load()) return false;
+  if (db_failed_) return false;
   if (s.max_evaluations() > 0 && p.dispatched >= s.max_evaluations()) return false;
   if (s.max_candidates() > 0 && p.candidates >= s.max_candidates()) return false;
   if (s.max_wall_seconds() > 0 && p.elapsed_seconds >= s.max_wall_seconds()) return false;
@@ -107,17 +108,24 @@ void Controller::Finish(int64_t id, Outcome outcome, const Objectives* objective
     r.result = *result;
     r.eval_seconds = result->cost_seconds();
   }
-  // Counted once durable, in commit order (= completion order).
+  // The database commits rows in the order they are put, which is completion order: after
+  // a crash it holds a prefix of the completions, from which --resume rebuilds the same
+  // population. (Evaluations themselves are durable in the cache before they get here.)
   db_->Put(r, [this, id](absl::Status s) {
+    if (s.ok()) return;
     Event e;
-    e.kind = Event::kDurable;
+    e.kind = Event::kDbError;
     e.id = id;
     e.durable = s;
     Push(std::move(e));
   });
+  CandidateRecord finished = std::move(r);
+  live_.erase(it);
+  Counted(std::move(finished));
+  Notify();
 }
 
-void Controller::Counted(const CandidateRecord& r) {
+void Controller::Counted(CandidateRecord r) {
   switch (r.outcome) {
     case Outcome::kHit: ++progress_.hits; break;
     case Outcome::kPartialHit: ++progress_.partial_hits; ++progress_.evaluations; break;
@@ -134,14 +142,30 @@ void Controller::Counted(const CandidateRecord& r) {
     Score(options_.spec.search(), r.objectives, &ind);
     algorithm_->Tell(ind);
     individuals_.push_back(ind);
+    // The feasible front, updated in O(front) per result (a full recomputation per result
+    // would make the search quadratic in its length).
+    if (ind.violation == 0) {
+      bool dominated = false;
+      for (const Individual& f : front_) {
+        if (Dominates(f, ind) || f.objectives == ind.objectives) {
+          dominated = true;
+          break;
+        }
+      }
+      if (!dominated) {
+        front_.erase(std::remove_if(front_.begin(), front_.end(), [&](const Individual& f) { return Dominates(ind, f); }),
+                     front_.end());
+        front_.push_back(ind);
+      }
+    }
     if (reference_.empty() && individuals_.size() >= 8) reference_ = HypervolumeReference(options_.spec.search(), individuals_);
     const std::vector<double> ref = reference_.empty() ? HypervolumeReference(options_.spec.search(), individuals_) : reference_;
-    if (ref.size() >= 2) progress_.hypervolume = Hypervolume2D(individuals_, ref[0], ref[1]);
+    if (ref.size() >= 2) progress_.hypervolume = Hypervolume2D(front_, ref[0], ref[1]);
     const double scalar = Scalarize(options_.spec.search(), ind);
     if (ind.violation == 0 && (progress_.best_scalar == 0 || scalar < progress_.best_scalar)) progress_.best_scalar = scalar;
-    progress_.front_size = static_cast<int>(ParetoFront(individuals_).size());
+    progress_.front_size = static_cast<int>(front_.size());
   }
-  done_.push_back(r);
+  done_.push_back(std::move(r));
   TracePoint t;
   t.seconds = NowSeconds() - start_seconds_;
   t.evaluations = progress_.evaluations;
@@ -162,7 +186,13 @@ void Controller::Start(CandidateRecord record) {
     record.cache_key = hashes->key.Hex();
   }
   live_[id] = record;
-  db_->Put(record);  // PENDING: dispatched again if the search is killed before it finishes
+  // A PENDING row is written only for candidates that stay outstanding (dispatched or
+  // waiting for a running evaluation): those are dispatched again if the search is killed.
+  auto mark_pending = [&] {
+    CandidateRecord pending = live_[id];
+    pending.outcome = Outcome::kPending;
+    db_->Put(pending);
+  };
   if (!hashes.ok()) {
     ++proposals_since_dispatch_;
     Finish(id, Outcome::kInvalid, nullptr, nullptr, "", 0, std::string(hashes.status().message()));
@@ -184,6 +214,7 @@ void Controller::Start(CandidateRecord record) {
   };
   if (cache_ == nullptr) {
     live_[id].outcome = Outcome::kMiss;
+    mark_pending();
     dispatch(Outcome::kMiss);
     return;
   }
@@ -214,19 +245,29 @@ void Controller::Start(CandidateRecord record) {
     case FecCache::Kind::kInFlight:
       ++proposals_since_dispatch_;
       live_[id].outcome = Outcome::kMerged;
+      mark_pending();
       break;
     case FecCache::Kind::kPartialHit:
       live_[id].outcome = Outcome::kPartialHit;
+      mark_pending();
       dispatch(Outcome::kPartialHit);
       break;
     case FecCache::Kind::kMiss:
       live_[id].outcome = Outcome::kMiss;
+      mark_pending();
       dispatch(Outcome::kMiss);
       break;
   }
 }
 
 void Controller::Handle(Event e) {
+  if (e.kind == Event::kDbError) {
+    if (progress_.stop_reason.empty()) {
+      progress_.stop_reason = absl::StrCat("database write failed: ", e.durable.message());
+    }
+    db_failed_ = true;
+    return;
+  }
   auto it = live_.find(e.id);
   if (it == live_.end()) return;
   Hash128 key;
@@ -245,12 +286,38 @@ void Controller::Handle(Event e) {
         Finish(e.id, Outcome::kInvalid, nullptr, &r, e.worker, e.attempts, r.status().message());
         return;
       }
-      Objectives objectives = r.objectives();
       if (cache_ && has_key) {
-        auto entry = cache_->Complete(key, e.id, r, options_.context_fingerprint);
-        if (entry.ok()) objectives = entry->objectives.ToProto();  // running mean (aggregating FEC)
+        // Counted once the cache entry is durable (kCompleted), with the running mean.
+        const int64_t id = e.id;
+        const std::string worker = e.worker;
+        const int attempts = e.attempts;
+        auto result = std::make_shared<EvaluationResult>(r);
+        cache_->CompleteAsync(key, e.id, r, options_.context_fingerprint,
+                              [this, id, worker, attempts, result](absl::StatusOr<FecEntry> entry) {
+                                Event done;
+                                done.kind = Event::kCompleted;
+                                done.id = id;
+                                done.entry = std::move(entry);
+                                done.result = *result;
+                                done.worker = worker;
+                                done.attempts = attempts;
+                                Push(std::move(done));
+                              });
+        return;
       }
+      const Objectives objectives = r.objectives();
       Finish(e.id, planned, &objectives, &r, e.worker, e.attempts, "");
+      return;
+    }
+    case Event::kCompleted: {
+      const Outcome planned = it->second.outcome;
+      if (!e.entry.ok()) {
+        Finish(e.id, Outcome::kFailed, nullptr, nullptr, e.worker, e.attempts,
+               absl::StrCat("cache write failed: ", e.entry.status().message()));
+        return;
+      }
+      const Objectives objectives = e.entry->objectives.ToProto();  // running mean (aggregating FEC)
+      Finish(e.id, planned, &objectives, &*e.result, e.worker, e.attempts, "");
       return;
     }
     case Event::kMerged:
@@ -261,16 +328,8 @@ void Controller::Handle(Event e) {
         Finish(e.id, Outcome::kMerged, &o, nullptr, "cache (merged)", 0, "");
       }
       return;
-    case Event::kDurable: {
-      CandidateRecord r = std::move(it->second);
-      live_.erase(it);
-      if (!e.durable.ok()) {
-        progress_.stop_reason = absl::StrCat("database write failed: ", e.durable.message());
-      }
-      Counted(r);
-      Notify();
+    case Event::kDbError:
       return;
-    }
   }
 }
 
@@ -390,9 +449,18 @@ absl::StatusOr<SearchResult> Controller::Run() {
     unique.push_back(ind);
     index.push_back(static_cast<int>(i));
   }
-  for (int f : ParetoFront(unique)) {
-    if (unique[f].violation == 0) result.front.push_back(index[f]);
+  // Feasible non-dominated configurations, in O(n x front).
+  std::vector<int> front;  // indices into `unique`
+  for (size_t i = 0; i < unique.size(); ++i) {
+    if (unique[i].violation > 0) continue;
+    bool dominated = false;
+    for (int f : front) dominated |= Dominates(unique[f], unique[i]);
+    if (dominated) continue;
+    front.erase(std::remove_if(front.begin(), front.end(), [&](int f) { return Dominates(unique[i], unique[f]); }),
+                front.end());
+    front.push_back(static_cast<int>(i));
   }
+  for (int f : front) result.front.push_back(index[f]);
   std::sort(result.front.begin(), result.front.end(), [&](int a, int b) {
     return result.records[a].objectives.effective_bits() < result.records[b].objectives.effective_bits();
   });

@@ -1,7 +1,8 @@
 // The steady-state asynchronous controller: propose -> structural check -> functional hash ->
 // cache lookup -> on a miss, dispatch to the pool -> record -> update the population. Many
-// evaluations in flight and no generation barrier; results are counted in the order they
-// become durable, so a resumed search rebuilds exactly the population that was recorded.
+// evaluations in flight and no generation barrier. Evaluations are durable in the cache
+// before they are counted; candidate rows are committed in completion order, so after a crash
+// the database holds a prefix of the completions and a resumed search rebuilds its population.
 #ifndef FECSEARCH_SEARCH_CONTROLLER_H_
 #define FECSEARCH_SEARCH_CONTROLLER_H_
 
@@ -95,7 +96,7 @@ class Controller {
 
  private:
   struct Event {
-    enum Kind { kEvaluated, kMerged, kDurable } kind;
+    enum Kind { kEvaluated, kCompleted, kMerged, kDbError } kind;
     int64_t id = -1;
     absl::StatusOr<EvaluationResult> result = absl::UnknownError("unset");
     absl::StatusOr<FecEntry> entry = absl::UnknownError("unset");
@@ -110,7 +111,7 @@ class Controller {
   void Finish(int64_t id, Outcome outcome, const Objectives* objectives, const EvaluationResult* result,
               const std::string& worker, int attempts, const std::string& error);
   void Handle(Event e);
-  void Counted(const CandidateRecord& r);
+  void Counted(CandidateRecord r);
   void Notify();
 
   ControllerOptions options_;
@@ -130,10 +131,12 @@ class Controller {
   std::map<int64_t, CandidateRecord> live_;  // outstanding, by id
   std::vector<CandidateRecord> done_;        // counted, in completion order
   std::vector<Individual> individuals_;      // of done_ with objectives
+  std::vector<Individual> front_;            // feasible non-dominated, kept incrementally
   Progress progress_;
   std::vector<TracePoint> trace_;
   int64_t next_id_ = 1, completion_seq_ = 0;
   int64_t proposals_since_dispatch_ = 0;
+  bool db_failed_ = false;
   double start_seconds_ = 0;
   std::vector<double> reference_;
 };

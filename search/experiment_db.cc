@@ -20,7 +20,7 @@ constexpr char kSchema[] =
     " status TEXT, started_micros INTEGER, finished_micros INTEGER);"
     "CREATE TABLE IF NOT EXISTS candidates ("
     " id INTEGER PRIMARY KEY, experiment_id INTEGER NOT NULL, parents TEXT, operation TEXT,"
-    " candidate TEXT, functional_hash TEXT, structural_hash TEXT, exact_hash TEXT, cache_key TEXT,"
+    " candidate BLOB, functional_hash TEXT, structural_hash TEXT, exact_hash TEXT, cache_key TEXT,"
     " outcome TEXT, mean_nll REAL, effective_bits REAL, perplexity REAL,"
     " perplexity_increase_percent REAL, violation REAL, worker TEXT, attempts INTEGER,"
     " created_micros INTEGER, finished_micros INTEGER, completion_seq INTEGER, eval_seconds REAL,"
@@ -34,14 +34,6 @@ constexpr char kCandidateColumns[] =
     " worker, attempts, created_micros, finished_micros, completion_seq, eval_seconds, error";
 
 const char* kOutcomeNames[] = {"PENDING", "HIT", "PARTIAL_HIT", "MISS", "MERGED", "INVALID", "FAILED"};
-
-std::string CandidateText(const Candidate& c) {
-  std::string out;
-  google::protobuf::TextFormat::Printer printer;
-  printer.SetSingleLineMode(true);
-  printer.PrintToString(c, &out);
-  return out;
-}
 
 }  // namespace
 
@@ -175,7 +167,8 @@ void ExperimentDb::Put(const CandidateRecord& r, std::function<void(absl::Status
     return;
   }
   auto rec = std::make_shared<CandidateRecord>(r);
-  auto text = std::make_shared<std::string>(CandidateText(r.candidate));
+  // Binary protobuf: a text form per candidate costs more than the rest of the controller.
+  auto text = std::make_shared<std::string>(r.candidate.SerializeAsString());
   auto result = std::make_shared<std::string>(r.result.ByteSizeLong() > 0 ? r.result.SerializeAsString() : "");
   writer_->Submit(
       [rec, text, result](SqliteDb& db) -> absl::StatusOr<int64_t> {
@@ -185,7 +178,7 @@ void ExperimentDb::Put(const CandidateRecord& r, std::function<void(absl::Status
         SqliteStatement* s = *cached;
         const CandidateRecord& c = *rec;
         s->Bind(1, c.id).Bind(2, c.experiment_id).Bind(3, absl::StrJoin(c.parents, ","));
-        s->Bind(4, c.operation).Bind(5, *text).Bind(6, c.functional_hash).Bind(7, c.structural_hash);
+        s->Bind(4, c.operation).BindBlob(5, *text).Bind(6, c.functional_hash).Bind(7, c.structural_hash);
         s->Bind(8, c.exact_hash).Bind(9, c.cache_key).Bind(10, std::string(OutcomeName(c.outcome)));
         if (c.has_objectives) {
           s->Bind(11, c.objectives.mean_nll()).Bind(12, c.objectives.effective_bits());
@@ -236,8 +229,9 @@ absl::StatusOr<std::vector<CandidateRecord>> ExperimentDb::Query(const std::stri
       if (absl::SimpleAtoi(p, &v)) c.parents.push_back(v);
     }
     c.operation = s->Text(3);
-    absl::Status parsed = ParseTextProto(s->Text(4), absl::StrCat(path_, ": candidate ", c.id), &c.candidate);
-    if (!parsed.ok()) return absl::DataLossError(parsed.message());
+    if (!c.candidate.ParseFromString(s->Blob(4))) {
+      return absl::DataLossError(absl::StrCat(path_, ": candidate ", c.id, " is not a valid Candidate proto"));
+    }
     c.functional_hash = s->Text(5);
     c.structural_hash = s->Text(6);
     c.exact_hash = s->Text(7);

@@ -1,6 +1,6 @@
 // The experiment database (SQLite, by default the same file as the cache): every experiment
-// and every candidate with its parents, genome, hashes, cache outcome, objectives, worker and
-// timestamps. Writes are group-committed; a candidate's result is durable before the search
+// and every candidate with its parents, genome (a binary Candidate proto; //hashing:inspect
+// prints it as text), hashes, cache outcome, objectives, worker and timestamps. Writes are group-committed; a candidate's result is durable before the search
 // counts it, so `--resume` after kill -9 loses and repeats no completed evaluation.
 #ifndef FECSEARCH_SEARCH_EXPERIMENT_DB_H_
 #define FECSEARCH_SEARCH_EXPERIMENT_DB_H_

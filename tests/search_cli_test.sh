@@ -35,7 +35,7 @@ expect_exit 2 "holds no experiment to resume" "$SEARCH" --experiment="$SPEC" --d
 # --- reproducibility with one thread ---------------------------------------------------
 "$SEARCH" --experiment="$SPEC" --db=a.db --threads=1 --seed=5 --report=a.html --progress=none >/dev/null 2>a.err || fail "run a: $(tail -3 a.err)"
 "$SEARCH" --experiment="$SPEC" --db=b.db --threads=1 --seed=5 --report=b.html --progress=none >/dev/null 2>b.err || fail "run b: $(tail -3 b.err)"
-q="SELECT id, candidate, outcome, mean_nll, effective_bits, parents FROM candidates ORDER BY id"
+q="SELECT id, hex(candidate), outcome, mean_nll, effective_bits, parents FROM candidates ORDER BY id"
 [ "$(rows a.db "$q")" = "$(rows b.db "$q")" ] || fail "same seed and --threads=1 gave different searches"
 [ "$(rows a.db 'SELECT count(*) FROM candidates')" -ge 12 ] || fail "too few candidates recorded"
 [ -s a.html ] || fail "no report written"
