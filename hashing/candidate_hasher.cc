@@ -29,6 +29,45 @@ class SplitMix {
   uint64_t s_;
 };
 
+void AddStreamSignature(const StreamPlan& sp, OutputSink& sink) {
+  sink.AddInt(sp.sink_tokens);
+  sink.AddInt(sp.recent_window);
+  sink.AddInt(sp.quantize_before_rope);
+  sink.AddInt(static_cast<int64_t>(sp.stages.size()));
+  for (const Stage& st : sp.stages) {
+    sink.AddInt(static_cast<int64_t>(st.kind));
+    sink.AddInt(st.stored);
+    if (st.kind == StageKind::kSplitOutliers) {
+      sink.AddInt(static_cast<int64_t>(std::llround(st.outlier_fraction * 1e9)));
+      continue;
+    }
+    const QuantizerConfig& q = st.quantizer;
+    for (int64_t v : {static_cast<int64_t>(q.format), int64_t{q.bits}, int64_t{q.posit_es}, int64_t{q.symmetric},
+                      static_cast<int64_t>(q.axis), int64_t{q.group_size}}) {
+      sink.AddInt(v);
+    }
+  }
+}
+
+// The resolved settings of one layer's plan (see KvProbe::Run for when they are hashed).
+void AddPlanSignature(const LayerPlan& l, OutputSink& sink) {
+  AddStreamSignature(l.keys, sink);
+  AddStreamSignature(l.values, sink);
+  const EvictionPlan& e = l.eviction;
+  sink.AddInt(e.policy);
+  sink.AddInt(static_cast<int64_t>(std::llround(e.keep_ratio * 1e9)));
+  if (e.policy == SNAPKV) {
+    sink.AddInt(e.observation_window);
+    sink.AddInt(e.pooling_kernel);
+  }
+  if (e.policy == KEY_NORM || e.policy == VALUE_NORM || e.policy == TEMPORAL_REDUNDANCY) {
+    sink.AddInt(e.tap_values);
+    sink.AddInt(e.tap_after_stages);
+    sink.AddInt(e.tap_rotated);
+  }
+  sink.AddInt(l.head_clusters);
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<KvProbe>> KvProbe::Create(std::shared_ptr<const EvaluationContext> context,
@@ -81,6 +120,21 @@ absl::Status KvProbe::Run(const Candidate& candidate, OutputSink& sink) const {
   const double analytic =
       AnalyticPlanBits(*plan, context_->config(), context_->spec().deployment_context());
   sink.AddInt(static_cast<int64_t>(std::llround(analytic * 1e6)));
+  // Eviction can hide from the probe what the full evaluation sees: while the sinks and the
+  // recent window outnumber the budget (ceil(keep_ratio x tokens seen)), every other token is
+  // evicted as soon as it leaves the recent window, so neither the policy nor the quantizers
+  // show in the probe's outputs; in a 1024-token window the budget outgrows the protected
+  // tokens and both matter. The collision study found such false hits. For every layer with an
+  // active eviction, the hash therefore also covers the layer's compiled plan, whose settings
+  // are resolved (a width a format ignores, a group of "all", are normalised), so that
+  // equivalences among plans remain.
+  for (const LayerPlan& l : plan->layers) {
+    if (!l.eviction.active()) {
+      sink.AddInt(-1);
+      continue;
+    }
+    AddPlanSignature(l, sink);
+  }
   return absl::OkStatus();
 }
 

@@ -23,7 +23,9 @@ namespace fecsearch {
 // the model on the probe window, and on a seeded synthetic variant of its first half whose
 // channels carry large-LLM-like outliers (so that outlier and per-channel settings are
 // exercised);
-// plus the exact cache bits on both and the analytic memory at the deployment context.
+// plus the exact cache bits on both, the analytic memory at the deployment context, and, for
+// layers with an active eviction (which can hide the rest of the layer from a probe this
+// short), the layer's compiled plan with resolved settings.
 // Thread-safe; immutable after Create.
 class KvProbe {
  public:

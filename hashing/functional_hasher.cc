@@ -2,6 +2,7 @@
 #include "hashing/functional_hasher.h"
 
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #define XXH_INLINE_ALL
@@ -77,14 +78,52 @@ class XxhSink : public OutputSink {
 
 }  // namespace
 
-absl::StatusOr<Hash128> FunctionalHasher::Hash(const std::string& context,
-                                               const ProbeProgram& program) const {
-  XxhSink sink(mantissa_bits_);
+namespace {
+
+class FanOutSink : public OutputSink {
+ public:
+  explicit FanOutSink(std::vector<std::unique_ptr<XxhSink>>& sinks) : sinks_(sinks) {}
+  void AddFloats(absl::Span<const float> values) override {
+    for (auto& s : sinks_) s->AddFloats(values);
+  }
+  void AddInt(int64_t v) override {
+    for (auto& s : sinks_) s->AddInt(v);
+  }
+
+ private:
+  std::vector<std::unique_ptr<XxhSink>>& sinks_;
+};
+
+void Start(XxhSink& sink, const std::string& context, int mantissa_bits) {
   const uint64_t n = context.size();
   sink.Raw(&n, sizeof(n));
   sink.Raw(context.data(), context.size());
-  const int32_t m = mantissa_bits_;
+  const int32_t m = mantissa_bits;
   sink.Raw(&m, sizeof(m));
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<Hash128>> FunctionalHasher::HashAtWidths(const std::string& context,
+                                                                    const ProbeProgram& program,
+                                                                    const std::vector<int>& mantissa_bits) {
+  std::vector<std::unique_ptr<XxhSink>> sinks;
+  for (int m : mantissa_bits) {
+    sinks.push_back(std::make_unique<XxhSink>(m));
+    Start(*sinks.back(), context, m);
+  }
+  FanOutSink fan(sinks);
+  absl::Status s = program(fan);
+  if (!s.ok()) return s;
+  std::vector<Hash128> out;
+  for (auto& sink : sinks) out.push_back(sink->Digest());
+  return out;
+}
+
+absl::StatusOr<Hash128> FunctionalHasher::Hash(const std::string& context,
+                                               const ProbeProgram& program) const {
+  XxhSink sink(mantissa_bits_);
+  Start(sink, context, mantissa_bits_);
   absl::Status s = program(sink);
   if (!s.ok()) return s;
   return sink.Digest();

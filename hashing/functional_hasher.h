@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
@@ -45,6 +46,11 @@ class FunctionalHasher {
   absl::StatusOr<Hash128> Hash(const std::string& context, const ProbeProgram& program) const;
 
   int mantissa_bits() const { return mantissa_bits_; }
+
+  // Runs `program` once and hashes its outputs at several mantissa widths (the collision
+  // study); result i is what Hash would return with mantissa_bits[i].
+  static absl::StatusOr<std::vector<Hash128>> HashAtWidths(const std::string& context, const ProbeProgram& program,
+                                                           const std::vector<int>& mantissa_bits);
 
  private:
   int mantissa_bits_;

@@ -68,6 +68,22 @@ TEST(FunctionalHasherTest, ContextLengthsAndErrorsMatter) {
   EXPECT_EQ(failed.status().message(), "bad gene");
 }
 
+TEST(FunctionalHasherTest, HashAtWidthsEqualsSeparateHashes) {
+  const std::vector<float> v = {1.0f, 1.0f + std::ldexp(1.0f, -10), -3.5f, 0.0f};
+  auto program = [&](OutputSink& sink) {
+    sink.AddFloats(v);
+    sink.AddInt(42);
+    return absl::OkStatus();
+  };
+  auto many = FunctionalHasher::HashAtWidths("ctx", program, {0, 9, 10, 23});
+  ASSERT_TRUE(many.ok());
+  ASSERT_EQ(many->size(), 4u);
+  for (int i = 0; i < 4; ++i) {
+    const int m = std::vector<int>{0, 9, 10, 23}[i];
+    EXPECT_EQ((*many)[i], *FunctionalHasher(m).Hash("ctx", program)) << m;
+  }
+}
+
 TEST(Hash128Test, HexRoundTrip) {
   const Hash128 h = HashOf({1.5f}, 23);
   Hash128 back;

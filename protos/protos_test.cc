@@ -101,9 +101,9 @@ TEST(ProtosTest, ResultsRequestsAndCacheEntriesRoundTrip) {
     layers { layer: 0 attention_relative_error: 0.1 effective_bits: 3 kept_token_fraction: 1 }
     cache_bytes: 123 cost_seconds: 0.5 evaluator_version: "v" context_fingerprint: "abc"
   )pb"));
-  RoundTrip(Parse<EvaluateRequest>("candidate_id: 7 candidate { genome { } } context_fingerprint: \"f\" attempt: 2"));
-  RoundTrip(Parse<EvaluateResponse>("candidate_id: 7 worker: \"w1\" result { status { code: 3 message: \"bad\" } }"));
-  RoundTrip(Parse<DescribeResponse>("worker: \"w\" version: \"0.1\" capacity: 4 mode: \"model\""));
+  RoundTrip(Parse<rpc::EvaluateRequest>("candidate_id: 7 candidate { genome { } } context_fingerprint: \"f\" attempt: 2"));
+  RoundTrip(Parse<rpc::EvaluateResponse>("candidate_id: 7 worker: \"w1\" result { status { code: 3 message: \"bad\" } }"));
+  RoundTrip(Parse<rpc::DescribeResponse>("worker: \"w\" version: \"0.1\" capacity: 4 mode: \"model\""));
   RoundTrip(Parse<CacheEntry>("hash: \"00ff\" num_evals: 2 hits: 10 first_candidate_id: 3 objectives { mean_nll: 1 }"));
 }
 

@@ -1,16 +1,47 @@
 // Evaluation pool selection.
 #include "search/worker_pool_factory.h"
 
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "core/paths.h"
+#include "core/text_proto.h"
+#include "workers/grpc_pool.h"
+
 namespace fecsearch {
 
 absl::StatusOr<std::unique_ptr<EvaluationPool>> MakeEvaluationPool(const ExperimentSpec& spec,
                                                                    std::shared_ptr<EvaluationContext> context,
                                                                    int threads) {
-  if (spec.has_workers()) {
-    return absl::UnimplementedError("workers.targets: remote workers are not available in this build yet");
+  if (!spec.has_workers()) {
+    auto evaluator = std::make_shared<const Evaluator>(std::move(context));
+    return std::unique_ptr<EvaluationPool>(new LocalPool(evaluator, threads));
   }
-  auto evaluator = std::make_shared<const Evaluator>(std::move(context));
-  return std::unique_ptr<EvaluationPool>(new LocalPool(evaluator, threads));
+  const WorkerSpec& w = spec.workers();
+  GrpcPoolOptions options;
+  options.targets.assign(w.targets().begin(), w.targets().end());
+  options.per_worker_concurrency = w.per_worker_concurrency();
+  options.deadline = absl::Seconds(w.deadline_seconds());
+  options.max_attempts = w.max_attempts();
+  options.resolve_interval = absl::Seconds(w.resolve_interval_seconds());
+  options.context_fingerprint = context->fingerprint();
+  if (w.has_tls()) {
+    if (!w.tls().ca_cert_path().empty()) {
+      absl::Status s = ReadFile(ResolveInputPath(w.tls().ca_cert_path()), &options.ca_cert_pem);
+      if (!s.ok()) return absl::Status(s.code(), absl::StrCat("workers.tls.ca_cert_path: ", s.message()));
+    } else {
+      return absl::InvalidArgumentError("workers.tls.ca_cert_path: TLS needs the CA certificate that signed the workers'");
+    }
+    options.server_name = w.tls().server_name();
+  }
+  if (!w.auth_token_file().empty()) {
+    std::string token;
+    absl::Status s = ReadFile(ResolveInputPath(w.auth_token_file()), &token);
+    if (!s.ok()) return absl::Status(s.code(), absl::StrCat("workers.auth_token_file: ", s.message()));
+    options.auth_token = std::string(absl::StripAsciiWhitespace(token));
+  }
+  auto pool = GrpcWorkerPool::Create(std::move(options));
+  if (!pool.ok()) return absl::Status(pool.status().code(), absl::StrCat("workers.targets: ", pool.status().message()));
+  return std::unique_ptr<EvaluationPool>(std::move(*pool));
 }
 
 }  // namespace fecsearch

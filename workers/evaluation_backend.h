@@ -1,0 +1,47 @@
+// What a worker evaluates with: the built-in evaluator (the model), an external command per
+// candidate, or a simulated evaluator that sleeps (for dispatch benchmarks).
+#ifndef FECSEARCH_WORKERS_EVALUATION_BACKEND_H_
+#define FECSEARCH_WORKERS_EVALUATION_BACKEND_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "core/evaluator.h"
+#include "protos/worker.pb.h"
+
+namespace fecsearch {
+
+using rpc::EvaluateRequest;
+using rpc::EvaluateResponse;
+
+// Thread-safe: a worker calls Evaluate from several threads at once.
+class EvaluationBackend {
+ public:
+  virtual ~EvaluationBackend() = default;
+  // A response for the request, or an error when the evaluation itself could not run (the
+  // candidate being invalid is a response whose result carries the status).
+  virtual absl::StatusOr<EvaluateResponse> Evaluate(const EvaluateRequest& request) = 0;
+  virtual std::string mode() const = 0;
+  // Fingerprint of what this backend evaluates under ("" if it cannot tell).
+  virtual std::string context_fingerprint() const = 0;
+};
+
+// The built-in evaluator on a loaded model.
+std::unique_ptr<EvaluationBackend> MakeModelBackend(std::shared_ptr<EvaluationContext> context);
+
+// Runs `argv` (no shell) once per candidate: writes the request as protobuf's canonical JSON
+// to its stdin, reads an EvaluateResponse (or EvaluationResult) as JSON from its stdout,
+// kills it after `timeout`, and on failure reports the tail of its stderr.
+std::unique_ptr<EvaluationBackend> MakeCommandBackend(std::vector<std::string> argv, absl::Duration timeout);
+
+// Sleeps `seconds` and returns objectives computed from the candidate's bytes: a synthetic
+// domain whose evaluation costs only time (dispatch and scaling benchmarks). Named
+// "simulated" everywhere it reports itself.
+std::unique_ptr<EvaluationBackend> MakeSimulatedBackend(double seconds);
+
+}  // namespace fecsearch
+
+#endif  // FECSEARCH_WORKERS_EVALUATION_BACKEND_H_

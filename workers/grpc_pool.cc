@@ -1,0 +1,463 @@
+// The gRPC worker pool.
+#include "workers/grpc_pool.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "grpcpp/grpcpp.h"
+#include "protos/worker.grpc.pb.h"
+#include "workers/grpc_status.h"
+
+namespace fecsearch {
+namespace {
+
+// Retries of UNAVAILABLE on the same channel, health checking (which needs round_robin), per
+// the gRPC service config.
+constexpr char kServiceConfig[] = R"json({
+  "loadBalancingConfig": [{"round_robin": {}}],
+  "healthCheckConfig": {"serviceName": ""},
+  "methodConfig": [{
+    "name": [{"service": "fecsearch.rpc.Evaluator"}],
+    "retryPolicy": {
+      "maxAttempts": 3,
+      "initialBackoff": "0.1s",
+      "maxBackoff": "1s",
+      "backoffMultiplier": 2,
+      "retryableStatusCodes": ["UNAVAILABLE"]
+    }
+  }]
+})json";
+
+absl::StatusOr<std::vector<std::string>> ResolveDns(const std::string& target) {
+  const std::string spec = target.substr(std::strlen("dns:///"));
+  const size_t colon = spec.rfind(':');
+  if (colon == std::string::npos || colon == 0) {
+    return absl::InvalidArgumentError(absl::StrCat("--workers: '", target, "' needs the form dns:///NAME:PORT"));
+  }
+  const std::string host = spec.substr(0, colon), port = spec.substr(colon + 1);
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* result = nullptr;
+  const int rc = getaddrinfo(host.c_str(), port.c_str(), &hints, &result);
+  if (rc != 0) return absl::UnavailableError(absl::StrCat("--workers: cannot resolve '", host, "': ", gai_strerror(rc)));
+  std::set<std::string> addresses;
+  for (addrinfo* a = result; a != nullptr; a = a->ai_next) {
+    char buf[INET6_ADDRSTRLEN] = {0};
+    if (a->ai_family == AF_INET) {
+      inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(a->ai_addr)->sin_addr, buf, sizeof(buf));
+      addresses.insert(absl::StrCat(buf, ":", port));
+    } else if (a->ai_family == AF_INET6) {
+      inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(a->ai_addr)->sin6_addr, buf, sizeof(buf));
+      addresses.insert(absl::StrCat("[", buf, "]:", port));
+    }
+  }
+  freeaddrinfo(result);
+  return std::vector<std::string>(addresses.begin(), addresses.end());
+}
+
+absl::StatusOr<std::vector<std::string>> ReadTargetFile(const std::string& target) {
+  const std::string path = target.substr(std::strlen("file:"));
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat("--workers: cannot read '", path, "' (", std::strerror(errno), ")"));
+  std::vector<std::string> out;
+  std::string line;
+  while (std::getline(in, line)) {
+    absl::string_view l = absl::StripAsciiWhitespace(line);
+    if (l.empty() || l[0] == '#') continue;
+    out.emplace_back(l);
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<std::string>> ResolveTargets(const std::vector<std::string>& targets) {
+  std::set<std::string> all;
+  for (const std::string& t : targets) {
+    if (absl::StartsWith(t, "dns:///")) {
+      auto r = ResolveDns(t);
+      if (!r.ok()) return r.status();
+      all.insert(r->begin(), r->end());
+    } else if (absl::StartsWith(t, "file:")) {
+      auto r = ReadTargetFile(t);
+      if (!r.ok()) return r.status();
+      all.insert(r->begin(), r->end());
+    } else {
+      if (t.rfind(':') == std::string::npos) {
+        return absl::InvalidArgumentError(absl::StrCat("--workers: '", t, "' is not host:port, dns:///NAME:PORT or file:PATH"));
+      }
+      all.insert(t);
+    }
+  }
+  return std::vector<std::string>(all.begin(), all.end());
+}
+
+class GrpcWorkerPool::Impl {
+ public:
+  explicit Impl(GrpcPoolOptions options) : options_(std::move(options)) {}
+  ~Impl() { Shutdown(); }
+
+  absl::Status Start() {
+    auto addresses = ResolveTargets(options_.targets);
+    if (!addresses.ok()) return addresses.status();
+    if (addresses->empty()) return absl::InvalidArgumentError("--workers: the targets name no worker address");
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      Update(*addresses);
+      last_resolve_ = absl::Now();
+    }
+    manager_ = std::thread([this] { Manage(); });
+    return absl::OkStatus();
+  }
+
+  void Submit(int64_t id, const Candidate& candidate, Done done) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      auto job = std::make_shared<Job>();
+      job->id = id;
+      job->candidate = candidate;
+      job->done = std::move(done);
+      queue_.push_back(std::move(job));
+    }
+    cv_.notify_all();
+  }
+
+  int Capacity() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    int total = 0;
+    for (const auto& [address, b] : backends_)
+      if (b->usable()) total += b->capacity;
+    return std::max(1, total);
+  }
+
+  std::string Describe() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    int usable = 0, capacity = 0;
+    for (const auto& [address, b] : backends_) {
+      if (b->usable()) {
+        ++usable;
+        capacity += b->capacity;
+      }
+    }
+    return absl::StrCat(usable, " of ", backends_.size(), " gRPC workers (", capacity, " candidates at a time; targets ",
+                        absl::StrJoin(options_.targets, ","), ")");
+  }
+
+  std::vector<std::string> Backends() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::vector<std::string> out;
+    for (const auto& [address, b] : backends_) {
+      out.push_back(absl::StrCat(address, " (", b->name.empty() ? "?" : b->name, ", capacity ", b->capacity,
+                                 b->usable() ? ", healthy" : ", unavailable", ")"));
+    }
+    return out;
+  }
+
+  void Shutdown() {
+    std::vector<std::shared_ptr<Call>> calls;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopping_) return;
+      stopping_ = true;
+      for (auto& [ptr, call] : calls_) calls.push_back(call);
+    }
+    cv_.notify_all();
+    for (auto& c : calls) c->context.TryCancel();
+    if (manager_.joinable()) manager_.join();
+    std::unique_lock<std::mutex> lock(mu_);
+    idle_cv_.wait(lock, [&] { return calls_.empty() && describing_ == 0; });
+  }
+
+ private:
+  struct Job {
+    int64_t id = -1;
+    Candidate candidate;
+    Done done;
+    int attempts = 0;
+    std::string last_error;
+  };
+  struct Backend {
+    std::string address, name;
+    std::shared_ptr<grpc::Channel> channel;
+    std::unique_ptr<rpc::Evaluator::Stub> stub;
+    int capacity = 0;  // 0 until described
+    int in_flight = 0;
+    bool healthy = false, incompatible = false, removed = false, describing = false;
+    std::string refused;  // why the worker refused our credentials, if it did
+    int failures = 0;
+    absl::Time retry_after = absl::InfinitePast();
+    bool usable() const { return healthy && !incompatible && !removed && capacity > 0; }
+  };
+  struct Call {
+    grpc::ClientContext context;
+    rpc::EvaluateRequest request;
+    rpc::EvaluateResponse response;
+    std::shared_ptr<Job> job;
+    std::shared_ptr<Backend> backend;
+  };
+
+  std::shared_ptr<grpc::ChannelCredentials> Credentials() const {
+    if (options_.ca_cert_pem.empty()) return grpc::InsecureChannelCredentials();
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = options_.ca_cert_pem;
+    return grpc::SslCredentials(ssl);
+  }
+
+  // Adds backends for new addresses, retires those that disappeared (their calls finish).
+  void Update(const std::vector<std::string>& addresses) {
+    std::set<std::string> present(addresses.begin(), addresses.end());
+    for (auto& [address, b] : backends_) b->removed = !present.count(address);
+    for (const std::string& address : addresses) {
+      if (backends_.count(address)) continue;
+      auto b = std::make_shared<Backend>();
+      b->address = address;
+      grpc::ChannelArguments args;
+      args.SetServiceConfigJSON(kServiceConfig);
+      args.SetInt(GRPC_ARG_ENABLE_RETRIES, 1);
+      args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
+      args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
+      args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+      args.SetInt(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, 64 << 20);
+      if (!options_.server_name.empty()) args.SetSslTargetNameOverride(options_.server_name);
+      b->channel = grpc::CreateCustomChannel(address, Credentials(), args);
+      b->stub = rpc::Evaluator::NewStub(b->channel);
+      backends_[address] = b;
+    }
+  }
+
+  void AddAuth(grpc::ClientContext* ctx) const {
+    if (!options_.auth_token.empty()) ctx->AddMetadata("authorization", "Bearer " + options_.auth_token);
+  }
+
+  // Asks a backend for its capacity and context; a backend is used once it answers.
+  void DescribeBackend(const std::shared_ptr<Backend>& b) {
+    b->describing = true;
+    ++describing_;
+    auto ctx = std::make_shared<grpc::ClientContext>();
+    ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    AddAuth(ctx.get());
+    auto request = std::make_shared<rpc::DescribeRequest>();
+    auto response = std::make_shared<rpc::DescribeResponse>();
+    b->stub->async()->Describe(ctx.get(), request.get(), response.get(), [this, b, ctx, request, response](grpc::Status s) {
+      std::lock_guard<std::mutex> lock(mu_);
+      b->describing = false;
+      --describing_;
+      if (s.ok()) {
+        b->name = response->worker();
+        b->capacity = options_.per_worker_concurrency > 0 ? options_.per_worker_concurrency : std::max(1, response->capacity());
+        b->healthy = true;
+        b->failures = 0;
+        b->refused.clear();
+        if (!options_.context_fingerprint.empty() && !response->context_fingerprint().empty() &&
+            response->context_fingerprint() != options_.context_fingerprint) {
+          if (!b->incompatible) {
+            std::fprintf(stderr, "search: worker %s evaluates under another context (%s, expected %s): not used\n",
+                         b->address.c_str(), response->context_fingerprint().c_str(), options_.context_fingerprint.c_str());
+          }
+          b->incompatible = true;
+        }
+      } else {
+        b->healthy = false;
+        ++b->failures;
+        b->retry_after = absl::Now() + absl::Milliseconds(std::min(10000, 250 << std::min(b->failures, 6)));
+        if (s.error_code() == grpc::StatusCode::UNAUTHENTICATED || s.error_code() == grpc::StatusCode::PERMISSION_DENIED) {
+          if (b->refused.empty()) {
+            std::fprintf(stderr, "search: worker %s refused the credentials: %s\n", b->address.c_str(), s.error_message().c_str());
+          }
+          b->refused = s.error_message();
+        }
+      }
+      cv_.notify_all();
+      idle_cv_.notify_all();
+    });
+  }
+
+  std::shared_ptr<Backend> PickBackend() {
+    std::shared_ptr<Backend> best;
+    for (auto& [address, b] : backends_) {
+      if (!b->usable() || b->in_flight >= b->capacity) continue;
+      if (!best || b->capacity - b->in_flight > best->capacity - best->in_flight) best = b;
+    }
+    return best;
+  }
+
+  void Dispatch(const std::shared_ptr<Job>& job, const std::shared_ptr<Backend>& b) {
+    auto call = std::make_shared<Call>();
+    call->job = job;
+    call->backend = b;
+    call->request.set_candidate_id(job->id);
+    *call->request.mutable_candidate() = job->candidate;
+    call->request.set_context_fingerprint(options_.context_fingerprint);
+    call->request.set_attempt(++job->attempts);
+    call->context.set_deadline(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(options_.deadline));
+    call->context.set_wait_for_ready(false);
+    AddAuth(&call->context);
+    ++b->in_flight;
+    calls_[call.get()] = call;
+    b->stub->async()->Evaluate(&call->context, &call->request, &call->response,
+                               [this, call](grpc::Status s) { Completed(call, s); });
+  }
+
+  void Completed(const std::shared_ptr<Call>& call, const grpc::Status& s) {
+    std::shared_ptr<Job> job = call->job;
+    Done done;
+    absl::StatusOr<EvaluationResult> result = absl::UnknownError("unset");
+    std::string worker;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      calls_.erase(call.get());
+      Backend& b = *call->backend;
+      --b.in_flight;
+      if (s.ok()) {
+        b.failures = 0;
+        result = call->response.result();
+        worker = call->response.worker().empty() ? b.address : call->response.worker();
+        done = std::move(job->done);
+      } else {
+        const grpc::StatusCode code = s.error_code();
+        job->last_error = absl::StrCat(b.address, ": ", code, " ", s.error_message());
+        const bool backend_fault = code == grpc::StatusCode::UNAVAILABLE || code == grpc::StatusCode::CANCELLED ||
+                                   code == grpc::StatusCode::DEADLINE_EXCEEDED || code == grpc::StatusCode::UNKNOWN ||
+                                   code == grpc::StatusCode::INTERNAL || code == grpc::StatusCode::ABORTED;
+        if (backend_fault) {
+          // Probably dead or overloaded: stop using it until it answers Describe again.
+          b.healthy = false;
+          ++b.failures;
+          b.retry_after = absl::Now() + absl::Milliseconds(std::min(10000, 250 << std::min(b.failures, 6)));
+        }
+        if (code == grpc::StatusCode::FAILED_PRECONDITION) b.incompatible = true;
+        const bool retry = !stopping_ && job->attempts < options_.max_attempts &&
+                           (backend_fault || code == grpc::StatusCode::RESOURCE_EXHAUSTED ||
+                            code == grpc::StatusCode::FAILED_PRECONDITION);
+        if (retry) {
+          queue_.push_front(job);  // another worker, as soon as one is free
+        } else {
+          result = absl::Status(static_cast<absl::StatusCode>(code),
+                                absl::StrCat("evaluation failed after ", job->attempts, " attempt(s); last: ", job->last_error));
+          done = std::move(job->done);
+        }
+      }
+    }
+    cv_.notify_all();
+    idle_cv_.notify_all();
+    if (done) done(std::move(result), worker, job->attempts);
+  }
+
+  // Queued work cannot wait for ever: if every worker refuses our credentials or evaluates
+  // under another context, or none has been usable for a whole deadline, queued candidates
+  // fail with the reason. Called with mu_ held; releases it to call the callbacks.
+  void FailHopelessJobs(absl::Time now) {
+    if (queue_.empty()) return;
+    std::vector<std::string> reasons;
+    bool any_usable_or_possible = false;
+    for (const auto& [address, b] : backends_) {
+      if (b->removed) continue;
+      if (!b->refused.empty()) {
+        reasons.push_back(absl::StrCat(address, " refused the credentials (", b->refused, ")"));
+      } else if (b->incompatible) {
+        reasons.push_back(absl::StrCat(address, " evaluates under another context"));
+      } else {
+        any_usable_or_possible = true;
+      }
+      if (b->usable()) last_usable_ = now;
+    }
+    const bool timed_out = now - last_usable_ > options_.deadline;
+    if (any_usable_or_possible && !timed_out) return;
+    if (timed_out) reasons.push_back(absl::StrCat("no worker was usable for ", absl::FormatDuration(options_.deadline)));
+    const std::string why = absl::StrCat("no worker can evaluate: ", absl::StrJoin(reasons, "; "));
+    std::deque<std::shared_ptr<Job>> failed;
+    failed.swap(queue_);
+    mu_.unlock();
+    for (auto& job : failed) {
+      if (job->done) job->done(absl::FailedPreconditionError(why), "", job->attempts);
+    }
+    mu_.lock();
+  }
+
+  void Manage() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!stopping_) {
+      const absl::Time now = absl::Now();
+      if (now - last_resolve_ >= options_.resolve_interval) {
+        last_resolve_ = now;
+        lock.unlock();
+        auto addresses = ResolveTargets(options_.targets);  // DNS may block: not under the lock
+        lock.lock();
+        if (addresses.ok()) {
+          Update(*addresses);
+        } else {
+          std::fprintf(stderr, "search: re-resolving workers: %s\n", std::string(addresses.status().message()).c_str());
+        }
+      }
+      for (auto& [address, b] : backends_) {
+        if (!b->removed && !b->describing && (!b->healthy || b->capacity == 0) && now >= b->retry_after) DescribeBackend(b);
+      }
+      while (!queue_.empty()) {
+        std::shared_ptr<Backend> b = PickBackend();
+        if (!b) break;
+        std::shared_ptr<Job> job = queue_.front();
+        queue_.pop_front();
+        Dispatch(job, b);
+      }
+      FailHopelessJobs(now);
+      cv_.wait_for(lock, std::chrono::milliseconds(100));
+    }
+    // Shutting down: what never left the queue fails now.
+    std::deque<std::shared_ptr<Job>> left;
+    left.swap(queue_);
+    lock.unlock();
+    for (auto& job : left) {
+      if (job->done) job->done(absl::CancelledError("the worker pool shut down"), "", job->attempts);
+    }
+  }
+
+  GrpcPoolOptions options_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_, idle_cv_;
+  std::map<std::string, std::shared_ptr<Backend>> backends_;
+  std::deque<std::shared_ptr<Job>> queue_;
+  std::map<Call*, std::shared_ptr<Call>> calls_;
+  int describing_ = 0;
+  bool stopping_ = false;
+  absl::Time last_resolve_;
+  absl::Time last_usable_ = absl::Now();
+  std::thread manager_;
+};
+
+GrpcWorkerPool::GrpcWorkerPool(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+GrpcWorkerPool::~GrpcWorkerPool() = default;
+
+absl::StatusOr<std::unique_ptr<GrpcWorkerPool>> GrpcWorkerPool::Create(GrpcPoolOptions options) {
+  auto impl = std::make_unique<Impl>(std::move(options));
+  absl::Status s = impl->Start();
+  if (!s.ok()) return s;
+  return std::unique_ptr<GrpcWorkerPool>(new GrpcWorkerPool(std::move(impl)));
+}
+
+void GrpcWorkerPool::Submit(int64_t id, const Candidate& candidate, Done done) { impl_->Submit(id, candidate, std::move(done)); }
+int GrpcWorkerPool::Capacity() const { return impl_->Capacity(); }
+std::string GrpcWorkerPool::Describe() const { return impl_->Describe(); }
+void GrpcWorkerPool::Shutdown() { impl_->Shutdown(); }
+std::vector<std::string> GrpcWorkerPool::Backends() const { return impl_->Backends(); }
+
+}  // namespace fecsearch

@@ -1,0 +1,305 @@
+// The worker's gRPC server: Evaluator service, health, reflection, auth, shutdown.
+#include "workers/worker_server.h"
+
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "core/version.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/grpcpp.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/security/auth_metadata_processor.h"
+#include "grpcpp/security/server_credentials.h"
+#include "protos/worker.grpc.pb.h"
+#include "workers/grpc_status.h"
+
+namespace fecsearch {
+namespace {
+
+constexpr char kHealthPrefix[] = "/grpc.health.v1.Health/";
+
+bool TokenMatches(const std::string& expected, grpc::string_ref header) {
+  const std::string want = "Bearer " + expected;
+  if (header.size() != want.size()) return false;
+  unsigned char diff = 0;  // constant time
+  for (size_t i = 0; i < want.size(); ++i) diff |= static_cast<unsigned char>(header.data()[i] ^ want[i]);
+  return diff == 0;
+}
+
+// With TLS, checks the bearer token of every call but the health service's, before the call
+// reaches any service (reflection included).
+class TokenProcessor : public grpc::AuthMetadataProcessor {
+ public:
+  explicit TokenProcessor(std::string token) : token_(std::move(token)) {}
+  bool IsBlocking() const override { return false; }
+  grpc::Status Process(const InputMetadata& metadata, grpc::AuthContext*, OutputMetadata*, OutputMetadata*) override {
+    auto path = metadata.find(":path");
+    if (path != metadata.end() && absl::StartsWith(absl::string_view(path->second.data(), path->second.size()), kHealthPrefix)) {
+      return grpc::Status::OK;
+    }
+    auto auth = metadata.find("authorization");
+    if (auth == metadata.end() || !TokenMatches(token_, auth->second)) {
+      return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "missing or wrong bearer token");
+    }
+    return grpc::Status::OK;
+  }
+
+ private:
+  std::string token_;
+};
+
+}  // namespace
+
+class WorkerServer::Impl final : public rpc::Evaluator::CallbackService {
+ public:
+  Impl(WorkerOptions options, std::unique_ptr<EvaluationBackend> backend)
+      : options_(std::move(options)), backend_(std::move(backend)) {}
+
+  ~Impl() override {
+    Shutdown();
+    for (std::thread& t : threads_) t.join();
+  }
+
+  absl::Status Start() {
+    if (options_.capacity < 1) return absl::InvalidArgumentError("--capacity must be at least 1");
+    if (options_.tls_cert_pem.empty() != options_.tls_key_pem.empty()) {
+      return absl::InvalidArgumentError("TLS needs both a certificate and a key");
+    }
+    grpc::EnableDefaultHealthCheckService(true);
+    std::shared_ptr<grpc::ServerCredentials> creds;
+    const bool tls = !options_.tls_cert_pem.empty();
+    if (tls) {
+      grpc::SslServerCredentialsOptions ssl;
+      ssl.pem_key_cert_pairs.push_back({options_.tls_key_pem, options_.tls_cert_pem});
+      creds = grpc::SslServerCredentials(ssl);
+      if (!options_.auth_token.empty()) creds->SetAuthMetadataProcessor(std::make_shared<TokenProcessor>(options_.auth_token));
+    } else {
+      creds = grpc::InsecureServerCredentials();
+    }
+    // Reflection describes the service to tools such as grpcurl. Without TLS a token cannot
+    // guard it, so a token-protected plaintext worker does not offer it.
+    if (tls || options_.auth_token.empty()) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+    grpc::ServerBuilder builder;
+    int port = 0;
+    builder.AddListeningPort(options_.listen, creds, &port);
+    builder.RegisterService(this);
+    builder.SetMaxReceiveMessageSize(options_.max_request_bytes);
+    server_ = builder.BuildAndStart();
+    if (!server_ || port == 0) {
+      return absl::UnavailableError(absl::StrCat("cannot listen on '", options_.listen,
+                                                 "' (address in use, or not host:port?)"));
+    }
+    const size_t colon = options_.listen.rfind(':');
+    address_ = absl::StrCat(options_.listen.substr(0, colon), ":", port);
+    port_ = port;
+    if (options_.name.empty()) options_.name = address_;
+    server_->GetHealthCheckService()->SetServingStatus(true);
+    for (int i = 0; i < options_.capacity; ++i) threads_.emplace_back([this] { Loop(); });
+    return absl::OkStatus();
+  }
+
+  grpc::ServerUnaryReactor* Evaluate(grpc::CallbackServerContext* ctx, const rpc::EvaluateRequest* request,
+                                     rpc::EvaluateResponse* response) override {
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    grpc::Status check = Admit(ctx, *request);
+    if (!check.ok()) {
+      reactor->Finish(check);
+      return reactor;
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      // Idempotent by candidate id: a retried call joins the evaluation already running.
+      auto it = running_.find(request->candidate_id());
+      if (it != running_.end()) {
+        it->second.push_back({reactor, response});
+        return reactor;
+      }
+      if (in_flight_ >= options_.capacity) {
+        reactor->Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                                     absl::StrCat("worker ", options_.name, " is full (capacity ", options_.capacity, ")")));
+        return reactor;
+      }
+      ++in_flight_;
+      running_[request->candidate_id()].push_back({reactor, response});
+      queue_.push_back(*request);
+    }
+    cv_.notify_one();
+    return reactor;
+  }
+
+  grpc::ServerUnaryReactor* Describe(grpc::CallbackServerContext* ctx, const rpc::DescribeRequest*,
+                                     rpc::DescribeResponse* response) override {
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    grpc::Status auth = Authenticate(ctx);
+    if (!auth.ok()) {
+      reactor->Finish(auth);
+      return reactor;
+    }
+    response->set_worker(options_.name);
+    response->set_version(kVersion);
+    response->set_capacity(options_.capacity);
+    response->set_context_fingerprint(backend_->context_fingerprint());
+    response->set_mode(backend_->mode());
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      response->set_in_flight(in_flight_);
+      response->set_evaluations_served(served_);
+    }
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+
+  void Shutdown() {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      if (shutdown_started_) {
+        done_cv_.wait(lock, [&] { return shutdown_done_; });
+        return;
+      }
+      shutdown_started_ = true;
+    }
+    if (server_) server_->GetHealthCheckService()->SetServingStatus(false);
+    {
+      // Finish what is running, within the grace period.
+      std::unique_lock<std::mutex> lock(mu_);
+      idle_cv_.wait_for(lock, absl::ToChronoMilliseconds(options_.shutdown_grace), [&] { return in_flight_ == 0; });
+      stop_ = true;
+    }
+    cv_.notify_all();
+    // Anything still running is cancelled: its callers get an error and dispatch it again.
+    if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(100));
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      shutdown_done_ = true;
+    }
+    done_cv_.notify_all();
+  }
+
+  void Wait() {
+    std::unique_lock<std::mutex> lock(mu_);
+    done_cv_.wait(lock, [&] { return shutdown_done_; });
+  }
+
+  const std::string& address() const { return address_; }
+  int port() const { return port_; }
+  int64_t served() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return served_;
+  }
+  int in_flight() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return in_flight_;
+  }
+
+ private:
+  grpc::Status Authenticate(grpc::CallbackServerContext* ctx) const {
+    if (options_.auth_token.empty()) return grpc::Status::OK;
+    const auto& md = ctx->client_metadata();
+    auto it = md.find("authorization");
+    if (it == md.end() || !TokenMatches(options_.auth_token, it->second)) {
+      return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "missing or wrong bearer token");
+    }
+    return grpc::Status::OK;
+  }
+
+  // Checks that never touch the evaluator.
+  grpc::Status Admit(grpc::CallbackServerContext* ctx, const rpc::EvaluateRequest& request) {
+    grpc::Status auth = Authenticate(ctx);
+    if (!auth.ok()) return auth;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (shutdown_started_) return grpc::Status(grpc::StatusCode::UNAVAILABLE, absl::StrCat("worker ", options_.name, " is shutting down"));
+    }
+    if (!request.has_candidate_id()) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "candidate_id is required");
+    if (!request.has_candidate() ||
+        request.candidate().representation_case() == Candidate::REPRESENTATION_NOT_SET) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "candidate is required (a genome or a pipeline)");
+    }
+    const std::string mine = backend_->context_fingerprint();
+    if (!request.context_fingerprint().empty() && !mine.empty() && request.context_fingerprint() != mine) {
+      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                          absl::StrCat("worker ", options_.name, " evaluates under context ", mine,
+                                       ", the request expects ", request.context_fingerprint(),
+                                       " (different model, text or protocol)"));
+    }
+    return grpc::Status::OK;
+  }
+
+  void Loop() {
+    while (true) {
+      rpc::EvaluateRequest request;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+        if (queue_.empty()) return;
+        request = std::move(queue_.front());
+        queue_.pop_front();
+      }
+      absl::StatusOr<rpc::EvaluateResponse> response = backend_->Evaluate(request);
+      std::vector<Waiting> waiting;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        waiting = std::move(running_[request.candidate_id()]);
+        running_.erase(request.candidate_id());
+        --in_flight_;
+        if (response.ok()) ++served_;
+      }
+      idle_cv_.notify_all();
+      for (Waiting& w : waiting) {
+        if (response.ok()) {
+          *w.response = *response;
+          w.response->set_worker(options_.name);
+          w.reactor->Finish(grpc::Status::OK);
+        } else {
+          w.reactor->Finish(ToGrpc(response.status()));
+        }
+      }
+    }
+  }
+
+  struct Waiting {
+    grpc::ServerUnaryReactor* reactor;
+    rpc::EvaluateResponse* response;
+  };
+
+  WorkerOptions options_;
+  std::unique_ptr<EvaluationBackend> backend_;
+  std::unique_ptr<grpc::Server> server_;
+  std::string address_;
+  int port_ = 0;
+  mutable std::mutex mu_;
+  std::condition_variable cv_, idle_cv_, done_cv_;
+  std::deque<rpc::EvaluateRequest> queue_;
+  std::map<int64_t, std::vector<Waiting>> running_;
+  int in_flight_ = 0;
+  int64_t served_ = 0;
+  bool stop_ = false, shutdown_started_ = false, shutdown_done_ = false;
+  std::vector<std::thread> threads_;
+};
+
+WorkerServer::WorkerServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+WorkerServer::~WorkerServer() = default;
+
+absl::StatusOr<std::unique_ptr<WorkerServer>> WorkerServer::Start(WorkerOptions options,
+                                                                  std::unique_ptr<EvaluationBackend> backend) {
+  auto impl = std::make_unique<Impl>(std::move(options), std::move(backend));
+  absl::Status s = impl->Start();
+  if (!s.ok()) return s;
+  return std::unique_ptr<WorkerServer>(new WorkerServer(std::move(impl)));
+}
+
+const std::string& WorkerServer::address() const { return impl_->address(); }
+int WorkerServer::port() const { return impl_->port(); }
+void WorkerServer::Shutdown() { impl_->Shutdown(); }
+void WorkerServer::Wait() { impl_->Wait(); }
+int64_t WorkerServer::served() const { return impl_->served(); }
+int WorkerServer::in_flight() const { return impl_->in_flight(); }
+
+}  // namespace fecsearch

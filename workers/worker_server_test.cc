@@ -1,0 +1,265 @@
+// The worker through the real RPC stack on localhost:0: evaluation, describe, health, bad
+// requests, authentication, TLS, capacity, idempotency, shutdown, the command backend.
+#include "workers/worker_server.h"
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <future>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "core/model_test_util.h"
+#include "core/text_proto.h"
+#include "grpcpp/generic/generic_stub.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "protos/worker.grpc.pb.h"
+
+namespace fecsearch {
+namespace {
+
+std::unique_ptr<WorkerServer> StartWorker(WorkerOptions o, std::unique_ptr<EvaluationBackend> backend) {
+  o.listen = "127.0.0.1:0";
+  auto s = WorkerServer::Start(o, std::move(backend));
+  EXPECT_TRUE(s.ok()) << s.status();
+  return std::move(*s);
+}
+
+std::unique_ptr<rpc::Evaluator::Stub> Stub(const WorkerServer& w, std::shared_ptr<grpc::ChannelCredentials> creds = nullptr,
+                                           const std::string& override_name = "") {
+  grpc::ChannelArguments args;
+  if (!override_name.empty()) args.SetSslTargetNameOverride(override_name);
+  return rpc::Evaluator::NewStub(
+      grpc::CreateCustomChannel(w.address(), creds ? creds : grpc::InsecureChannelCredentials(), args));
+}
+
+rpc::EvaluateRequest Request(int64_t id) {
+  rpc::EvaluateRequest r;
+  r.set_candidate_id(id);
+  r.mutable_candidate()->mutable_genome()->add_layers()->mutable_keys()->set_bits(static_cast<int>(2 + id % 6));
+  return r;
+}
+
+grpc::Status Evaluate(rpc::Evaluator::Stub& stub, const rpc::EvaluateRequest& req, rpc::EvaluateResponse* resp,
+                      const std::string& token = "") {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  if (!token.empty()) ctx.AddMetadata("authorization", "Bearer " + token);
+  return stub.Evaluate(&ctx, req, resp);
+}
+
+// grpc.health.v1.Health/Check through a generic call: status 1 = SERVING, 2 = NOT_SERVING.
+int HealthStatus(const std::string& address, std::shared_ptr<grpc::ChannelCredentials> creds = nullptr,
+                 const std::string& override_name = "") {
+  grpc::ChannelArguments args;
+  if (!override_name.empty()) args.SetSslTargetNameOverride(override_name);
+  auto channel = grpc::CreateCustomChannel(address, creds ? creds : grpc::InsecureChannelCredentials(), args);
+  grpc::GenericStub stub(channel);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  grpc::ByteBuffer request(nullptr, 0), response;
+  std::promise<grpc::Status> done;
+  stub.UnaryCall(&ctx, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request, &response,
+                 [&](grpc::Status s) { done.set_value(s); });
+  grpc::Status s = done.get_future().get();
+  if (!s.ok()) return -static_cast<int>(s.error_code());
+  std::vector<grpc::Slice> slices;
+  response.Dump(&slices);
+  std::string bytes;
+  for (const auto& sl : slices) bytes.append(reinterpret_cast<const char*>(sl.begin()), sl.size());
+  // HealthCheckResponse { status = 1 }: field 1, varint.
+  return bytes.size() >= 2 && bytes[0] == 0x08 ? bytes[1] : 0;
+}
+
+TEST(WorkerServerTest, EvaluatesDescribesAndReportsHealth) {
+  WorkerOptions o;
+  o.capacity = 3;
+  o.name = "w-test";
+  auto w = StartWorker(o, MakeSimulatedBackend(0));
+  auto stub = Stub(*w);
+  rpc::EvaluateResponse resp;
+  ASSERT_TRUE(Evaluate(*stub, Request(7), &resp).ok());
+  EXPECT_EQ(resp.candidate_id(), 7);
+  EXPECT_EQ(resp.worker(), "w-test");
+  EXPECT_EQ(resp.result().status().code(), 0);
+  EXPECT_GT(resp.result().objectives().effective_bits(), 0);
+  grpc::ClientContext ctx;
+  rpc::DescribeResponse d;
+  ASSERT_TRUE(stub->Describe(&ctx, rpc::DescribeRequest(), &d).ok());
+  EXPECT_EQ(d.capacity(), 3);
+  EXPECT_EQ(d.mode(), "simulated");
+  EXPECT_EQ(d.evaluations_served(), 1);
+  EXPECT_FALSE(d.version().empty());
+  EXPECT_EQ(HealthStatus(w->address()), 1);
+}
+
+TEST(WorkerServerTest, MalformedAndOversizedRequestsNeverReachTheEvaluator) {
+  WorkerOptions o;
+  o.max_request_bytes = 2000;
+  auto w = StartWorker(o, MakeSimulatedBackend(0));
+  auto stub = Stub(*w);
+  rpc::EvaluateResponse resp;
+  rpc::EvaluateRequest no_candidate;
+  no_candidate.set_candidate_id(1);
+  EXPECT_EQ(Evaluate(*stub, no_candidate, &resp).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  rpc::EvaluateRequest no_id = Request(1);
+  no_id.clear_candidate_id();
+  EXPECT_EQ(Evaluate(*stub, no_id, &resp).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  rpc::EvaluateRequest big = Request(2);
+  for (int i = 0; i < 2000; ++i) big.mutable_candidate()->mutable_genome()->add_layers()->mutable_keys()->set_bits(3);
+  EXPECT_EQ(Evaluate(*stub, big, &resp).error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  rpc::EvaluateRequest other_context = Request(3);
+  other_context.set_context_fingerprint("not-this-worker");
+  // The simulated backend has no context; a model backend would refuse (see the cluster test).
+  EXPECT_TRUE(Evaluate(*stub, other_context, &resp).ok());
+  EXPECT_EQ(w->served(), 1);
+}
+
+TEST(WorkerServerTest, TokenIsRequiredExceptForHealth) {
+  WorkerOptions o;
+  o.auth_token = "s3cret";
+  auto w = StartWorker(o, MakeSimulatedBackend(0));
+  auto stub = Stub(*w);
+  rpc::EvaluateResponse resp;
+  EXPECT_EQ(Evaluate(*stub, Request(1), &resp).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(Evaluate(*stub, Request(1), &resp, "wrong").error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  grpc::ClientContext ctx;
+  rpc::DescribeResponse d;
+  EXPECT_EQ(stub->Describe(&ctx, rpc::DescribeRequest(), &d).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(w->served(), 0) << "rejected before the evaluator";
+  EXPECT_TRUE(Evaluate(*stub, Request(1), &resp, "s3cret").ok());
+  EXPECT_EQ(HealthStatus(w->address()), 1) << "orchestrator probes carry no token";
+}
+
+TEST(WorkerServerTest, CapacityIsEnforcedAndRetriesJoinTheRunningEvaluation) {
+  WorkerOptions o;
+  o.capacity = 1;
+  auto w = StartWorker(o, MakeSimulatedBackend(0.5));
+  auto stub = Stub(*w);
+  rpc::EvaluateResponse a, b, c;
+  auto first = std::async(std::launch::async, [&] { return Evaluate(*stub, Request(10), &a); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  auto same = std::async(std::launch::async, [&] { return Evaluate(*stub, Request(10), &b); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(Evaluate(*stub, Request(11), &c).error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  ASSERT_TRUE(first.get().ok());
+  ASSERT_TRUE(same.get().ok());
+  EXPECT_EQ(a.result().objectives().effective_bits(), b.result().objectives().effective_bits());
+  EXPECT_EQ(w->served(), 1) << "a retried candidate id is evaluated once";
+}
+
+TEST(WorkerServerTest, ShutdownFinishesInFlightWorkAndRefusesNew) {
+  WorkerOptions o;
+  o.capacity = 2;
+  o.shutdown_grace = absl::Seconds(5);
+  auto w = StartWorker(o, MakeSimulatedBackend(0.6));
+  auto stub = Stub(*w);
+  rpc::EvaluateResponse a;
+  auto running = std::async(std::launch::async, [&] { return Evaluate(*stub, Request(1), &a); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  std::thread stopper([&] { w->Shutdown(); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  rpc::EvaluateResponse b;
+  const grpc::Status refused = Evaluate(*stub, Request(2), &b);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::UNAVAILABLE) << refused.error_message();
+  EXPECT_TRUE(running.get().ok()) << "the evaluation in flight finished within the grace period";
+  stopper.join();
+  EXPECT_EQ(w->served(), 1);
+}
+
+TEST(WorkerServerTest, ShutdownAfterGraceHandsWorkBack) {
+  WorkerOptions o;
+  o.shutdown_grace = absl::Milliseconds(100);
+  auto w = StartWorker(o, MakeSimulatedBackend(2.0));
+  auto stub = Stub(*w);
+  rpc::EvaluateResponse a;
+  auto running = std::async(std::launch::async, [&] { return Evaluate(*stub, Request(1), &a); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  w->Shutdown();
+  const grpc::Status s = running.get();
+  EXPECT_FALSE(s.ok()) << "cancelled: the caller dispatches it elsewhere";
+}
+
+std::string RunShell(const std::string& command) {
+  std::string out;
+  FILE* p = popen(command.c_str(), "r");
+  char buf[4096];
+  while (p && fgets(buf, sizeof(buf), p)) out += buf;
+  if (p) pclose(p);
+  return out;
+}
+
+TEST(WorkerServerTest, TlsWithTokenRejectsUnauthenticatedCallsBeforeAnyService) {
+  const std::string dir = TestTempDir("tls");
+  // A CA and a server certificate for "worker.test", as docs/CLUSTER.md shows.
+  const std::string script = absl::StrCat(
+      "cd ", dir, " && openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=test-ca -keyout ca.key -out ca.pem 2>/dev/null",
+      " && openssl req -newkey rsa:2048 -nodes -subj /CN=worker.test -keyout server.key -out server.csr 2>/dev/null",
+      " && printf 'subjectAltName=DNS:worker.test\\n' > ext.cnf",
+      " && openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile ext.cnf -out server.pem 2>/dev/null",
+      " && openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=other-ca -keyout other.key -out other.pem 2>/dev/null",
+      " && echo ok");
+  ASSERT_EQ(RunShell(script), "ok\n") << "openssl failed";
+  std::string ca, cert, key, other_ca;
+  ASSERT_TRUE(ReadFile(dir + "/ca.pem", &ca).ok());
+  ASSERT_TRUE(ReadFile(dir + "/other.pem", &other_ca).ok());
+  ASSERT_TRUE(ReadFile(dir + "/server.pem", &cert).ok());
+  ASSERT_TRUE(ReadFile(dir + "/server.key", &key).ok());
+  WorkerOptions o;
+  o.tls_cert_pem = cert;
+  o.tls_key_pem = key;
+  o.auth_token = "tok";
+  auto w = StartWorker(o, MakeSimulatedBackend(0));
+  grpc::SslCredentialsOptions ssl;
+  ssl.pem_root_certs = ca;
+  auto creds = grpc::SslCredentials(ssl);
+  auto stub = Stub(*w, creds, "worker.test");
+  rpc::EvaluateResponse resp;
+  EXPECT_EQ(Evaluate(*stub, Request(1), &resp).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_TRUE(Evaluate(*stub, Request(1), &resp, "tok").ok());
+  EXPECT_EQ(HealthStatus(w->address(), creds, "worker.test"), 1);
+  // A plaintext client cannot talk to the TLS worker at all.
+  auto plain = Stub(*w);
+  EXPECT_FALSE(Evaluate(*plain, Request(2), &resp, "tok").ok());
+  // A client that trusts another CA neither.
+  grpc::SslCredentialsOptions other;
+  other.pem_root_certs = other_ca;
+  auto untrusted = Stub(*w, grpc::SslCredentials(other), "worker.test");
+  EXPECT_FALSE(Evaluate(*untrusted, Request(3), &resp, "tok").ok());
+  EXPECT_EQ(w->served(), 1);
+}
+
+TEST(CommandBackendTest, RunsTheProgramWithJsonAndReportsFailures) {
+  const std::string dir = TestTempDir("command");
+  {
+    std::ofstream(dir + "/ok.py") << "import json, sys\n"
+                                     "req = json.load(sys.stdin)\n"
+                                     "bits = req['candidate']['genome']['layers'][0]['keys']['bits']\n"
+                                     "print(json.dumps({'result': {'status': {'code': 0}, 'objectives': {'effectiveBits': bits * 1.5}}}))\n";
+    std::ofstream(dir + "/fail.py") << "import sys\nsys.stderr.write('broken on purpose\\n')\nsys.exit(3)\n";
+    std::ofstream(dir + "/slow.py") << "import time\ntime.sleep(30)\n";
+  }
+  auto ok = MakeCommandBackend({"/usr/bin/python3", dir + "/ok.py"}, absl::Seconds(20));
+  auto r = ok->Evaluate(Request(4));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->candidate_id(), 4);
+  EXPECT_DOUBLE_EQ(r->result().objectives().effective_bits(), 6 * 1.5);
+  auto fail = MakeCommandBackend({"/usr/bin/python3", dir + "/fail.py"}, absl::Seconds(20));
+  r = fail->Evaluate(Request(1));
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("exited with status 3"), std::string::npos) << r.status();
+  EXPECT_NE(r.status().message().find("broken on purpose"), std::string::npos) << r.status();
+  auto slow = MakeCommandBackend({"/usr/bin/python3", dir + "/slow.py"}, absl::Milliseconds(500));
+  const auto t0 = std::chrono::steady_clock::now();
+  r = slow->Evaluate(Request(1));
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kDeadlineExceeded) << r.status();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+  auto missing = MakeCommandBackend({"/no/such/program"}, absl::Seconds(5));
+  r = missing->Evaluate(Request(1));
+  EXPECT_FALSE(r.ok());
+}
+
+}  // namespace
+}  // namespace fecsearch
