@@ -394,11 +394,30 @@ class GrpcWorkerPool::Impl {
     mu_.lock();
   }
 
+  // Whether a file: target's modification time or size changed since the last check.
+  bool TargetFilesChanged() {
+    bool changed = false;
+    for (const std::string& t : options_.targets) {
+      if (!absl::StartsWith(t, "file:")) continue;
+      struct stat st {};
+      const std::string path = t.substr(std::strlen("file:"));
+      const int64_t stamp = stat(path.c_str(), &st) == 0
+                                ? static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec + st.st_size
+                                : -1;
+      auto [it, inserted] = file_stamps_.emplace(path, stamp);
+      if (!inserted && it->second != stamp) changed = true;
+      it->second = stamp;
+    }
+    return changed;
+  }
+
   void Manage() {
     std::unique_lock<std::mutex> lock(mu_);
     while (!stopping_) {
       const absl::Time now = absl::Now();
-      if (now - last_resolve_ >= options_.resolve_interval) {
+      // Target files are re-read as soon as they change; DNS names every resolve interval.
+      const bool file_changed = TargetFilesChanged();
+      if (file_changed || now - last_resolve_ >= options_.resolve_interval) {
         last_resolve_ = now;
         lock.unlock();
         auto addresses = ResolveTargets(options_.targets);  // DNS may block: not under the lock
@@ -441,6 +460,7 @@ class GrpcWorkerPool::Impl {
   bool stopping_ = false;
   absl::Time last_resolve_;
   absl::Time last_usable_ = absl::Now();
+  std::map<std::string, int64_t> file_stamps_;
   std::thread manager_;
 };
 

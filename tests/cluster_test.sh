@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# A worker cluster on loopback: a search over 4 worker processes finishes and every recorded
+# result equals the in-process evaluator's; kill -9 of a worker mid-search loses and repeats
+# nothing; a worker added mid-search (through the target file) receives work; TLS and token
+# rejection end to end.
+set -uo pipefail
+ROOT=$PWD
+SEARCH="$ROOT/search/search"
+WORKER="$ROOT/workers/worker"
+REEVAL="$ROOT/tests/reevaluate"
+SPEC="$ROOT/tests/data/small_experiment.textproto"
+WORK=$(mktemp -d "${TEST_TMPDIR:-/tmp}/cluster.XXXXXX")
+ln -s "$ROOT/data" "$WORK/data"
+cd "$WORK"
+fails=0
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done; }
+trap cleanup EXIT
+
+start_worker() {  # name, extra flags...
+  local name=$1; shift
+  rm -f "$name.port"
+  "$WORKER" --listen=127.0.0.1:0 --name="$name" --port_file="$name.port" --experiment="$SPEC" "$@" >"$name.log" 2>&1 &
+  pids+=($!)
+  eval "pid_$name=$!"
+  for _ in $(seq 1 200); do [ -s "$name.port" ] && break; sleep 0.05; done
+  [ -s "$name.port" ] || { fail "worker $name did not start: $(cat "$name.log")"; return 1; }
+  echo "127.0.0.1:$(cat "$name.port")"
+}
+
+# --- 4 workers, one killed, one added ---------------------------------------------------
+: > workers.txt
+for w in w1 w2 w3 w4; do start_worker "$w" >> workers.txt || exit 1; done
+"$SEARCH" --experiment="$SPEC" --db=c.db --workers="file:$WORK/workers.txt" --max_evaluations=60 --progress=none \
+  >search.out 2>search.err &
+search_pid=$!
+pids+=($search_pid)
+for _ in $(seq 1 400); do
+  n=$(sqlite3 c.db "SELECT count(*) FROM candidates WHERE outcome = 'MISS'" 2>/dev/null || echo 0)
+  [ "${n:-0}" -ge 8 ] && break
+  sleep 0.05
+done
+kill -9 "$pid_w2"
+start_worker w5 >> workers.txt || exit 1
+wait $search_pid || fail "search over the cluster failed: $(tail -5 search.err)"
+grep -q "Pareto front" search.out || fail "no front printed"
+[ "$(sqlite3 c.db "SELECT count(*) FROM candidates WHERE outcome = 'PENDING'")" = 0 ] || fail "pending candidates left"
+[ "$(sqlite3 c.db "SELECT count(*) FROM candidates WHERE outcome IN ('MISS', 'PARTIAL_HIT')")" = 60 ] || \
+  fail "evaluations: $(sqlite3 c.db "SELECT count(*) FROM candidates WHERE outcome = 'MISS'") (want 60)"
+[ "$(sqlite3 c.db "SELECT count(*) FROM candidates WHERE outcome = 'FAILED'")" = 0 ] || fail "failed candidates"
+dup=$(sqlite3 c.db "SELECT count(*) FROM (SELECT cache_key FROM candidates WHERE outcome = 'MISS' GROUP BY cache_key HAVING count(*) > 1)")
+[ "$dup" = 0 ] || fail "$dup configurations evaluated twice"
+[ "$(sqlite3 c.db "SELECT count(*) FROM candidates WHERE worker = 'w5'")" -gt 0 ] || fail "the worker added mid-search received no work"
+echo "work per worker:"; sqlite3 c.db "SELECT worker, count(*) FROM candidates WHERE outcome = 'MISS' GROUP BY worker"
+echo "candidates dispatched more than once (in flight on the killed worker): $(sqlite3 c.db "SELECT count(*) FROM candidates WHERE attempts > 1")"
+"$REEVAL" --db=c.db > reeval.out 2>&1 || fail "recorded results differ from in-process evaluation: $(tail -5 reeval.out)"
+cat reeval.out
+
+# --- TLS and token ------------------------------------------------------------------------
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=test-ca -keyout ca.key -out ca.pem 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -subj /CN=worker.test -keyout server.key -out server.csr 2>/dev/null
+printf 'subjectAltName=DNS:worker.test\n' > ext.cnf
+openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile ext.cnf -out server.pem 2>/dev/null
+echo "right-token" > token
+echo "wrong-token" > wrong
+secure=$(start_worker ws --tls_cert=server.pem --tls_key=server.key --auth_token_file=token) || exit 1
+secure_spec() {  # token file
+  cat "$SPEC"
+  printf 'workers { targets: "%s" tls { ca_cert_path: "%s" server_name: "worker.test" } auth_token_file: "%s" deadline_seconds: 20 }\n' \
+    "$secure" "$WORK/ca.pem" "$WORK/$1"
+}
+secure_spec wrong > wrong.textproto
+"$SEARCH" --experiment=wrong.textproto --db=t1.db --max_evaluations=3 --progress=none >t1.out 2>t1.err
+[ $? -ne 0 ] || [ "$(sqlite3 t1.db "SELECT count(*) FROM candidates WHERE outcome = 'MISS'")" = 0 ] || fail "a wrong token was accepted"
+grep -q "refused the credentials" t1.err || grep -q "refused the credentials" t1.out || \
+  [ "$(sqlite3 t1.db "SELECT count(*) FROM candidates WHERE error LIKE '%refused the credentials%'")" -gt 0 ] || \
+  fail "the wrong-token failure does not say why: $(tail -3 t1.err)"
+secure_spec token > right.textproto
+"$SEARCH" --experiment=right.textproto --db=t2.db --max_evaluations=3 --progress=none >t2.out 2>t2.err || fail "TLS + token search: $(tail -3 t2.err)"
+[ "$(sqlite3 t2.db "SELECT count(*) FROM candidates WHERE outcome = 'MISS' AND worker = 'ws'")" = 3 ] || fail "the TLS worker did not evaluate"
+
+echo "$fails failures"
+[ "$fails" -eq 0 ]
