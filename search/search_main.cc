@@ -42,6 +42,7 @@ ABSL_FLAG(int64_t, seed, -1, "Search seed (overrides the spec).");
 ABSL_FLAG(std::string, report, "", "HTML report path (default: the spec's, fecsearch_report.html).");
 ABSL_FLAG(std::string, dedup, "", "functional | exact | none: functional hashing (default when the spec has `fec`), exact-genome hashing only, or no cache.");
 ABSL_FLAG(std::string, progress, "auto", "auto | bar | log | none.");
+ABSL_FLAG(bool, validate_only, false, "Check the experiment (fields, model, search space) and exit: 0 if valid, 2 if not.");
 
 namespace fecsearch {
 namespace {
@@ -72,8 +73,12 @@ int Main() {
   std::string db_path = ResolveOutputPath(db_flag.empty() ? loaded->spec.output().database_path() : db_flag);
   const bool resume = absl::GetFlag(FLAGS_resume) || absl::GetFlag(FLAGS_resume_experiment) > 0;
 
-  auto db = ExperimentDb::Open(db_path, false);
-  if (!db.ok()) return Fail(absl::Status(db.status().code(), absl::StrCat("--db: ", db.status().message())), 2);
+  // --validate_only writes nothing (unless it must read a resumed experiment's spec).
+  absl::StatusOr<std::unique_ptr<ExperimentDb>> db = absl::FailedPreconditionError("not opened");
+  if (!absl::GetFlag(FLAGS_validate_only) || resume) {
+    db = ExperimentDb::Open(db_path, false);
+    if (!db.ok()) return Fail(absl::Status(db.status().code(), absl::StrCat("--db: ", db.status().message())), 2);
+  }
   ExperimentRecord previous;
   if (resume) {
     auto e = absl::GetFlag(FLAGS_resume_experiment) > 0 ? (*db)->GetExperiment(absl::GetFlag(FLAGS_resume_experiment))
@@ -127,6 +132,11 @@ int Main() {
   }
   auto space = SearchSpace::Create(spec.search_space(), model);
   if (!space.ok()) return Fail(LocateError(*loaded, space.status()), 2);
+  if (absl::GetFlag(FLAGS_validate_only)) {
+    std::printf("%s: valid (%s; search space of about %.3g configurations)\n", loaded->source.c_str(), spec.name().c_str(),
+                space->Size());
+    return 0;
+  }
 
   // 3. The cache and the hashes.
   const bool use_cache = spec.has_fec();

@@ -11,7 +11,7 @@ PACKAGES=(
   libxxhash-dev libboost-graph-dev libeigen3-dev libsqlite3-dev nlohmann-json3-dev
   libgoogle-glog-dev libgtest-dev libgmock-dev libbenchmark-dev
   # Tests and examples: report rendering, Python worker, manifests, TLS, network namespaces.
-  chromium python3 python3-grpcio python3-numpy python3-protobuf openssl iproute2 sqlite3
+  chromium python3 python3-grpcio python3-numpy python3-protobuf python3-yaml openssl iproute2 sqlite3
   ca-certificates
 )
 # kubectl validates deploy/kubernetes offline; any kubectl already on PATH (for example the
