@@ -52,8 +52,8 @@ absl::StatusOr<PipelineGraph> PipelineGraph::FromProto(const LayerPipeline& prot
     }
     if (!Op::Type_IsValid(op.type()) || op.type() == Op::OP_UNSPECIFIED) {
       return absl::InvalidArgumentError(absl::StrCat(where, ": vertex '", op.name(),
-                                                     "' has an unknown operator type ",
-                                                     static_cast<int>(op.type())));
+                                                     "' has no operator type, or one this version does not know (",
+                                                     static_cast<int>(op.type()), ")"));
     }
     if (!index.emplace(op.name(), i).second) {
       return absl::InvalidArgumentError(
@@ -432,10 +432,9 @@ LayerPipeline GenomeLayerToPipeline(const LayerCompression& layer) {
   auto quantizes = [](const StreamCompression& s) {
     return s.format() != FP16 && s.format() != FORMAT_UNSPECIFIED;
   };
-  // Appends the fp16 region, outlier split and quantizer of one stream after `last`;
-  // returns the name of the stream's last vertex and, through `quant`, the quantizer's.
-  auto stream_ops = [&](const StreamCompression& s, const std::string& prefix, std::string last,
-                        std::string* quant) {
+  // Appends the outlier split and quantizer of one stream after `last`; returns the name of
+  // the stream's last vertex.
+  auto stream_ops = [&](const StreamCompression& s, const std::string& prefix, std::string last) {
     if (!quantizes(s)) return last;
     if (s.outlier_fraction() > 0) {
       add(prefix + "_outliers", Op::SPLIT_OUTLIERS)->set_outlier_fraction(s.outlier_fraction());
@@ -444,7 +443,6 @@ LayerPipeline GenomeLayerToPipeline(const LayerCompression& layer) {
     }
     *add(prefix + "_quant", Op::QUANTIZE)->mutable_quantizer() = quantizer_of(s);
     edge(last, prefix + "_quant");
-    *quant = prefix + "_quant";
     return prefix + "_quant";
   };
   auto keep = [&](const StreamCompression& s, const std::string& prefix, std::string last) {
@@ -460,19 +458,17 @@ LayerPipeline GenomeLayerToPipeline(const LayerCompression& layer) {
   add("cache", Op::OUTPUT);
   const StreamCompression& k = layer.keys();
   const StreamCompression& v = layer.values();
-  std::string k_quant, v_quant;
   std::string last = keep(k, "k", "keys");
   const std::string k_original = last;
   if (k.pre_rope()) {
-    last = stream_ops(k, "k", last, &k_quant);
+    last = stream_ops(k, "k", last);
     add("rope", Op::ROPE);
     edge(last, "rope");
     last = "rope";
-    if (!k_quant.empty()) k_quant = "rope";  // dequantized keys are read after rotation
   } else {
     add("rope", Op::ROPE);
     edge(last, "rope");
-    last = stream_ops(k, "k", "rope", &k_quant);
+    last = stream_ops(k, "k", "rope");
   }
   if (layer.head_clusters() > 0) {
     add("chai", Op::CLUSTER_HEADS)->set_clusters(layer.head_clusters());
@@ -481,18 +477,17 @@ LayerPipeline GenomeLayerToPipeline(const LayerCompression& layer) {
   }
   edge(last, "cache");
   std::string v_last = keep(v, "v", "values");
-  v_last = stream_ops(v, "v", v_last, &v_quant);
+  v_last = stream_ops(v, "v", v_last);
   edge(v_last, "cache");
   if (layer.has_eviction() && layer.eviction().policy() != NO_EVICTION) {
     const TokenEviction& e = layer.eviction();
     Op* op = add("evict", Op::EVICT);
     *op->mutable_eviction() = e;
-    op->mutable_eviction()->clear_score_dequantized();
+    // The genome scores the original keys (values for VALUE_NORM); scoring dequantized ones
+    // takes a pipeline graph.
     std::string tap;
     if (e.policy() == VALUE_NORM) {
-      tap = e.score_dequantized() && !v_quant.empty() ? v_quant : "values";
-    } else if (e.score_dequantized() && !k_quant.empty()) {
-      tap = k_quant;
+      tap = "values";
     } else {
       tap = k.pre_rope() ? k_original : "rope";
     }

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "core/evaluator.h"
+#include "core/pipeline_graph.h"
 #include "core/text_proto.h"
 #include "gtest/gtest.h"
 #include "hashing/candidate_hasher.h"
@@ -170,6 +171,101 @@ TEST_F(EquivalenceTest, ProbeIsIndependentOfTheSearchSeedButNotOfItsOwn) {
   ASSERT_TRUE(a.ok() && b.ok() && a2.ok());
   EXPECT_EQ(a->functional, a2->functional);
   EXPECT_NE(a->functional, b->functional);
+}
+
+// Pipeline graphs through the same hasher and cache.
+Candidate Graph(const std::string& layer_text) {
+  Candidate c;
+  EXPECT_TRUE(ParseTextProto(layer_text, "graph", c.mutable_pipeline()->add_layers()).ok()) << layer_text;
+  return c;
+}
+
+std::string GraphText(const std::string& key_path, const std::string& extra_ops = "", const std::string& extra_edges = "",
+                      const std::string& k_last = "") {
+  // keys -> <key_path ops named k1..kn in order> -> cache; values -> cache.
+  std::string ops = "ops { name: \"keys\" type: KEYS_INPUT } ops { name: \"values\" type: VALUES_INPUT } "
+                    "ops { name: \"cache\" type: OUTPUT } " + key_path + extra_ops;
+  std::string last = "keys", edges;
+  size_t pos = 0;
+  while ((pos = key_path.find("name: \"", pos)) != std::string::npos) {
+    const size_t end = key_path.find('"', pos + 7);
+    const std::string name = key_path.substr(pos + 7, end - pos - 7);
+    edges += "edges { from: \"" + last + "\" to: \"" + name + "\" } ";
+    last = name;
+    pos = end;
+  }
+  edges += "edges { from: \"" + (k_last.empty() ? last : k_last) + "\" to: \"cache\" } ";
+  edges += "edges { from: \"values\" to: \"cache\" } " + extra_edges;
+  return ops + edges;
+}
+
+constexpr char kQ[] = "quantizer { format: INT bits: 3 symmetric: true group_size: 32 }";
+
+TEST_F(EquivalenceTest, AGenomeAndItsGraphShareOneCacheEntry) {
+  const std::string text =
+      "keys { format: NUQ bits: 3 axis: PER_CHANNEL group_size: 32 outlier_fraction: 0.01 pre_rope: true sink_tokens: 4 } "
+      "values { format: INT bits: 2 group_size: 32 recent_window: 32 } eviction { policy: H2O keep_ratio: 0.5 } "
+      "head_clusters: 3";
+  const Candidate genome = Genome("layers { " + text + " }");
+  LayerCompression layer;
+  ASSERT_TRUE(ParseTextProto(text, "t", &layer).ok());
+  Candidate graph;
+  *graph.mutable_pipeline()->add_layers() = GenomeLayerToPipeline(layer);
+  ASSERT_TRUE(SameResult(Full(genome), Full(graph)));
+  EXPECT_EQ(Hashes(genome).key, Hashes(graph).key);
+  EXPECT_EQ(Hashes(genome).structural, Hashes(graph).structural);
+}
+
+TEST_F(EquivalenceTest, GraphEquivalencesOnlyBehaviourReveals) {
+  struct Pair {
+    const char* why;
+    std::string a, b;
+  };
+  const std::string q = std::string("type: QUANTIZE ") + kQ;
+  const std::vector<Pair> pairs = {
+      {"a repeated identical quantizer is idempotent",
+       GraphText("ops { name: \"k1\" type: ROPE } ops { name: \"k2\" " + q + " }"),
+       GraphText("ops { name: \"k1\" type: ROPE } ops { name: \"k2\" " + q + " } ops { name: \"k3\" " + q + " }")},
+      {"an fp16 window commutes with the quantizer",
+       GraphText("ops { name: \"k1\" type: KEEP_FP16 recent_window: 32 } ops { name: \"k2\" type: ROPE } ops { name: \"k3\" " + q + " }"),
+       GraphText("ops { name: \"k1\" type: ROPE } ops { name: \"k2\" " + q + " } ops { name: \"k3\" type: KEEP_FP16 recent_window: 32 }")},
+      {"head clustering commutes with per-token quantization",
+       GraphText("ops { name: \"k1\" type: ROPE } ops { name: \"k2\" type: CLUSTER_HEADS clusters: 2 } ops { name: \"k3\" " + q + " }"),
+       GraphText("ops { name: \"k1\" type: ROPE } ops { name: \"k2\" " + q + " } ops { name: \"k3\" type: CLUSTER_HEADS clusters: 2 }")},
+      {"eviction at keep ratio 1.0 evicts nothing",
+       GraphText("ops { name: \"k1\" type: ROPE } ops { name: \"k2\" " + q + " }",
+                 "ops { name: \"e\" type: EVICT eviction { policy: KEY_NORM keep_ratio: 1.0 } } ",
+                 "edges { from: \"k2\" to: \"e\" } edges { from: \"e\" to: \"cache\" } "),
+       GraphText("ops { name: \"k1\" type: ROPE } ops { name: \"k2\" " + q + " }")},
+  };
+  for (const Pair& p : pairs) {
+    SCOPED_TRACE(p.why);
+    const Candidate a = Graph(p.a), b = Graph(p.b);
+    ASSERT_TRUE(SameResult(Full(a), Full(b))) << "not a real equivalence";
+    const CandidateHashes ha = Hashes(a), hb = Hashes(b);
+    EXPECT_EQ(ha.functional, hb.functional);
+    EXPECT_NE(ha.structural, hb.structural) << "the structural hash should not see this one";
+  }
+}
+
+TEST_F(EquivalenceTest, StructurallyDifferentGraphsThatComputeDifferentlyDoNotCollide) {
+  const std::string q2 = "type: QUANTIZE quantizer { format: INT bits: 2 group_size: 32 }";
+  const std::string r2 = "type: RESIDUAL_QUANTIZE quantizer { format: INT bits: 2 group_size: 32 }";
+  const Candidate one = Graph(GraphText("ops { name: \"k1\" type: ROPE } ops { name: \"k2\" " + q2 + " }"));
+  const Candidate two_stage =
+      Graph(GraphText("ops { name: \"k1\" type: ROPE } ops { name: \"k2\" " + q2 + " } ops { name: \"k3\" " + r2 + " }"));
+  const EvaluationResult r1 = Full(one), r2r = Full(two_stage);
+  EXPECT_LT(r2r.objectives().mean_nll(), r1.objectives().mean_nll()) << "the residual stage recovers quality";
+  EXPECT_GT(r2r.objectives().effective_bits(), r1.objectives().effective_bits()) << "and stores its codes";
+  EXPECT_NE(Hashes(one).functional, Hashes(two_stage).functional);
+  // Eviction scored on the original or on the dequantized keys.
+  const std::string evict = "ops { name: \"e\" type: EVICT eviction { policy: KEY_NORM keep_ratio: 0.5 } } ";
+  const Candidate original = Graph(GraphText("ops { name: \"k1\" type: ROPE } ops { name: \"k2\" " + q2 + " }", evict,
+                                             "edges { from: \"k1\" to: \"e\" } edges { from: \"e\" to: \"cache\" } "));
+  const Candidate dequantized = Graph(GraphText("ops { name: \"k1\" type: ROPE } ops { name: \"k2\" " + q2 + " }", evict,
+                                                "edges { from: \"k2\" to: \"e\" } edges { from: \"e\" to: \"cache\" } "));
+  ASSERT_FALSE(SameResult(Full(original), Full(dequantized)));
+  EXPECT_NE(Hashes(original).functional, Hashes(dequantized).functional);
 }
 
 }  // namespace

@@ -56,8 +56,11 @@ TEST(StructuralHashTest, ParametersAndWiringMatter) {
   EXPECT_NE(StructuralHash(Graph(FromGenome("keys { format: INT bits: 2 pre_rope: true }"))), a)
       << "quantizer before vs after RoPE";
   // Eviction tapping original vs dequantized keys.
-  EXPECT_NE(StructuralHash(Graph(FromGenome("keys { format: INT bits: 2 } eviction { policy: KEY_NORM keep_ratio: 0.5 }"))),
-            StructuralHash(Graph(FromGenome("keys { format: INT bits: 2 } eviction { policy: KEY_NORM keep_ratio: 0.5 score_dequantized: true }"))));
+  LayerPipeline original = FromGenome("keys { format: INT bits: 2 } eviction { policy: KEY_NORM keep_ratio: 0.5 }");
+  LayerPipeline dequantized = original;
+  for (PipelineEdge& e : *dequantized.mutable_edges())
+    if (e.to() == "evict") e.set_from("k_quant");
+  EXPECT_NE(StructuralHash(Graph(original)), StructuralHash(Graph(dequantized)));
 }
 
 TEST(StructuralHashTest, LayerOrderMatters) {

@@ -102,7 +102,7 @@ std::vector<double> Crowding(const std::vector<Individual>& pop, const std::vect
 
 class RandomSearch : public Algorithm {
  public:
-  RandomSearch(const SearchSpace& space, std::vector<Candidate> seeds) : space_(space), seeds_(std::move(seeds)) {}
+  RandomSearch(const CandidateSpace& space, std::vector<Candidate> seeds) : space_(space), seeds_(std::move(seeds)) {}
   Proposal Propose(Rng& rng) override {
     if (next_seed_ < seeds_.size()) return {seeds_[next_seed_++], {}, "seed"};
     return {space_.Random(rng), {}, "random"};
@@ -112,7 +112,7 @@ class RandomSearch : public Algorithm {
   std::string name() const override { return "random search"; }
 
  private:
-  const SearchSpace& space_;
+  const CandidateSpace& space_;
   std::vector<Candidate> seeds_;
   size_t next_seed_ = 0;
   std::vector<Individual> population_;
@@ -122,7 +122,7 @@ class RandomSearch : public Algorithm {
 // winners.
 class EvolutionBase : public Algorithm {
  public:
-  EvolutionBase(const SearchSpec& spec, const SearchSpace& space, std::vector<Candidate> seeds)
+  EvolutionBase(const SearchSpec& spec, const CandidateSpace& space, std::vector<Candidate> seeds)
       : spec_(spec), space_(space), seeds_(std::move(seeds)) {}
 
   Proposal Propose(Rng& rng) override {
@@ -164,7 +164,7 @@ class EvolutionBase : public Algorithm {
   virtual int Tournament(Rng& rng) = 0;
 
   const SearchSpec& spec_;
-  const SearchSpace& space_;
+  const CandidateSpace& space_;
   std::vector<Candidate> seeds_;
   size_t next_seed_ = 0;
   int64_t proposals_ = 0;
@@ -275,7 +275,7 @@ double Hypervolume2D(const std::vector<Individual>& all, double ref0, double ref
   return hv;
 }
 
-std::unique_ptr<Algorithm> MakeAlgorithm(const SearchSpec& spec, const SearchSpace& space,
+std::unique_ptr<Algorithm> MakeAlgorithm(const SearchSpec& spec, const CandidateSpace& space,
                                          std::vector<Candidate> seeds) {
   switch (spec.algorithm()) {
     case SearchSpec::REGULARIZED_EVOLUTION:

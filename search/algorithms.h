@@ -57,7 +57,7 @@ class Algorithm {
 };
 
 // `space` and `spec` must outlive the algorithm.
-std::unique_ptr<Algorithm> MakeAlgorithm(const SearchSpec& spec, const SearchSpace& space,
+std::unique_ptr<Algorithm> MakeAlgorithm(const SearchSpec& spec, const CandidateSpace& space,
                                          std::vector<Candidate> seeds);
 
 }  // namespace fecsearch

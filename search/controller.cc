@@ -42,7 +42,7 @@ std::vector<double> HypervolumeReference(const SearchSpec& spec, const std::vect
   return ref;
 }
 
-Controller::Controller(ControllerOptions options, const SearchSpace& space, Keyer keyer, FecCache* cache,
+Controller::Controller(ControllerOptions options, const CandidateSpace& space, Keyer keyer, FecCache* cache,
                        EvaluationPool* pool, ExperimentDb* db, ProgressSink* progress)
     : options_(std::move(options)),
       space_(space),

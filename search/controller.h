@@ -90,7 +90,7 @@ struct ControllerOptions {
 // are shared with their own threads.
 class Controller {
  public:
-  Controller(ControllerOptions options, const SearchSpace& space, Keyer keyer, FecCache* cache,
+  Controller(ControllerOptions options, const CandidateSpace& space, Keyer keyer, FecCache* cache,
              EvaluationPool* pool, ExperimentDb* db, ProgressSink* progress);
   absl::StatusOr<SearchResult> Run();
 
@@ -115,7 +115,7 @@ class Controller {
   void Notify();
 
   ControllerOptions options_;
-  const SearchSpace& space_;
+  const CandidateSpace& space_;
   Keyer keyer_;
   FecCache* cache_;
   EvaluationPool* pool_;

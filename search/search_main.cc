@@ -130,11 +130,11 @@ int Main() {
                     ", now ", (*context)->fingerprint(), "); it cannot be resumed with these files")),
                 2);
   }
-  auto space = SearchSpace::Create(spec.search_space(), model);
+  auto space = MakeCandidateSpace(spec.search_space(), model, (*context)->window_length());
   if (!space.ok()) return Fail(LocateError(*loaded, space.status()), 2);
   if (absl::GetFlag(FLAGS_validate_only)) {
     std::printf("%s: valid (%s; search space of about %.3g configurations)\n", loaded->source.c_str(), spec.name().c_str(),
-                space->Size());
+                (*space)->Size());
     return 0;
   }
 
@@ -146,7 +146,10 @@ int Main() {
   Log(absl::StrFormat("uncompressed reference on %d windows of %d tokens ...", (*context)->spec().eval_windows_size(),
                       (*context)->window_length()));
   const double baseline_ppl = std::exp((*context)->baseline().mean_nll);
-  Log(absl::StrFormat("uncompressed perplexity %.4f; search space of about %.3g configurations", baseline_ppl, space->Size()));
+  Log(absl::StrFormat("uncompressed perplexity %.4f; search space of about %.3g %s", baseline_ppl, (*space)->Size(),
+                      spec.search_space().representation() == SearchSpaceSpec::PIPELINE_GRAPH
+                          ? "genomes, and the pipeline graphs mutations reach from them"
+                          : "configurations"));
   FecSpec fec = spec.fec();
   if (!use_cache) fec.set_dedup(FecSpec::EXACT);  // hashes are still recorded
   auto hasher = CandidateHasher::Create(*context, fec);
@@ -208,7 +211,7 @@ int Main() {
   options.use_cache = use_cache;
   options.context_fingerprint = (*context)->fingerprint();
   options.stop = &g_stop;
-  Controller controller(options, *space, keyer, cache.get(), pool->get(), db->get(), &progress);
+  Controller controller(options, **space, keyer, cache.get(), pool->get(), db->get(), &progress);
   auto result = controller.Run();
   (*pool)->Shutdown();
   if (!result.ok()) {

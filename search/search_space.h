@@ -4,6 +4,7 @@
 #define FECSEARCH_SEARCH_SEARCH_SPACE_H_
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -36,24 +37,40 @@ class Rng {
   uint64_t state_;
 };
 
-// Immutable after Create; thread-compatible (each caller brings its Rng).
-class SearchSpace {
+// What a search can propose: random candidates, mutations, crossovers. Implemented for
+// genomes (SearchSpace below) and pipeline graphs (search/graph_space.h). Immutable;
+// thread-compatible (each caller brings its Rng).
+class CandidateSpace {
+ public:
+  virtual ~CandidateSpace() = default;
+  virtual Candidate Random(Rng& rng) const = 0;
+  // Always valid; differs from the parent unless the space has nothing to change.
+  virtual Candidate Mutate(const Candidate& parent, Rng& rng) const = 0;
+  virtual Candidate Crossover(const Candidate& a, const Candidate& b, Rng& rng) const = 0;
+  // Number of distinct candidates (capped at 2^62; for graphs, of the genome part); for logs.
+  virtual double Size() const = 0;
+};
+
+// The genome space. Immutable after Create; thread-compatible (each caller brings its Rng).
+class SearchSpace : public CandidateSpace {
  public:
   // `spec` must have been validated; the model fixes head_dim and the layer count.
   static absl::StatusOr<SearchSpace> Create(const SearchSpaceSpec& spec, const ModelConfig& model);
 
   // A uniformly random genome (every gene of every layer group drawn independently).
-  Candidate Random(Rng& rng) const;
+  Candidate Random(Rng& rng) const override;
   // Changes one gene of one layer group to another allowed value, or (1 time in 8)
   // redraws one whole layer group. The result is always valid and always differs from the
   // parent unless the space has nothing to change.
-  Candidate Mutate(const Candidate& parent, Rng& rng) const;
+  Candidate Mutate(const Candidate& parent, Rng& rng) const override;
   // Uniform crossover: each layer group's genes come from either parent.
-  Candidate Crossover(const Candidate& a, const Candidate& b, Rng& rng) const;
+  Candidate Crossover(const Candidate& a, const Candidate& b, Rng& rng) const override;
 
   int layer_groups() const { return layer_groups_; }
   // Number of distinct genomes (capped at 2^62); for logs.
-  double Size() const;
+  double Size() const override;
+  // One random layer group (used by the graph space to seed graphs).
+  LayerCompression RandomGroup(Rng& rng) const;
   const SearchSpaceSpec& spec() const { return spec_; }
 
  private:
@@ -64,13 +81,16 @@ class SearchSpace {
     int values = 1;
   };
   void SetGene(int gene, int value, Rng& rng, LayerCompression* layer) const;
-  LayerCompression RandomGroup(Rng& rng) const;
 
   SearchSpaceSpec spec_;
   int layer_groups_ = 1;
   int head_dim_ = 0;
   std::vector<Gene> genes_;
 };
+
+// The space the experiment's representation calls for (genomes or pipeline graphs).
+absl::StatusOr<std::unique_ptr<CandidateSpace>> MakeCandidateSpace(const SearchSpaceSpec& spec,
+                                                                   const ModelConfig& model, int window_length);
 
 }  // namespace fecsearch
 
