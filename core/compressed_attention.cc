@@ -399,6 +399,8 @@ class LayerSimulator {
           }
         }
       }
+      // With no stored quantizer the stream stays dense fp16 beside its outliers.
+      const double dense_bits = sp.dense_fp16() ? 16.0 * D_ : 0.0;
       for (int i = 0; i < b.rows; ++i) {
         float* dst = values ? &h.V[static_cast<size_t>(rows[i]) * D_] : &h.K[static_cast<size_t>(rows[i]) * D_];
         std::copy_n(&b.x[static_cast<size_t>(i) * D_], D_, dst);
@@ -406,7 +408,7 @@ class LayerSimulator {
         int outliers = 0;
         for (int c = 0; c < D_; ++c) outliers += b.fixed[static_cast<size_t>(i) * D_ + c];
         st.done[rows[i]] = 1;
-        st.bits[rows[i]] = row_bits[i] + 32.0 * outliers;
+        st.bits[rows[i]] = dense_bits + row_bits[i] + 32.0 * outliers;
         st.total_bits += st.bits[rows[i]] - 16.0 * D_;
       }
     }

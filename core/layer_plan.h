@@ -36,6 +36,13 @@ struct StreamPlan {
   int channel_alignment = 0;
 
   bool quantizes() const { return !stages.empty(); }
+  // True when no stored quantizer encodes the stream (e.g. only an outlier split): the
+  // quantized tokens are still held densely in fp16, and charged so.
+  bool dense_fp16() const {
+    for (const Stage& s : stages)
+      if (s.stored && s.kind != StageKind::kSplitOutliers) return false;
+    return true;
+  }
 };
 
 struct EvictionPlan {

@@ -33,7 +33,8 @@ double StreamBits(const StreamPlan& sp, const ModelConfig& model, double context
     if (s.quantizer.format == NUQ) codebook += 16.0 * (1 << s.quantizer.bits);
   }
   AnalyticParams p;
-  p.code_bits = code;
+  // No stored quantizer (only outliers split off): the rest is held densely in fp16.
+  p.code_bits = sp.dense_fp16() ? 16.0 : code;
   p.scale_bits = overhead;  // already per element
   p.group_elements = 1;
   p.outlier_fraction = outliers;

@@ -657,6 +657,51 @@ absl::StatusOr<ModelPlan> CompileCandidate(const Candidate& candidate, const Mod
 
 namespace {
 
+// Stage sequences a genome stream can have: none, [quantize] or [outliers, quantize].
+void StreamGraphOnly(const StreamPlan& sp, const char* stream, std::set<std::string>* out) {
+  const auto& st = sp.stages;
+  const bool genome_shape =
+      st.empty() || (st.size() == 1 && st[0].kind == StageKind::kQuantize) ||
+      (st.size() == 2 && st[0].kind == StageKind::kSplitOutliers && st[1].kind == StageKind::kQuantize);
+  if (genome_shape) return;
+  int quantizers = 0, residuals = 0, splits = 0;
+  for (const Stage& s : st) {
+    quantizers += s.kind == StageKind::kQuantize;
+    residuals += s.kind == StageKind::kResidualQuantize;
+    splits += s.kind == StageKind::kSplitOutliers;
+  }
+  if (residuals > 0) out->insert(absl::StrCat("residual quantization of ", stream));
+  if (quantizers > 1) out->insert(absl::StrCat("repeated quantizers on ", stream));
+  if (splits > 1) out->insert(absl::StrCat("repeated outlier splits on ", stream));
+  if (splits == 1 && (st.back().kind == StageKind::kSplitOutliers || quantizers == 0)) {
+    out->insert(absl::StrCat("outliers split after quantizing ", stream));
+  }
+  if (out->empty()) out->insert(absl::StrCat("a stage order on ", stream, " no genome has"));
+}
+
+}  // namespace
+
+std::string GraphOnlyFeatures(const Candidate& candidate, const ModelConfig& model) {
+  if (!candidate.has_pipeline()) return "";
+  auto graphs = CandidateToGraphEntries(candidate, model);
+  if (!graphs.ok()) return "";
+  std::set<std::string> features;
+  for (const PipelineGraph& g : graphs->entries) {
+    const LayerPlan p = g.Compile();
+    StreamGraphOnly(p.keys, "keys", &features);
+    StreamGraphOnly(p.values, "values", &features);
+    const EvictionPlan& e = p.eviction;
+    if (e.policy == KEY_NORM || e.policy == TEMPORAL_REDUNDANCY) {
+      if (e.tap_after_stages > 0) features.insert("eviction scored on dequantized keys");
+      else if (e.tap_rotated == p.keys.quantize_before_rope) features.insert("eviction scored on keys rotated differently from the genome's");
+    }
+    if (e.policy == VALUE_NORM && e.tap_after_stages > 0) features.insert("eviction scored on dequantized values");
+  }
+  return absl::StrJoin(features, ", ");
+}
+
+namespace {
+
 std::string StreamSummary(const StreamPlan& sp) {
   std::vector<std::string> parts;
   for (const Stage& s : sp.stages) {

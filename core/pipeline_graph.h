@@ -66,6 +66,11 @@ absl::StatusOr<std::vector<PipelineGraph>> CandidateToGraphs(const Candidate& ca
 absl::StatusOr<ModelPlan> CompileCandidate(const Candidate& candidate, const ModelConfig& model,
                                            int window_length);
 
+// What a pipeline-graph candidate does that no genome can express (e.g. "residual
+// quantization of keys", "eviction scored on dequantized keys"), comma-separated; "" when an
+// equivalent genome exists (always for genomes).
+std::string GraphOnlyFeatures(const Candidate& candidate, const ModelConfig& model);
+
 // One line per layer group, e.g. "K nuq3-sym-chan32+1%out preRoPE | V int2-asym-tok32 r128 |
 // H2O keep 50%".
 std::string CandidateSummary(const Candidate& candidate, const ModelConfig& model);

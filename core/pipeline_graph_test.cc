@@ -126,5 +126,32 @@ TEST(PipelineGraphTest, GenomesConvertToTheGraphsTheyDescribe) {
   EXPECT_EQ(plan.head_clusters, 2);
 }
 
+TEST(PipelineGraphTest, GraphOnlyFeaturesAreRecognised) {
+  LayerCompression l;
+  ASSERT_TRUE(ParseTextProto("keys { format: INT bits: 2 outlier_fraction: 0.01 } eviction { policy: KEY_NORM keep_ratio: 0.5 }",
+                             "t", &l).ok());
+  Candidate genome_graph;
+  *genome_graph.mutable_pipeline()->add_layers() = GenomeLayerToPipeline(l);
+  EXPECT_EQ(GraphOnlyFeatures(genome_graph, Model()), "") << "a genome's own graph";
+  Candidate residual = genome_graph;
+  LayerPipeline* p = residual.mutable_pipeline()->mutable_layers(0);
+  PipelineOp* r = p->add_ops();
+  r->set_name("res");
+  r->set_type(PipelineOp::RESIDUAL_QUANTIZE);
+  r->mutable_quantizer()->set_bits(2);
+  for (PipelineEdge& e : *p->mutable_edges()) {
+    if (e.from() == "k_quant" && e.to() == "cache") e.set_from("res");
+  }
+  PipelineEdge* e = p->add_edges();
+  e->set_from("k_quant");
+  e->set_to("res");
+  EXPECT_EQ(GraphOnlyFeatures(residual, Model()), "residual quantization of keys");
+  Candidate dequantized = genome_graph;
+  for (PipelineEdge& e2 : *dequantized.mutable_pipeline()->mutable_layers(0)->mutable_edges()) {
+    if (e2.to() == "evict") e2.set_from("k_quant");
+  }
+  EXPECT_EQ(GraphOnlyFeatures(dequantized, Model()), "eviction scored on dequantized keys");
+}
+
 }  // namespace
 }  // namespace fecsearch

@@ -248,6 +248,15 @@ TEST_F(EquivalenceTest, GraphEquivalencesOnlyBehaviourReveals) {
   }
 }
 
+TEST_F(EquivalenceTest, OutliersWithoutAQuantizerLeaveTheStreamInFp16) {
+  // Splitting outliers off a stream nothing quantizes stores them twice: the stream stays
+  // dense fp16 and the outliers cost 32 bits each on top.
+  const Candidate split_only = Graph(GraphText("ops { name: \"k1\" type: ROPE } ops { name: \"k2\" type: SPLIT_OUTLIERS outlier_fraction: 0.01 }"));
+  const EvaluationResult r = Full(split_only);
+  EXPECT_GT(r.objectives().effective_bits(), 16.0);
+  EXPECT_GT(r.analytic_effective_bits(), 16.0);
+}
+
 TEST_F(EquivalenceTest, StructurallyDifferentGraphsThatComputeDifferentlyDoNotCollide) {
   const std::string q2 = "type: QUANTIZE quantizer { format: INT bits: 2 group_size: 32 }";
   const std::string r2 = "type: RESIDUAL_QUANTIZE quantizer { format: INT bits: 2 group_size: 32 }";

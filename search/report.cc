@@ -254,7 +254,11 @@ std::string RenderReport(const ReportInput& in) {
                           "<tr class=\"front-row\"><td>%d</td><td>%.3f bits</td><td>%.2fx</td><td>%.4f</td><td>%+.2f %%</td>"
                           "<td class=\"text\"><code>%s</code></td></tr>\n",
                           c.id, c.objectives.effective_bits(), 16 / c.objectives.effective_bits(), c.objectives.perplexity(),
-                          c.objectives.perplexity_increase_percent(), Escape(CandidateSummary(c.candidate, in.model)));
+                          c.objectives.perplexity_increase_percent(),
+                          Escape(CandidateSummary(c.candidate, in.model) +
+                                 (GraphOnlyFeatures(c.candidate, in.model).empty()
+                                      ? ""
+                                      : "  [graph only: " + GraphOnlyFeatures(c.candidate, in.model) + "]")));
   }
   absl::StrAppend(&html, "</table>\n");
 

@@ -238,9 +238,11 @@ int Main() {
   const int chosen = ChosenConfiguration(spec, *result);
   for (int i : result->front) {
     const CandidateRecord& c = result->records[i];
-    std::printf("%7lld  %10.3f  %6.2fx  %10.4f  %+8.2f%%  %s%s\n", static_cast<long long>(c.id), c.objectives.effective_bits(),
+    const std::string graph_only = GraphOnlyFeatures(c.candidate, model);
+    std::printf("%7lld  %10.3f  %6.2fx  %10.4f  %+8.2f%%  %s%s%s\n", static_cast<long long>(c.id), c.objectives.effective_bits(),
                 16 / c.objectives.effective_bits(), c.objectives.perplexity(), c.objectives.perplexity_increase_percent(),
-                i == chosen ? "* " : "", CandidateSummary(c.candidate, model).c_str());
+                i == chosen ? "* " : "", CandidateSummary(c.candidate, model).c_str(),
+                graph_only.empty() ? "" : absl::StrCat("  [graph only: ", graph_only, "]").c_str());
   }
   if (chosen >= 0) std::printf("(* = the chosen configuration: lowest weighted sum of the objectives)\n");
   ReportInput report;

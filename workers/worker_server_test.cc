@@ -193,7 +193,7 @@ std::string RunShell(const std::string& command) {
 
 TEST(WorkerServerTest, TlsWithTokenRejectsUnauthenticatedCallsBeforeAnyService) {
   const std::string dir = TestTempDir("tls");
-  // A CA and a server certificate for "worker.test", as docs/CLUSTER.md shows.
+  // A CA and a server certificate for "worker.test", as the README (Run on a cluster) shows.
   const std::string script = absl::StrCat(
       "cd ", dir, " && openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=test-ca -keyout ca.key -out ca.pem 2>/dev/null",
       " && openssl req -newkey rsa:2048 -nodes -subj /CN=worker.test -keyout server.key -out server.csr 2>/dev/null",
