@@ -8,7 +8,6 @@
 
 #include "Eigen/Core"
 #include "benchmark/benchmark.h"
-#include "core/process_init.h"
 #include "core/evaluator.h"
 #include "core/pipeline_graph.h"
 #include "core/text_proto.h"
@@ -149,11 +148,3 @@ BENCHMARK_CAPTURE(BM_FullEvaluation, int4_snapkv25_chai2,
 
 }  // namespace
 }  // namespace fecsearch
-
-int main(int argc, char** argv) {
-  fecsearch::InitProcess();
-  benchmark::Initialize(&argc, argv);
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}

@@ -29,11 +29,12 @@ class Collector : public google::protobuf::io::ErrorCollector {
 
 }  // namespace
 
-absl::Status ParseTextProto(const std::string& text, const std::string& where,
-                            google::protobuf::Message* message) {
+absl::Status ParseTextProto(const std::string& text, const std::string& where, google::protobuf::Message* message,
+                            google::protobuf::TextFormat::ParseInfoTree* locations) {
   Collector collector(where);
   google::protobuf::TextFormat::Parser parser;
   parser.RecordErrorsTo(&collector);
+  if (locations != nullptr) parser.WriteLocationsTo(locations);
   if (!parser.ParseFromString(text, message)) {
     return absl::InvalidArgumentError(collector.first().empty()
                                           ? absl::StrCat(where, ": not a valid ", message->GetTypeName())

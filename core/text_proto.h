@@ -6,12 +6,15 @@
 
 #include "absl/status/status.h"
 #include "google/protobuf/message.h"
+#include "google/protobuf/text_format.h"
 
 namespace fecsearch {
 
 // Parses `text` into `message`; `where` (a file name) prefixes errors as "where:line:col: ...".
-absl::Status ParseTextProto(const std::string& text, const std::string& where,
-                            google::protobuf::Message* message);
+// When `locations` is given, the parser records where each field was written (for errors found
+// later, during validation).
+absl::Status ParseTextProto(const std::string& text, const std::string& where, google::protobuf::Message* message,
+                            google::protobuf::TextFormat::ParseInfoTree* locations = nullptr);
 // Reads and parses a file.
 absl::Status ReadTextProtoFile(const std::string& path, google::protobuf::Message* message);
 // Reads a whole file.

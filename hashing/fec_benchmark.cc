@@ -14,7 +14,6 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "benchmark/benchmark.h"
-#include "core/process_init.h"
 #include "core/evaluator.h"
 #include "hashing/cache_store.h"
 #include "hashing/candidate_hasher.h"
@@ -337,11 +336,3 @@ BENCHMARK(BM_WarmStart1M)->Unit(benchmark::kMillisecond)->UseManualTime()->Itera
 
 }  // namespace
 }  // namespace fecsearch
-
-int main(int argc, char** argv) {
-  fecsearch::InitProcess();
-  benchmark::Initialize(&argc, argv);
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}

@@ -9,8 +9,10 @@
 
 namespace fecsearch {
 
-absl::Status SqliteDb::Error(int rc, absl::string_view what) const {
-  const std::string detail = absl::StrCat(path_, ": ", what, ": ", db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc));
+namespace {
+
+// Maps a SQLite result code to the absl status a caller can act on.
+absl::Status SqliteStatus(int rc, std::string detail) {
   switch (rc & 0xff) {
     case SQLITE_CORRUPT:
     case SQLITE_NOTADB:
@@ -27,6 +29,12 @@ absl::Status SqliteDb::Error(int rc, absl::string_view what) const {
     default:
       return absl::InternalError(detail);
   }
+}
+
+}  // namespace
+
+absl::Status SqliteDb::Error(int rc, absl::string_view what) const {
+  return SqliteStatus(rc, absl::StrCat(path_, ": ", what, ": ", db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc)));
 }
 
 absl::StatusOr<std::unique_ptr<SqliteDb>> SqliteDb::Open(const std::string& path, bool read_only) {
@@ -151,21 +159,7 @@ absl::StatusOr<bool> SqliteStatement::Step() {
   const int rc = sqlite3_step(stmt_);
   if (rc == SQLITE_ROW) return true;
   if (rc == SQLITE_DONE) return false;
-  const std::string detail = absl::StrCat(*path_, ": ", sqlite3_errmsg(db_));
-  switch (rc & 0xff) {
-    case SQLITE_CORRUPT:
-    case SQLITE_NOTADB:
-      return absl::DataLossError(absl::StrCat(detail, " (the file is corrupt or not a SQLite database)"));
-    case SQLITE_BUSY:
-    case SQLITE_LOCKED:
-      return absl::UnavailableError(absl::StrCat(detail, " (another process holds the database)"));
-    case SQLITE_READONLY:
-      return absl::PermissionDeniedError(detail);
-    case SQLITE_FULL:
-      return absl::ResourceExhaustedError(detail);
-    default:
-      return absl::InternalError(detail);
-  }
+  return SqliteStatus(rc, absl::StrCat(*path_, ": ", sqlite3_errmsg(db_)));
 }
 
 absl::Status SqliteStatement::Run() {

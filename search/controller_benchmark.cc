@@ -11,7 +11,6 @@
 #include "benchmark/benchmark.h"
 #include "core/model_config.h"
 #include "core/pipeline_graph.h"
-#include "core/process_init.h"
 #include "hashing/cache_store.h"
 #include "hashing/candidate_hasher.h"
 #include "hashing/fec_cache.h"
@@ -126,11 +125,3 @@ BENCHMARK(BM_ControllerZeroCost)->Arg(8)->Arg(64)->Unit(benchmark::kMillisecond)
 
 }  // namespace
 }  // namespace fecsearch
-
-int main(int argc, char** argv) {
-  fecsearch::InitProcess();
-  benchmark::Initialize(&argc, argv);
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}

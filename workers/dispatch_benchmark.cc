@@ -22,7 +22,6 @@
 #include "benchmark/benchmark.h"
 #include "core/model_config.h"
 #include "core/paths.h"
-#include "core/process_init.h"
 #include "core/text_proto.h"
 #include "grpcpp/grpcpp.h"
 #include "hashing/candidate_hasher.h"
@@ -204,11 +203,3 @@ BENCHMARK(BM_Scaling)
 
 }  // namespace
 }  // namespace fecsearch
-
-int main(int argc, char** argv) {
-  fecsearch::InitProcess();
-  benchmark::Initialize(&argc, argv);
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}
