@@ -55,6 +55,23 @@ for d in by_kind.get("Deployment", []):
     if not isinstance(spec["replicas"], int) or spec["replicas"] < 1:
         problems.append("Deployment: replicas must be a positive integer")
     check_pod(f"Deployment {d['metadata']['name']}", spec["template"]["spec"])
+    # The kubelet's gRPC probes speak plaintext only: with TLS on the main port they must
+    # target the plaintext health-only listener (--health_listen).
+    for c in spec["template"]["spec"]["containers"]:
+        args = " ".join(c.get("args", []))
+        main = re.search(r"--listen=\S*:(\d+)", args)
+        health = re.search(r"--health_listen=\S*:(\d+)", args)
+        named = {p["name"]: p["containerPort"] for p in c.get("ports", [])}
+        for kind in ("readinessProbe", "livenessProbe"):
+            probe = c.get(kind, {}).get("grpc")
+            if probe is None:
+                continue
+            port = named.get(probe["port"], probe["port"])
+            if "--tls_cert" in args and (not health or int(health.group(1)) != port):
+                problems.append(f"{c['name']}: {kind} uses gRPC on port {port}, but the worker serves TLS there; "
+                                "point it at --health_listen")
+            elif not (main and int(main.group(1)) == port) and not (health and int(health.group(1)) == port):
+                problems.append(f"{c['name']}: {kind} port {port} is not a port the worker listens on")
     ports = {p["name"] for c in spec["template"]["spec"]["containers"] for p in c.get("ports", [])}
     for s in by_kind.get("Service", []):
         if s["spec"].get("clusterIP") != "None":

@@ -26,7 +26,7 @@ export KUBECONFIG="$WORK/kubeconfig" HOME="$WORK"
 out=$("$KUBECTL" create --dry-run=client --validate=false -f "$ROOT/deploy/kubernetes/" -o name 2>&1) || fail "kubectl: $out"
 echo "$out"
 for want in deployment.apps/fecsearch-worker service/fecsearch-workers job.batch/fecsearch-search \
-            configmap/fecsearch-experiment persistentvolumeclaim/fecsearch-state secret/fecsearch-token; do
+            configmap/fecsearch-experiment persistentvolumeclaim/fecsearch-state secret/fecsearch-token pod/fecsearch-results; do
   grep -q "^$want\$" <<<"$out" || fail "kubectl did not produce $want"
 done
 # Client dry-run without the server's OpenAPI schema decodes kinds, not field types: the
@@ -38,11 +38,12 @@ printf 'apiVersion: apps/v1\nkind: Deploymant\nmetadata: {name: x}\n' > "$WORK/b
 /usr/bin/python3 "$ROOT/tests/check_manifests.py" "$ROOT/deploy" "$WORK/flags.txt" "$WORK/experiment.textproto" || fail "manifest checks"
 # The checks can fail: a copy with a broken selector, a wrong type and an unknown flag.
 cp -r "$ROOT/deploy" "$WORK/broken"
-sed -i 's/replicas: 8/replicas: "eight"/; s/--capacity=2/--capacty=2/' "$WORK/broken/kubernetes/worker-deployment.yaml"
+sed -i 's/replicas: 8/replicas: "eight"/; s/--capacity=2/--capacty=2/; s/grpc: {port: 8081}/grpc: {port: 50051}/' "$WORK/broken/kubernetes/worker-deployment.yaml"
 sed -i 's/selector: {app: fecsearch-worker}/selector: {app: something-else}/' "$WORK/broken/kubernetes/worker-service.yaml"
 /usr/bin/python3 "$ROOT/tests/check_manifests.py" "$WORK/broken" "$WORK/flags.txt" "$WORK/x.textproto" > "$WORK/broken.out" 2>&1 \
   && fail "the checks accepted broken manifests"
-for want in "replicas must be a positive integer" "unknown worker flag --capacty" "selector matches no worker pod"; do
+for want in "replicas must be a positive integer" "unknown worker flag --capacty" "selector matches no worker pod" \
+            "the worker serves TLS there"; do
   grep -q "$want" "$WORK/broken.out" || fail "broken manifests: no '$want' in $(cat "$WORK/broken.out")"
 done
 (cd "$ROOT" && "$ROOT/search/search" --experiment="$WORK/experiment.textproto" --validate_only) || fail "the search job's experiment is invalid"

@@ -60,7 +60,9 @@ class CommandBackend : public EvaluationBackend {
     const std::string command = absl::StrJoin(argv_, " ");
     if (!run.ok()) return run;
     if (exit_code != 0) {
-      return absl::InternalError(absl::StrCat("'", command, "' exited with status ", exit_code, "; stderr: ", Tail(err, 2000)));
+      // ABORTED: the candidate's evaluation failed, not the worker (the pool retries it once
+      // elsewhere and keeps the worker in rotation).
+      return absl::AbortedError(absl::StrCat("'", command, "' exited with status ", exit_code, "; stderr: ", Tail(err, 2000)));
     }
     EvaluateResponse response;
     google::protobuf::util::JsonParseOptions parse;
@@ -151,7 +153,7 @@ class CommandBackend : public EvaluationBackend {
     waitpid(pid, &status, 0);
     writer.join();
     if (timed_out) {
-      return absl::DeadlineExceededError(absl::StrCat("'", argv_[0], "' took longer than ", absl::FormatDuration(timeout_),
+      return absl::AbortedError(absl::StrCat("'", argv_[0], "' took longer than ", absl::FormatDuration(timeout_),
                                                       " and was killed; stderr: ", Tail(*err, 2000)));
     }
     *exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);

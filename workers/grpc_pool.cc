@@ -205,7 +205,8 @@ class GrpcWorkerPool::Impl {
     bool healthy = false, incompatible = false, removed = false, describing = false;
     std::string refused;  // why the worker refused our credentials, if it did
     int failures = 0;
-    absl::Time retry_after = absl::InfinitePast();
+    absl::Time retry_after = absl::InfinitePast();  // next Describe of an unhealthy worker
+    absl::Time paused_until = absl::InfinitePast();  // no dispatch before (it said it was full)
     bool usable() const { return healthy && !incompatible && !removed && capacity > 0; }
   };
   struct Call {
@@ -292,10 +293,10 @@ class GrpcWorkerPool::Impl {
     });
   }
 
-  std::shared_ptr<Backend> PickBackend() {
+  std::shared_ptr<Backend> PickBackend(absl::Time now) {
     std::shared_ptr<Backend> best;
     for (auto& [address, b] : backends_) {
-      if (!b->usable() || b->in_flight >= b->capacity) continue;
+      if (!b->usable() || b->in_flight >= b->capacity || now < b->paused_until) continue;
       if (!best || b->capacity - b->in_flight > best->capacity - best->in_flight) best = b;
     }
     return best;
@@ -336,9 +337,18 @@ class GrpcWorkerPool::Impl {
       } else {
         const grpc::StatusCode code = s.error_code();
         job->last_error = absl::StrCat(b.address, ": ", code, " ", s.error_message());
+        // ABORTED: the worker ran the candidate and its evaluation failed (e.g. a command that
+        // exited non-zero): not the worker's fault; retried once elsewhere in case it was
+        // transient. RESOURCE_EXHAUSTED: the worker is full (our view of its load was stale):
+        // requeued without using up an attempt.
         const bool backend_fault = code == grpc::StatusCode::UNAVAILABLE || code == grpc::StatusCode::CANCELLED ||
                                    code == grpc::StatusCode::DEADLINE_EXCEEDED || code == grpc::StatusCode::UNKNOWN ||
-                                   code == grpc::StatusCode::INTERNAL || code == grpc::StatusCode::ABORTED;
+                                   code == grpc::StatusCode::INTERNAL;
+        const bool full = code == grpc::StatusCode::RESOURCE_EXHAUSTED;
+        if (full) {
+          --job->attempts;
+          b.paused_until = absl::Now() + absl::Milliseconds(200);  // let the worker drain first
+        }
         if (backend_fault) {
           // Probably dead or overloaded: stop using it until it answers Describe again.
           b.healthy = false;
@@ -346,9 +356,11 @@ class GrpcWorkerPool::Impl {
           b.retry_after = absl::Now() + absl::Milliseconds(std::min(10000, 250 << std::min(b.failures, 6)));
         }
         if (code == grpc::StatusCode::FAILED_PRECONDITION) b.incompatible = true;
-        const bool retry = !stopping_ && job->attempts < options_.max_attempts &&
-                           (backend_fault || code == grpc::StatusCode::RESOURCE_EXHAUSTED ||
-                            code == grpc::StatusCode::FAILED_PRECONDITION);
+        const bool retry = !stopping_ &&
+                           (full ||
+                            (job->attempts < options_.max_attempts &&
+                             (backend_fault || code == grpc::StatusCode::FAILED_PRECONDITION ||
+                              (code == grpc::StatusCode::ABORTED && job->attempts < 2))));
         if (retry) {
           queue_.push_front(job);  // another worker, as soon as one is free
         } else {
@@ -367,6 +379,9 @@ class GrpcWorkerPool::Impl {
   // under another context, or none has been usable for a whole deadline, queued candidates
   // fail with the reason. Called with mu_ held; releases it to call the callbacks.
   void FailHopelessJobs(absl::Time now) {
+    for (const auto& [address, b] : backends_) {
+      if (b->usable()) last_usable_ = now;
+    }
     if (queue_.empty()) return;
     std::vector<std::string> reasons;
     bool any_usable_or_possible = false;
@@ -379,7 +394,6 @@ class GrpcWorkerPool::Impl {
       } else {
         any_usable_or_possible = true;
       }
-      if (b->usable()) last_usable_ = now;
     }
     const bool timed_out = now - last_usable_ > options_.deadline;
     if (any_usable_or_possible && !timed_out) return;
@@ -432,7 +446,7 @@ class GrpcWorkerPool::Impl {
         if (!b->removed && !b->describing && (!b->healthy || b->capacity == 0) && now >= b->retry_after) DescribeBackend(b);
       }
       while (!queue_.empty()) {
-        std::shared_ptr<Backend> b = PickBackend();
+        std::shared_ptr<Backend> b = PickBackend(now);
         if (!b) break;
         std::shared_ptr<Job> job = queue_.front();
         queue_.pop_front();

@@ -38,6 +38,9 @@ ABSL_FLAG(std::string, tls_cert, "", "PEM server certificate (chain); with --tls
 ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert.");
 ABSL_FLAG(int, max_request_bytes, 4 << 20, "Larger requests get RESOURCE_EXHAUSTED.");
 ABSL_FLAG(double, shutdown_grace_seconds, 30, "On SIGTERM, wait this long for evaluations in flight before handing them back.");
+ABSL_FLAG(std::string, health_listen, "",
+          "Also serve grpc.health.v1.Health alone, in plaintext, on this host:port (for probes that cannot "
+          "speak TLS, e.g. the kubelet's gRPC probes). Default: none.");
 ABSL_FLAG(std::string, port_file, "", "Write the bound port to this file once serving (for scripts using port 0).");
 
 namespace fecsearch {
@@ -69,6 +72,7 @@ int Main() {
   options.capacity = absl::GetFlag(FLAGS_capacity);
   options.max_request_bytes = absl::GetFlag(FLAGS_max_request_bytes);
   options.shutdown_grace = absl::Seconds(absl::GetFlag(FLAGS_shutdown_grace_seconds));
+  options.health_listen = absl::GetFlag(FLAGS_health_listen);
   if (options.capacity < 1) return Fail("--capacity must be at least 1", 2);
   if (!absl::GetFlag(FLAGS_auth_token_file).empty()) {
     auto token = ReadSecret(absl::GetFlag(FLAGS_auth_token_file), "--auth_token_file");
@@ -119,6 +123,9 @@ int Main() {
   std::fprintf(stderr, "worker: serving %s on %s (capacity %d, mode %s%s%s)\n", options.name.empty() ? (*server)->address().c_str() : options.name.c_str(),
                (*server)->address().c_str(), options.capacity, mode.c_str(), options.tls_cert_pem.empty() ? "" : ", TLS",
                options.auth_token.empty() ? "" : ", token required");
+  if ((*server)->health_port() != 0) {
+    std::fprintf(stderr, "worker: health checks (plaintext, grpc.health.v1 only) on port %d\n", (*server)->health_port());
+  }
   if (!absl::GetFlag(FLAGS_port_file).empty()) {
     const std::string path = ResolveOutputPath(absl::GetFlag(FLAGS_port_file));
     absl::Status s = WriteFileAtomically(path, absl::StrCat((*server)->port(), "\n"));

@@ -100,6 +100,18 @@ class WorkerServer::Impl final : public rpc::Evaluator::CallbackService {
     address_ = absl::StrCat(options_.listen.substr(0, colon), ":", port);
     port_ = port;
     if (options_.name.empty()) options_.name = address_;
+    if (!options_.health_listen.empty()) {
+      // Health only, plaintext: it reveals nothing but "serving" and accepts no work.
+      grpc::ServerBuilder health;
+      health.AddListeningPort(options_.health_listen, grpc::InsecureServerCredentials(), &health_port_);
+      health_server_ = health.BuildAndStart();
+      if (!health_server_ || health_port_ == 0) {
+        server_->Shutdown();
+        return absl::UnavailableError(absl::StrCat("cannot listen on '", options_.health_listen,
+                                                   "' for health checks (address in use, or not host:port?)"));
+      }
+      health_server_->GetHealthCheckService()->SetServingStatus(true);
+    }
     server_->GetHealthCheckService()->SetServingStatus(true);
     for (int i = 0; i < options_.capacity; ++i) threads_.emplace_back([this] { Loop(); });
     return absl::OkStatus();
@@ -115,8 +127,11 @@ class WorkerServer::Impl final : public rpc::Evaluator::CallbackService {
     }
     {
       std::lock_guard<std::mutex> lock(mu_);
-      // Idempotent by candidate id: a retried call joins the evaluation already running.
-      auto it = running_.find(request->candidate_id());
+      // Idempotent: a retried call (same candidate id, candidate and context) joins the
+      // evaluation already running. The candidate's bytes are part of the key: ids restart at
+      // 1 in every experiment database, and several searches may share one worker.
+      const std::string key = RetryKey(*request);
+      auto it = running_.find(key);
       if (it != running_.end()) {
         it->second.push_back({reactor, response});
         return reactor;
@@ -127,7 +142,7 @@ class WorkerServer::Impl final : public rpc::Evaluator::CallbackService {
         return reactor;
       }
       ++in_flight_;
-      running_[request->candidate_id()].push_back({reactor, response});
+      running_[key].push_back({reactor, response});
       queue_.push_back(*request);
     }
     cv_.notify_one();
@@ -166,6 +181,7 @@ class WorkerServer::Impl final : public rpc::Evaluator::CallbackService {
       shutdown_started_ = true;
     }
     if (server_) server_->GetHealthCheckService()->SetServingStatus(false);
+    if (health_server_) health_server_->GetHealthCheckService()->SetServingStatus(false);
     {
       // Finish what is running, within the grace period.
       std::unique_lock<std::mutex> lock(mu_);
@@ -175,6 +191,7 @@ class WorkerServer::Impl final : public rpc::Evaluator::CallbackService {
     cv_.notify_all();
     // Anything still running is cancelled: its callers get an error and dispatch it again.
     if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(100));
+    if (health_server_) health_server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(100));
     {
       std::lock_guard<std::mutex> lock(mu_);
       shutdown_done_ = true;
@@ -189,6 +206,7 @@ class WorkerServer::Impl final : public rpc::Evaluator::CallbackService {
 
   const std::string& address() const { return address_; }
   int port() const { return port_; }
+  int health_port() const { return health_port_; }
   int64_t served() const {
     std::lock_guard<std::mutex> lock(mu_);
     return served_;
@@ -232,6 +250,16 @@ class WorkerServer::Impl final : public rpc::Evaluator::CallbackService {
     return grpc::Status::OK;
   }
 
+  static std::string RetryKey(const rpc::EvaluateRequest& request) {
+    std::string candidate;
+    google::protobuf::io::StringOutputStream stream(&candidate);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.SetSerializationDeterministic(true);
+    request.candidate().SerializeToCodedStream(&coded);
+    coded.Trim();
+    return absl::StrCat(request.candidate_id(), "/", request.context_fingerprint(), "/", candidate);
+  }
+
   void Loop() {
     while (true) {
       rpc::EvaluateRequest request;
@@ -246,8 +274,9 @@ class WorkerServer::Impl final : public rpc::Evaluator::CallbackService {
       std::vector<Waiting> waiting;
       {
         std::lock_guard<std::mutex> lock(mu_);
-        waiting = std::move(running_[request.candidate_id()]);
-        running_.erase(request.candidate_id());
+        const std::string key = RetryKey(request);
+        waiting = std::move(running_[key]);
+        running_.erase(key);
         --in_flight_;
         if (response.ok()) ++served_;
       }
@@ -272,12 +301,14 @@ class WorkerServer::Impl final : public rpc::Evaluator::CallbackService {
   WorkerOptions options_;
   std::unique_ptr<EvaluationBackend> backend_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<grpc::Server> health_server_;
+  int health_port_ = 0;
   std::string address_;
   int port_ = 0;
   mutable std::mutex mu_;
   std::condition_variable cv_, idle_cv_, done_cv_;
   std::deque<rpc::EvaluateRequest> queue_;
-  std::map<int64_t, std::vector<Waiting>> running_;
+  std::map<std::string, std::vector<Waiting>> running_;
   int in_flight_ = 0;
   int64_t served_ = 0;
   bool stop_ = false, shutdown_started_ = false, shutdown_done_ = false;
@@ -297,6 +328,7 @@ absl::StatusOr<std::unique_ptr<WorkerServer>> WorkerServer::Start(WorkerOptions 
 
 const std::string& WorkerServer::address() const { return impl_->address(); }
 int WorkerServer::port() const { return impl_->port(); }
+int WorkerServer::health_port() const { return impl_->health_port(); }
 void WorkerServer::Shutdown() { impl_->Shutdown(); }
 void WorkerServer::Wait() { impl_->Wait(); }
 int64_t WorkerServer::served() const { return impl_->served(); }

@@ -28,6 +28,10 @@ struct WorkerOptions {
   int max_request_bytes = 4 << 20;
   // How long Shutdown waits for in-flight evaluations before handing them back.
   absl::Duration shutdown_grace = absl::Seconds(30);
+  // Optional second listener, always plaintext, serving only grpc.health.v1.Health (same
+  // status as the main port): for probes that cannot speak TLS, such as the kubelet's gRPC
+  // probes. "" = none.
+  std::string health_listen;
 };
 
 class WorkerServer {
@@ -41,6 +45,8 @@ class WorkerServer {
   // "host:port" actually bound.
   const std::string& address() const;
   int port() const;
+  // Port of the health-only listener (0 without one).
+  int health_port() const;
   // Stops admitting evaluations (new calls get UNAVAILABLE, health says NOT_SERVING), waits
   // up to the grace period for those in flight, then cancels the rest: their callers
   // dispatch them to another worker. Idempotent; safe from any thread (not a signal handler).

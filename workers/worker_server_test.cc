@@ -150,6 +150,25 @@ TEST(WorkerServerTest, CapacityIsEnforcedAndRetriesJoinTheRunningEvaluation) {
   EXPECT_EQ(w->served(), 1) << "a retried candidate id is evaluated once";
 }
 
+TEST(WorkerServerTest, TheSameIdFromAnotherSearchIsNotARetry) {
+  // Ids restart at 1 in every database: two searches sharing a worker send the same id for
+  // different candidates, and each must get its own candidate's result.
+  WorkerOptions o;
+  o.capacity = 2;
+  auto w = StartWorker(o, MakeSimulatedBackend(0.4));
+  auto stub = Stub(*w);
+  rpc::EvaluateRequest other = Request(10);
+  other.mutable_candidate()->mutable_genome()->mutable_layers(0)->mutable_keys()->set_bits(7);
+  ASSERT_NE(Request(10).candidate().SerializeAsString(), other.candidate().SerializeAsString());
+  rpc::EvaluateResponse a, b;
+  auto first = std::async(std::launch::async, [&] { return Evaluate(*stub, Request(10), &a); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  ASSERT_TRUE(Evaluate(*stub, other, &b).ok());
+  ASSERT_TRUE(first.get().ok());
+  EXPECT_EQ(w->served(), 2);
+  EXPECT_NE(a.result().objectives().effective_bits(), b.result().objectives().effective_bits());
+}
+
 TEST(WorkerServerTest, ShutdownFinishesInFlightWorkAndRefusesNew) {
   WorkerOptions o;
   o.capacity = 2;
@@ -220,6 +239,7 @@ TEST(WorkerServerTest, TlsWithTokenRejectsUnauthenticatedCallsBeforeAnyService) 
   EXPECT_EQ(Evaluate(*stub, Request(1), &resp).error_code(), grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_TRUE(Evaluate(*stub, Request(1), &resp, "tok").ok());
   EXPECT_EQ(HealthStatus(w->address(), creds, "worker.test"), 1);
+  EXPECT_EQ(w->health_port(), 0) << "no health-only listener unless asked for";
   // A plaintext client cannot talk to the TLS worker at all.
   auto plain = Stub(*w);
   EXPECT_FALSE(Evaluate(*plain, Request(2), &resp, "tok").ok());
@@ -229,6 +249,32 @@ TEST(WorkerServerTest, TlsWithTokenRejectsUnauthenticatedCallsBeforeAnyService) 
   auto untrusted = Stub(*w, grpc::SslCredentials(other), "worker.test");
   EXPECT_FALSE(Evaluate(*untrusted, Request(3), &resp, "tok").ok());
   EXPECT_EQ(w->served(), 1);
+}
+
+TEST(WorkerServerTest, PlaintextHealthListenerForProbesThatCannotSpeakTls) {
+  const std::string dir = TestTempDir("tls_health");
+  const std::string script = absl::StrCat(
+      "cd ", dir, " && openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=worker.test",
+      " -addext subjectAltName=DNS:worker.test -keyout server.key -out server.pem 2>/dev/null && echo ok");
+  ASSERT_EQ(RunShell(script), "ok\n") << "openssl failed";
+  WorkerOptions o;
+  ASSERT_TRUE(ReadFile(dir + "/server.pem", &o.tls_cert_pem).ok());
+  ASSERT_TRUE(ReadFile(dir + "/server.key", &o.tls_key_pem).ok());
+  o.auth_token = "tok";
+  o.health_listen = "127.0.0.1:0";
+  o.shutdown_grace = absl::Milliseconds(50);
+  auto w = StartWorker(o, MakeSimulatedBackend(0));
+  ASSERT_GT(w->health_port(), 0);
+  const std::string health = absl::StrCat("127.0.0.1:", w->health_port());
+  EXPECT_EQ(HealthStatus(health), 1) << "plaintext, no token: what a kubelet gRPC probe sends";
+  EXPECT_LT(HealthStatus(w->address()), 0) << "the main port stays TLS-only";
+  // The health port accepts no work.
+  auto channel = grpc::CreateChannel(health, grpc::InsecureChannelCredentials());
+  auto stub = rpc::Evaluator::NewStub(channel);
+  rpc::EvaluateResponse resp;
+  EXPECT_EQ(Evaluate(*stub, Request(1), &resp, "tok").error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  w->Shutdown();
+  EXPECT_EQ(w->served(), 0);
 }
 
 TEST(CommandBackendTest, RunsTheProgramWithJsonAndReportsFailures) {
@@ -249,12 +295,14 @@ TEST(CommandBackendTest, RunsTheProgramWithJsonAndReportsFailures) {
   auto fail = MakeCommandBackend({"/usr/bin/python3", dir + "/fail.py"}, absl::Seconds(20));
   r = fail->Evaluate(Request(1));
   ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kAborted) << r.status();
   EXPECT_NE(r.status().message().find("exited with status 3"), std::string::npos) << r.status();
   EXPECT_NE(r.status().message().find("broken on purpose"), std::string::npos) << r.status();
   auto slow = MakeCommandBackend({"/usr/bin/python3", dir + "/slow.py"}, absl::Milliseconds(500));
   const auto t0 = std::chrono::steady_clock::now();
   r = slow->Evaluate(Request(1));
-  EXPECT_EQ(r.status().code(), absl::StatusCode::kDeadlineExceeded) << r.status();
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kAborted) << "the candidate's evaluation failed, not the worker: " << r.status();
+  EXPECT_NE(r.status().message().find("was killed"), std::string::npos) << r.status();
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
   auto missing = MakeCommandBackend({"/no/such/program"}, absl::Seconds(5));
   r = missing->Evaluate(Request(1));

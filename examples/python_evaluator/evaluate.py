@@ -7,7 +7,7 @@ error of fake-quantizing a fixed synthetic key tensor (numpy) with the candidate
 key quantizer (INT formats, symmetric or not, per token or per channel, with groups). It stands
 in for whatever a user computes (a proxy score, a measurement on their own hardware, ...).
 
-    worker --mode=command --command="/usr/bin/python3 examples/python_evaluator/evaluate.py"
+    bazel run //workers:worker -- --mode=command --command="/usr/bin/python3 $PWD/examples/python_evaluator/evaluate.py"
 """
 import json
 import math
