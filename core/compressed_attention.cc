@@ -43,6 +43,8 @@ struct HeadState {
   std::vector<float> h2o;      // accumulated attention (H2O)
   std::vector<float> snap;     // rows x 2*slots: per-chunk full and tail attention sums
   std::vector<float> feature;  // norm / redundancy score of the tapped stream
+  std::vector<float> last_tap;  // the last token through the tapped stages, as the tap saw it
+  int last_tap_pos = -1;        // its position (-1: none yet)
 };
 
 class LayerSimulator {
@@ -143,8 +145,10 @@ class LayerSimulator {
   }
 
   // Norm or redundancy feature of a token for the eviction scorer, from `tapped` (the
-  // stream as the tap sees it) or, when null, the original in the tap's domain.
-  float Feature(const float* tapped, int pos, int g) const {
+  // stream as the tap sees it) or, when null, the original in the tap's domain. Temporal
+  // redundancy compares with the previous token as the tap sees it: `prev_tapped` when that
+  // token went through the tapped stages, else its original (a token still exact).
+  float Feature(const float* tapped, int pos, int g, const float* prev_tapped = nullptr) const {
     const EvictionPlan& ev = plan_.eviction;
     if (ev.policy != KEY_NORM && ev.policy != VALUE_NORM && ev.policy != TEMPORAL_REDUNDANCY) return 0;
     const float* x = tapped ? tapped : Original(ev.tap_values, ev.tap_rotated, pos, g);
@@ -154,7 +158,7 @@ class LayerSimulator {
     if (ev.policy == KEY_NORM) return static_cast<float>(-nx);
     if (ev.policy == VALUE_NORM) return static_cast<float>(nx);
     if (pos == 0) return 1.0f;
-    const float* prev = Original(ev.tap_values, ev.tap_rotated, pos - 1, g);
+    const float* prev = prev_tapped ? prev_tapped : Original(ev.tap_values, ev.tap_rotated, pos - 1, g);
     double dot = 0, np = 0;
     for (int i = 0; i < D_; ++i) {
       dot += double{x[i]} * prev[i];
@@ -395,7 +399,10 @@ class LayerSimulator {
           for (int i = 0; i < b.rows; ++i) {
             std::vector<float> x(&b.x[static_cast<size_t>(i) * D_], &b.x[static_cast<size_t>(i + 1) * D_]);
             if (rotate_after && ev.tap_rotated) rope_.Apply(b.positions[i], x.data());
-            h.feature[rows[i]] = Feature(x.data(), b.positions[i], g);
+            const bool prev_tapped = h.last_tap_pos >= 0 && h.last_tap_pos == b.positions[i] - 1;
+            h.feature[rows[i]] = Feature(x.data(), b.positions[i], g, prev_tapped ? h.last_tap.data() : nullptr);
+            h.last_tap = std::move(x);
+            h.last_tap_pos = b.positions[i];
           }
         }
       }

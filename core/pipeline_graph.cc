@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <map>
 #include <set>
 
@@ -28,6 +29,31 @@ bool IsStage(Op::Type t) {
 absl::Status VertexError(const std::string& where, const Op& op, const std::string& msg) {
   return absl::InvalidArgumentError(absl::StrCat(where, ": vertex '", op.name(), "' (",
                                                  Op::Type_Name(op.type()), "): ", msg));
+}
+
+// Whether a genome stream stores quantized values (fp16 and unset store dense fp16).
+bool StreamQuantizes(const StreamCompression& s) { return s.format() != FP16 && s.format() != FORMAT_UNSPECIFIED; }
+
+// The quantizer a genome stream describes.
+QuantizerParams StreamQuantizer(const StreamCompression& s) {
+  QuantizerParams q;
+  q.set_format(s.format());
+  q.set_bits(s.bits());
+  q.set_posit_es(s.posit_es());
+  q.set_symmetric(s.symmetric());
+  q.set_axis(s.axis());
+  q.set_group_size(s.group_size());
+  return q;
+}
+
+// The shortest decimal that reads back as exactly `x`: labels feed the structural hash, and
+// two parameters that differ at all may compute differently (e.g. ceil(keep_ratio * tokens)).
+std::string ExactNumber(double x) {
+  for (int digits : {6, 15, 17}) {
+    const std::string s = absl::StrFormat("%.*g", digits, x);
+    if (std::strtod(s.c_str(), nullptr) == x) return s;
+  }
+  return absl::StrFormat("%a", x);
 }
 
 std::string QuantizerLabel(const QuantizerParams& q) {
@@ -302,7 +328,7 @@ std::string PipelineGraph::Label(int v) const {
       absl::StrAppend(&label, " s", o.sink_tokens(), " r", o.recent_window());
       break;
     case Op::SPLIT_OUTLIERS:
-      absl::StrAppend(&label, absl::StrFormat(" p%.6g", o.outlier_fraction()));
+      absl::StrAppend(&label, " p", ExactNumber(o.outlier_fraction()));
       break;
     case Op::QUANTIZE:
     case Op::RESIDUAL_QUANTIZE:
@@ -313,9 +339,8 @@ std::string PipelineGraph::Label(int v) const {
       break;
     case Op::EVICT: {
       const TokenEviction& e = o.eviction();
-      absl::StrAppend(&label, absl::StrFormat(" %s r%.6g w%d p%d", EvictionPolicy_Name(e.policy()),
-                                              e.keep_ratio(), e.observation_window(),
-                                              e.pooling_kernel()));
+      absl::StrAppend(&label, " ", EvictionPolicy_Name(e.policy()), " r", ExactNumber(e.keep_ratio()),
+                      absl::StrFormat(" w%d p%d", e.observation_window(), e.pooling_kernel()));
       break;
     }
     default:
@@ -419,29 +444,16 @@ LayerPipeline GenomeLayerToPipeline(const LayerCompression& layer) {
     e->set_from(from);
     e->set_to(to);
   };
-  auto quantizer_of = [](const StreamCompression& s) {
-    QuantizerParams q;
-    q.set_format(s.format());
-    q.set_bits(s.bits());
-    q.set_posit_es(s.posit_es());
-    q.set_symmetric(s.symmetric());
-    q.set_axis(s.axis());
-    q.set_group_size(s.group_size());
-    return q;
-  };
-  auto quantizes = [](const StreamCompression& s) {
-    return s.format() != FP16 && s.format() != FORMAT_UNSPECIFIED;
-  };
   // Appends the outlier split and quantizer of one stream after `last`; returns the name of
   // the stream's last vertex.
   auto stream_ops = [&](const StreamCompression& s, const std::string& prefix, std::string last) {
-    if (!quantizes(s)) return last;
+    if (!StreamQuantizes(s)) return last;
     if (s.outlier_fraction() > 0) {
       add(prefix + "_outliers", Op::SPLIT_OUTLIERS)->set_outlier_fraction(s.outlier_fraction());
       edge(last, prefix + "_outliers");
       last = prefix + "_outliers";
     }
-    *add(prefix + "_quant", Op::QUANTIZE)->mutable_quantizer() = quantizer_of(s);
+    *add(prefix + "_quant", Op::QUANTIZE)->mutable_quantizer() = StreamQuantizer(s);
     edge(last, prefix + "_quant");
     return prefix + "_quant";
   };
@@ -532,15 +544,8 @@ absl::Status CheckStream(const StreamCompression& s, bool keys, const ModelConfi
   if (s.recent_window() < 0) {
     return absl::InvalidArgumentError(absl::StrCat(where, ".recent_window: ", s.recent_window(), " is negative"));
   }
-  if (s.format() != FP16 && s.format() != FORMAT_UNSPECIFIED) {
-    QuantizerParams q;
-    q.set_format(s.format());
-    q.set_bits(s.bits());
-    q.set_posit_es(s.posit_es());
-    q.set_symmetric(s.symmetric());
-    q.set_axis(s.axis());
-    q.set_group_size(s.group_size());
-    auto r = ResolveQuantizerConfig(q, model.head_dim, where);
+  if (StreamQuantizes(s)) {
+    auto r = ResolveQuantizerConfig(StreamQuantizer(s), model.head_dim, where);
     if (!r.ok()) return r.status();
   }
   return absl::OkStatus();
@@ -673,7 +678,9 @@ void StreamGraphOnly(const StreamPlan& sp, const char* stream, std::set<std::str
   if (residuals > 0) out->insert(absl::StrCat("residual quantization of ", stream));
   if (quantizers > 1) out->insert(absl::StrCat("repeated quantizers on ", stream));
   if (splits > 1) out->insert(absl::StrCat("repeated outlier splits on ", stream));
-  if (splits == 1 && (st.back().kind == StageKind::kSplitOutliers || quantizers == 0)) {
+  if (splits == 1 && quantizers == 0) {
+    out->insert(absl::StrCat("outliers split off unquantized ", stream));
+  } else if (splits == 1 && st.back().kind == StageKind::kSplitOutliers) {
     out->insert(absl::StrCat("outliers split after quantizing ", stream));
   }
   if (out->empty()) out->insert(absl::StrCat("a stage order on ", stream, " no genome has"));

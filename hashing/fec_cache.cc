@@ -111,14 +111,17 @@ absl::StatusOr<std::unique_ptr<FecCache>> FecCache::Create(const FecCacheOptions
 
 void FecCache::Touch(Shard& s, Slot& slot, const Hash128&) {
   slot.tick = ++s.tick;
-  // Last-used times are for people (inspection); the clock is read every 256 accesses.
-  if ((s.tick & 255) == 1) s.now_micros = NowMicros();
-  slot.entry.last_used_micros = s.now_micros;
+  // Last-used times are for people (inspection) and for choosing what a warm start keeps in
+  // memory; read from a clock refreshed every 256 accesses (never earlier than the entry's
+  // own times).
+  if ((s.tick & 255) == 1 || s.now_micros == 0) s.now_micros = NowMicros();
+  slot.entry.last_used_micros = std::max(slot.entry.last_used_micros, s.now_micros);
 }
 
 void FecCache::InsertSlot(Shard& s, const Hash128& h, Slot slot) {
+  // Insertion order is the LRU order (ticks); the entry keeps the times it arrived with.
   auto [it, inserted] = s.map.insert_or_assign(h, std::move(slot));
-  Touch(s, it->second, h);
+  it->second.tick = ++s.tick;
   EvictIfNeeded(s);
 }
 

@@ -2,6 +2,7 @@
 #include "search/controller.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <chrono>
 #include <cmath>
 #include <set>
@@ -110,15 +111,22 @@ void Controller::Finish(int64_t id, Outcome outcome, const Objectives* objective
   }
   // The database commits rows in the order they are put, which is completion order: after
   // a crash it holds a prefix of the completions, from which --resume rebuilds the same
-  // population. (Evaluations themselves are durable in the cache before they get here.)
-  db_->Put(r, [this, id](absl::Status s) {
-    if (s.ok()) return;
+  // population. With a cache, evaluations are durable in it before they get here (resume
+  // recovers them from it); without one, an evaluation is counted only once its row is
+  // committed, so that a kill -9 can neither lose nor repeat it.
+  const bool wait_for_row = cache_ == nullptr && (outcome == Outcome::kMiss || outcome == Outcome::kPartialHit);
+  db_->Put(r, [this, id, wait_for_row](absl::Status s) {
+    if (s.ok() && !wait_for_row) return;
     Event e;
-    e.kind = Event::kDbError;
+    e.kind = wait_for_row ? Event::kDurable : Event::kDbError;
     e.id = id;
     e.durable = s;
     Push(std::move(e));
   });
+  if (wait_for_row) {
+    awaiting_row_.insert(id);  // stays live (the search waits for it) until kDurable
+    return;
+  }
   CandidateRecord finished = std::move(r);
   live_.erase(it);
   Counted(std::move(finished));
@@ -270,6 +278,20 @@ void Controller::Handle(Event e) {
   }
   auto it = live_.find(e.id);
   if (it == live_.end()) return;
+  if (e.kind == Event::kDurable) {
+    CandidateRecord finished = std::move(it->second);
+    live_.erase(it);
+    awaiting_row_.erase(e.id);
+    if (!e.durable.ok()) {
+      if (progress_.stop_reason.empty()) progress_.stop_reason = absl::StrCat("database write failed: ", e.durable.message());
+      db_failed_ = true;
+      return;
+    }
+    Counted(std::move(finished));
+    Notify();
+    return;
+  }
+  if (awaiting_row_.count(e.id)) return;
   Hash128 key;
   const bool has_key = Hash128::FromHex(it->second.cache_key, &key);
   switch (e.kind) {
@@ -329,6 +351,7 @@ void Controller::Handle(Event e) {
       }
       return;
     case Event::kDbError:
+    case Event::kDurable:
       return;
   }
 }
@@ -409,6 +432,13 @@ absl::StatusOr<SearchResult> Controller::Run() {
         events_.pop_front();
       }
       Handle(std::move(e));
+    }
+    // Hit counters reach the database every few seconds, so that `inspect` on a running
+    // search (or after a kill -9) sees them.
+    if (cache_ && NowSeconds() - last_stats_persist_ >= kStatsPersistSeconds) {
+      last_stats_persist_ = NowSeconds();
+      absl::Status persisted = cache_->PersistStats();
+      if (!persisted.ok()) std::fprintf(stderr, "search: saving cache hit counters: %s\n", std::string(persisted.message()).c_str());
     }
   }
   absl::Status flushed = db_->Flush();

@@ -14,6 +14,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -96,7 +97,8 @@ class Controller {
 
  private:
   struct Event {
-    enum Kind { kEvaluated, kCompleted, kMerged, kDbError } kind;
+    // kDurable: the row of an evaluation made without a cache is committed (`durable`).
+    enum Kind { kEvaluated, kCompleted, kMerged, kDbError, kDurable } kind;
     int64_t id = -1;
     absl::StatusOr<EvaluationResult> result = absl::UnknownError("unset");
     absl::StatusOr<FecEntry> entry = absl::UnknownError("unset");
@@ -114,6 +116,9 @@ class Controller {
   void Counted(CandidateRecord r);
   void Notify();
 
+  static constexpr double kStatsPersistSeconds = 5;
+  double last_stats_persist_ = 0;
+  std::set<int64_t> awaiting_row_;  // evaluations (no cache) counted once their row is committed
   ControllerOptions options_;
   const CandidateSpace& space_;
   Keyer keyer_;

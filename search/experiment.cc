@@ -12,22 +12,9 @@
 #include "core/paths.h"
 #include "core/quantizer.h"
 #include "core/text_proto.h"
-#include "google/protobuf/io/tokenizer.h"
 
 namespace fecsearch {
 namespace {
-
-class Collector : public google::protobuf::io::ErrorCollector {
- public:
-  explicit Collector(std::string where) : where_(std::move(where)) {}
-  void AddError(int line, int column, const std::string& message) override {
-    if (first_.empty()) first_ = absl::StrCat(where_, ":", line + 1, ":", column + 1, ": ", message);
-  }
-  const std::string& first() const { return first_; }
-
- private:
-  std::string where_, first_;
-};
 
 // Line (1-based) of the field path "a.b[2].c" in the parse tree, or of its deepest located
 // prefix; 0 when nothing is located.
@@ -156,15 +143,8 @@ absl::StatusOr<LoadedExperiment> ParseExperiment(const std::string& text, const 
   LoadedExperiment e;
   e.source = source;
   e.locations = std::make_shared<google::protobuf::TextFormat::ParseInfoTree>();
-  Collector collector(source);
-  google::protobuf::TextFormat::Parser parser;
-  parser.RecordErrorsTo(&collector);
-  parser.WriteLocationsTo(e.locations.get());
-  if (!parser.ParseFromString(text, &e.spec)) {
-    return absl::InvalidArgumentError(collector.first().empty()
-                                          ? absl::StrCat(source, ": not a valid ExperimentSpec")
-                                          : collector.first());
-  }
+  absl::Status s = ParseTextProto(text, source, &e.spec, e.locations.get());
+  if (!s.ok()) return s;
   return e;
 }
 
@@ -255,6 +235,10 @@ absl::Status ValidateExperiment(const LoadedExperiment& e, const ModelConfig* mo
     for (double w : {g.insert_op(), g.delete_op(), g.replace_op(), g.change_parameter(), g.swap_adjacent(), g.copy_to_neighbour()}) {
       if (!(w >= 0 && std::isfinite(w))) c.Fail("search_space.graph_mutations", "weights must be finite and >= 0");
     }
+    if (g.insert_op() + g.delete_op() + g.replace_op() + g.change_parameter() + g.swap_adjacent() <= 0) {
+      c.Fail("search_space.graph_mutations",
+             "insert_op, delete_op, replace_op, change_parameter and swap_adjacent are all 0: no mutation could change a graph");
+    }
     c.Range("search_space.graph_mutations.max_ops_per_path", g.max_ops_per_path(), 1, 64);
   }
   // evaluation (paths and windows are checked when the model loads)
@@ -262,6 +246,21 @@ absl::Status ValidateExperiment(const LoadedExperiment& e, const ModelConfig* mo
   c.Range("evaluation.window_length", ev.window_length(), 2, 1 << 20, "tokens");
   c.Range("evaluation.chunk_length", ev.chunk_length(), 1, std::max(1, ev.window_length()), "tokens");
   c.Range("evaluation.threads", ev.threads(), 1, 256);
+  // Windows, sink counts and per-channel groups must fit in an evaluation window, whatever
+  // the deduplication mode (a genome that does not fit is invalid).
+  for (const auto& [st, name] : {std::make_pair(&ss.keys(), "search_space.keys"), std::make_pair(&ss.values(), "search_space.values")}) {
+    auto fits = [&](const google::protobuf::RepeatedField<int32_t>& r, const char* field) {
+      for (int i = 0; i < r.size(); ++i) {
+        if (r.Get(i) >= ev.window_length()) {
+          c.Fail(absl::StrCat(name, ".", field, "[", i, "]"),
+                 absl::StrCat(r.Get(i), " tokens do not fit in evaluation.window_length (", ev.window_length(), " tokens)"));
+        }
+      }
+    };
+    fits(st->recent_windows(), "recent_windows");
+    fits(st->sink_tokens(), "sink_tokens");
+    fits(st->channel_group_sizes(), "channel_group_sizes");
+  }
   // fec
   if (spec.has_fec()) {
     const FecSpec& f = spec.fec();
@@ -271,15 +270,30 @@ absl::Status ValidateExperiment(const LoadedExperiment& e, const ModelConfig* mo
     c.Range("fec.max_num_evals", f.max_num_evals(), 1, 1 << 20);
     c.Range("fec.remove_probability", f.remove_probability(), 0.0, 1.0);
     c.Range<int64_t>("fec.forget_every", f.forget_every(), 0, int64_t{1} << 40);
-    // The probe must exercise every window, sink count and group size of the search space.
-    int longest = 0;
+    // The probe must exercise every quantizer of the search space: a token is quantized once
+    // it has passed the sinks and the recent window and its per-channel group is complete, at
+    // the end of a chunk, and only later queries see it. So the probe must be longer than the
+    // largest sink count + recent window + per-channel group + chunk; shorter, candidates
+    // differing only in what never gets quantized on the probe would collide.
+    int sinks = 0, recent = 0, group = 0;
     for (const StreamSpace* st : {&ss.keys(), &ss.values()}) {
-      longest = std::max({longest, MaxOf(st->recent_windows()), MaxOf(st->sink_tokens()),
-                          MaxOf(st->channel_group_sizes())});
+      sinks = std::max(sinks, MaxOf(st->sink_tokens()));
+      recent = std::max(recent, MaxOf(st->recent_windows()));
+      bool per_channel = false;
+      for (int a : st->axes()) per_channel |= a == PER_CHANNEL;
+      if (per_channel) {
+        for (int g : st->channel_group_sizes()) group = std::max(group, g == 0 ? 128 : g);
+        if (st->channel_group_sizes_size() == 0) group = std::max(group, 128);
+      }
     }
-    if (f.dedup() == FecSpec::FUNCTIONAL && f.probe_tokens() <= longest) {
-      c.Fail("fec.probe_tokens", absl::StrCat(f.probe_tokens(), " tokens do not exceed the largest window, sink count or group size in the search space (",
-                                              longest, "): candidates differing only there would collide"));
+    const int needed = sinks + recent + group + ev.chunk_length();
+    if (f.dedup() == FecSpec::FUNCTIONAL && f.probe_tokens() <= needed) {
+      c.Fail("fec.probe_tokens",
+             absl::StrCat(f.probe_tokens(), " tokens are too few for this search space: the largest sink count (", sinks,
+                          ") + recent window (", recent, ") + per-channel group (", group, ") + evaluation.chunk_length (",
+                          ev.chunk_length(), ") is ", needed,
+                          " tokens, and a quantizer only the tokens beyond that reach would not show in the hash; use more than ",
+                          needed));
     }
   }
   // workers

@@ -72,7 +72,18 @@ TEST(ExperimentTest, InvalidFieldsNameFieldAndLine) {
            {"search_space { keys { token_group_sizes: [16, 24] } }", "search_space.keys.token_group_sizes[1]: 24 does not divide"},
            {"search_space { values { pre_rope: true } }", "search_space.values.pre_rope[0]: applies to keys only"},
            {"search_space { keys { recent_windows: [512] } }\nfec {\n  probe_tokens: 256\n}",
-            "spec:3: fec.probe_tokens: 256 tokens do not exceed"},
+            "spec:3: fec.probe_tokens: 256 tokens are too few for this search space"},
+           // KVQuant/KIVI-style per-channel groups of 128 behind a 128-token window: at 256
+           // tokens the probe would never see a key quantized.
+           {"search_space { keys { axes: [PER_CHANNEL] channel_group_sizes: [128] recent_windows: [128] } }\n"
+            "fec {\n  probe_tokens: 256\n}",
+            "spec:3: fec.probe_tokens: 256 tokens are too few for this search space: the largest sink count (0) + "
+            "recent window (128) + per-channel group (128) + evaluation.chunk_length (16) is 272"},
+           {"search_space { values { sink_tokens: [1024] } }\nfec { dedup: EXACT }",
+            "search_space.values.sink_tokens[0]: 1024 tokens do not fit in evaluation.window_length (1024 tokens)"},
+           {"search_space {\n  representation: PIPELINE_GRAPH\n  graph_mutations { insert_op: 0 delete_op: 0 replace_op: 0 "
+            "change_parameter: 0 swap_adjacent: 0 }\n}",
+            "spec:3: search_space.graph_mutations: insert_op, delete_op"},
            {"", "search_space: is required"},
            {"search_space {}\nsearch { max_evaluations: 0 }", "spec:2: search.max_evaluations: is 0"},
            {"search_space {}\nworkers {}", "workers.targets"},

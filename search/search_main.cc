@@ -91,10 +91,28 @@ int Main() {
     Log(absl::StrFormat("resuming experiment %d '%s' (%s)", previous.id, previous.name, previous.status));
   }
   ExperimentSpec& spec = loaded->spec;
-  if (!resume) {
-    if (absl::GetFlag(FLAGS_max_evaluations) >= 0) spec.mutable_search()->set_max_evaluations(absl::GetFlag(FLAGS_max_evaluations));
-    if (absl::GetFlag(FLAGS_max_candidates) >= 0) spec.mutable_search()->set_max_candidates(absl::GetFlag(FLAGS_max_candidates));
-    if (absl::GetFlag(FLAGS_max_wall_seconds) >= 0) spec.mutable_search()->set_max_wall_seconds(absl::GetFlag(FLAGS_max_wall_seconds));
+  // Budgets and workers may change on --resume (run longer; the workers moved); what the
+  // search computes may not.
+  if (absl::GetFlag(FLAGS_max_evaluations) >= 0) spec.mutable_search()->set_max_evaluations(absl::GetFlag(FLAGS_max_evaluations));
+  if (absl::GetFlag(FLAGS_max_candidates) >= 0) spec.mutable_search()->set_max_candidates(absl::GetFlag(FLAGS_max_candidates));
+  if (absl::GetFlag(FLAGS_max_wall_seconds) >= 0) spec.mutable_search()->set_max_wall_seconds(absl::GetFlag(FLAGS_max_wall_seconds));
+  if (!absl::GetFlag(FLAGS_workers).empty()) {
+    spec.mutable_workers()->clear_targets();
+    for (absl::string_view t : absl::StrSplit(absl::GetFlag(FLAGS_workers), ',', absl::SkipEmpty()))
+      spec.mutable_workers()->add_targets(std::string(t));
+  }
+  if (resume) {
+    for (const auto& [given, flag] : {std::make_pair(absl::GetFlag(FLAGS_seed) >= 0, "--seed"),
+                                      std::make_pair(!absl::GetFlag(FLAGS_dedup).empty(), "--dedup"),
+                                      std::make_pair(!absl::GetFlag(FLAGS_experiment).empty(), "--experiment")}) {
+      if (given) {
+        return Fail(absl::InvalidArgumentError(absl::StrCat(
+                        flag, " cannot change a resumed experiment (it continues with the spec stored in ", db_path,
+                        "); leave it out, or start a new experiment without --resume")),
+                    2);
+      }
+    }
+  } else {
     if (absl::GetFlag(FLAGS_seed) >= 0) spec.mutable_search()->set_seed(absl::GetFlag(FLAGS_seed));
     const std::string dedup = absl::GetFlag(FLAGS_dedup);
     if (dedup == "functional" || dedup == "exact") {
@@ -103,11 +121,6 @@ int Main() {
       spec.clear_fec();
     } else if (!dedup.empty()) {
       return Fail(absl::InvalidArgumentError(absl::StrCat("--dedup: '", dedup, "' is not functional, exact or none")), 2);
-    }
-    if (!absl::GetFlag(FLAGS_workers).empty()) {
-      spec.mutable_workers()->clear_targets();
-      for (absl::string_view t : absl::StrSplit(absl::GetFlag(FLAGS_workers), ',', absl::SkipEmpty()))
-        spec.mutable_workers()->add_targets(std::string(t));
     }
   }
   if (!absl::GetFlag(FLAGS_report).empty()) spec.mutable_output()->set_report_path(absl::GetFlag(FLAGS_report));

@@ -69,6 +69,7 @@ before=$(rows k.db "SELECT count(*) FROM candidates WHERE outcome = 'MISS'")
 dup=$(rows k.db "SELECT count(*) FROM (SELECT cache_key FROM candidates WHERE outcome = 'MISS' GROUP BY cache_key HAVING count(*) > 1)")
 [ "$dup" = 0 ] || fail "$dup configurations were evaluated twice"
 [ "$(rows k.db 'SELECT count(*) FROM experiments')" = 1 ] || fail "--resume must continue, not start, an experiment"
+expect_exit 2 "--seed cannot change a resumed experiment" "$SEARCH" --db=k.db --resume --seed=9 --progress=none
 [ "$(rows k.db "SELECT status FROM experiments")" = finished ] || fail "experiment not marked finished"
 
 echo "$fails failures"
