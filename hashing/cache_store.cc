@@ -33,11 +33,12 @@ std::string HashBytes16(const Hash128& h) {
 }
 
 absl::Status ReadEntry(const SqliteStatement& s, StoredEntry* e, const std::string& path) {
-  const std::string h = s.Blob(0);
+  const absl::string_view h = s.BlobView(0);
   if (h.size() != 16) return absl::DataLossError(absl::StrCat(path, ": fec_cache row with a ", h.size(), "-byte hash"));
   std::memcpy(&e->hash.hi, h.data(), 8);
   std::memcpy(&e->hash.lo, h.data() + 8, 8);
-  e->context = s.Text(1);
+  const absl::string_view context = s.TextView(1);
+  e->context.assign(context.data(), context.size());  // reuses the string's capacity
   e->mean_nll = s.Double(2);
   e->effective_bits = s.Double(3);
   e->perplexity = s.Double(4);
@@ -139,18 +140,18 @@ absl::Status CacheStore::Flush() {
   return writer_->Flush();
 }
 
-absl::Status CacheStore::Scan(const std::function<void(StoredEntry&&, int64_t)>& fn) const {
+absl::Status CacheStore::Scan(const std::function<void(const StoredEntry&, int64_t)>& fn) const {
   std::lock_guard<std::mutex> lock(read_mu_);
   auto s = read_db_->Prepare(absl::StrCat("SELECT ", kColumns, ", id FROM fec_cache ORDER BY id"));
   if (!s.ok()) return s.status();
+  StoredEntry e;  // reused: no allocation per row
   while (true) {
     auto row = s->Step();
     if (!row.ok()) return row.status();
     if (!*row) break;
-    StoredEntry e;
     absl::Status st = ReadEntry(*s, &e, path_);
     if (!st.ok()) return st;
-    fn(std::move(e), s->Int(14));
+    fn(e, s->Int(14));
   }
   return absl::OkStatus();
 }

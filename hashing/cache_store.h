@@ -59,7 +59,7 @@ class CacheStore {
 
   // Calls `fn(entry, rowid)` for every row in rowid order (result column omitted): the
   // caller keeps the latest version per hash.
-  absl::Status Scan(const std::function<void(StoredEntry&&, int64_t)>& fn) const;
+  absl::Status Scan(const std::function<void(const StoredEntry&, int64_t)>& fn) const;
   // One row, with its result.
   absl::StatusOr<StoredEntry> ReadRow(int64_t rowid) const;
   // Rewrites the table keeping only the latest version of each live entry.

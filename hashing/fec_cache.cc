@@ -61,49 +61,68 @@ absl::StatusOr<std::unique_ptr<FecCache>> FecCache::Create(const FecCacheOptions
   std::unique_ptr<FecCache> cache(new FecCache(options));
   cache->store_ = store;
   if (store == nullptr) return cache;
-  // Latest version of every hash, then the most recently used up to capacity in memory.
-  struct Latest {
-    StoredEntry entry;
-    int64_t rowid;
-  };
-  absl::flat_hash_map<Hash128, Latest, Hash128Hasher> latest;
+  // One pass over the log in row order: the latest version of every hash wins (a tombstone
+  // removes it). Entries go straight into their shards, ordered for LRU by their last-used
+  // time (the tick is that time; later accesses count on from the largest), and a shard that
+  // grows past twice its capacity is trimmed to its most recent entries as it goes.
+  auto rows_or = store->RowCount();
+  if (!rows_or.ok()) return rows_or.status();
+  const int64_t expected = *rows_or;
+  const size_t n = cache->shards_.size();
   int64_t rows = 0;
   auto scan = [&]() {
-    latest.clear();
     rows = 0;
-    return store->Scan([&](StoredEntry&& e, int64_t rowid) {
+    for (auto& sh : cache->shards_) {
+      absl::MutexLock lock(&sh->mu);
+      sh->map.clear();
+      sh->on_disk.clear();
+      // Hash-sharded, so shards fill evenly: 5 % slack.
+      const int64_t per_shard = expected / static_cast<int64_t>(n) * 21 / 20 + 16;
+      sh->on_disk.reserve(static_cast<size_t>(per_shard));
+      sh->map.reserve(static_cast<size_t>(std::min(per_shard, 2 * cache->per_shard_capacity_ + 1)));
+    }
+    std::string last_context;
+    const std::string* interned = nullptr;
+    return store->Scan([&](const StoredEntry& e, int64_t rowid) {
       ++rows;
-      auto& slot = latest[e.hash];
-      slot.entry = std::move(e);
-      slot.rowid = rowid;
+      Shard& sh = cache->ShardOf(e.hash);
+      absl::MutexLock lock(&sh.mu);
+      if (e.num_evals == 0) {  // forgotten
+        sh.map.erase(e.hash);
+        sh.on_disk.erase(e.hash);
+        return;
+      }
+      sh.on_disk[e.hash] = rowid;
+      if (interned == nullptr || e.context != last_context) {
+        interned = cache->Intern(e.context);
+        last_context = e.context;
+      }
+      Slot& slot = sh.map[e.hash];
+      slot = Slot();
+      slot.entry = FromStored(e);
+      slot.result_row = e.result_row;
+      slot.context = interned;
+      slot.tick = static_cast<uint64_t>(std::max<int64_t>(0, e.last_used_micros));
+      if (static_cast<int64_t>(sh.map.size()) > 2 * cache->per_shard_capacity_) cache->TrimToCapacity(sh);
     });
   };
   absl::Status s = scan();
   if (!s.ok()) return s;
   int64_t live = 0;
-  for (const auto& [h, l] : latest) live += l.entry.num_evals > 0;
-  if (rows > 2 * live + 10000) {
+  for (auto& sh : cache->shards_) {
+    absl::MutexLock lock(&sh->mu);
+    live += static_cast<int64_t>(sh->on_disk.size());
+  }
+  if (rows > 2 * live + 10000) {  // mostly superseded versions: compact the log
     s = store->Compact();
     if (!s.ok()) return s;
     s = scan();
     if (!s.ok()) return s;
   }
-  std::vector<const std::pair<const Hash128, Latest>*> order;
-  order.reserve(latest.size());
-  for (const auto& kv : latest)
-    if (kv.second.entry.num_evals > 0) order.push_back(&kv);
-  std::sort(order.begin(), order.end(), [](const auto* a, const auto* b) {
-    return a->second.entry.last_used_micros < b->second.entry.last_used_micros;
-  });
-  for (const auto* kv : order) {
-    Shard& sh = cache->ShardOf(kv->first);
-    absl::MutexLock lock(&sh.mu);
-    sh.on_disk[kv->first] = kv->second.rowid;
-    Slot slot;
-    slot.entry = FromStored(kv->second.entry);
-    slot.result_row = kv->second.entry.result_row;
-    slot.context = cache->Intern(kv->second.entry.context);
-    cache->InsertSlot(sh, kv->first, std::move(slot));  // LRU keeps the most recent
+  for (auto& sh : cache->shards_) {
+    absl::MutexLock lock(&sh->mu);
+    cache->TrimToCapacity(*sh);
+    for (const auto& [h, slot] : sh->map) sh->tick = std::max(sh->tick, slot.tick);
   }
   cache->evictions_ = 0;
   return cache;
@@ -111,11 +130,11 @@ absl::StatusOr<std::unique_ptr<FecCache>> FecCache::Create(const FecCacheOptions
 
 void FecCache::Touch(Shard& s, Slot& slot, const Hash128&) {
   slot.tick = ++s.tick;
-  // Last-used times are for people (inspection) and for choosing what a warm start keeps in
-  // memory; read from a clock refreshed every 256 accesses (never earlier than the entry's
-  // own times).
-  if ((s.tick & 255) == 1 || s.now_micros == 0) s.now_micros = NowMicros();
-  slot.entry.last_used_micros = std::max(slot.entry.last_used_micros, s.now_micros);
+  // Last-used times are shown by inspect and decide what a warm start keeps in memory, so
+  // they are read from the clock on every access (a vDSO call, ~20 ns): a clock refreshed
+  // only every N accesses would be minutes stale in a search that looks up a few candidates
+  // a second.
+  slot.entry.last_used_micros = std::max(slot.entry.last_used_micros, NowMicros());
 }
 
 void FecCache::InsertSlot(Shard& s, const Hash128& h, Slot slot) {
@@ -139,6 +158,18 @@ void FecCache::EvictIfNeeded(Shard& s) {
                    [](const auto& a, const auto& b) { return a.first < b.first; });
   for (int64_t i = 0; i < evict; ++i) s.map.erase(ticks[i].second);
   evictions_ += evict;
+}
+
+void FecCache::TrimToCapacity(Shard& s) {
+  const int64_t size = static_cast<int64_t>(s.map.size());
+  if (size <= per_shard_capacity_) return;
+  std::vector<std::pair<uint64_t, Hash128>> ticks;
+  ticks.reserve(size);
+  for (const auto& [key, slot] : s.map) ticks.emplace_back(slot.tick, key);
+  const int64_t evict = size - per_shard_capacity_;
+  std::nth_element(ticks.begin(), ticks.begin() + (evict - 1), ticks.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (int64_t i = 0; i < evict; ++i) s.map.erase(ticks[i].second);
 }
 
 bool FecCache::LoadFromDisk(Shard& s, const Hash128& h) {

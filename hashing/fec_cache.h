@@ -128,7 +128,6 @@ class FecCache {
     absl::Mutex mu;
     absl::flat_hash_map<Hash128, Slot, Hash128Hasher> map ABSL_GUARDED_BY(mu);
     uint64_t tick ABSL_GUARDED_BY(mu) = 0;
-    int64_t now_micros ABSL_GUARDED_BY(mu) = 0;  // refreshed every 256 ticks
     absl::flat_hash_map<Hash128, std::vector<Waiter>, Hash128Hasher> inflight ABSL_GUARDED_BY(mu);
     // Every durable entry's latest row (also those evicted from memory).
     absl::flat_hash_map<Hash128, int64_t, Hash128Hasher> on_disk ABSL_GUARDED_BY(mu);
@@ -143,6 +142,8 @@ class FecCache {
   void Touch(Shard& s, Slot& slot, const Hash128& h) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
   void InsertSlot(Shard& s, const Hash128& h, Slot slot) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
   void EvictIfNeeded(Shard& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
+  // Keeps the shard's `per_shard_capacity_` most recently used entries (warm start).
+  void TrimToCapacity(Shard& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
   // Loads an entry evicted from memory; false if absent or unreadable.
   bool LoadFromDisk(Shard& s, const Hash128& h) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
   void Forget(Shard& s, const Hash128& h) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <fstream>
 #include <set>
 #include <thread>
@@ -125,6 +126,52 @@ TEST(FecCacheTest, LruEvictsTheLeastRecentlyUsed) {
   EXPECT_EQ(cache->stats().evictions, 1);
 }
 
+TEST(FecCacheTest, WarmStartKeepsTheMostRecentlyUsedAndHonoursForgetting) {
+  const std::string path = TestTempDir("fec_warm") + "/cache.db";
+  unlink(path.c_str());
+  {
+    auto store = CacheStore::Open(path, false);
+    ASSERT_TRUE(store.ok()) << store.status();
+    FecCacheOptions o;
+    o.shards = 1;
+    auto cache = Make(o, store->get());
+    for (int i = 0; i < 6; ++i) {
+      cache->Lookup(H(30 + i), nullptr);
+      ASSERT_TRUE(cache->Complete(H(30 + i), i, Result(1.0 + i), "ctx").ok());
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    // H(30) and H(31) become the most recently used; H(35) is forgotten.
+    EXPECT_EQ(cache->Lookup(H(30), nullptr).kind, FecCache::Kind::kHit);
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    EXPECT_EQ(cache->Lookup(H(31), nullptr).kind, FecCache::Kind::kHit);
+  }
+  {
+    auto store = CacheStore::Open(path, false);
+    FecCacheOptions o;
+    o.shards = 1;
+    o.remove_probability = 1;  // the next hit forgets
+    auto cache = Make(o, store->get());
+    EXPECT_EQ(cache->Lookup(H(35), nullptr).kind, FecCache::Kind::kMiss);
+    cache->Abandon(H(35), absl::CancelledError("test"));
+  }
+  auto store = CacheStore::Open(path, false);
+  FecCacheOptions o;
+  o.shards = 1;
+  o.capacity = 2;
+  auto cache = Make(o, store->get());
+  const FecStats st = cache->stats();
+  EXPECT_EQ(st.entries, 5) << "the forgotten entry stays forgotten";
+  EXPECT_EQ(st.in_memory, 2);
+  // The two most recently used are the ones in memory: peeking them reads nothing from disk.
+  for (uint64_t i : {30, 31}) {
+    auto e = cache->Peek(H(i));
+    ASSERT_TRUE(e.has_value()) << i;
+    EXPECT_GE(e->last_used_micros, e->created_micros);
+  }
+  EXPECT_EQ(cache->stats().disk_reads, 0);
+  EXPECT_FALSE(cache->Peek(H(35)).has_value());
+}
+
 TEST(FecCacheTest, PersistentEntriesSurviveEvictionAndReopening) {
   const std::string path = TestTempDir("fec_persist") + "/cache.db";
   unlink(path.c_str());
@@ -142,7 +189,7 @@ TEST(FecCacheTest, PersistentEntriesSurviveEvictionAndReopening) {
       auto reader = CacheStore::Open(path, true);
       ASSERT_TRUE(reader.ok());
       int rows = 0;
-      ASSERT_TRUE((*reader)->Scan([&](StoredEntry&&, int64_t) { ++rows; }).ok());
+      ASSERT_TRUE((*reader)->Scan([&](const StoredEntry&, int64_t) { ++rows; }).ok());
       EXPECT_EQ(rows, i + 1);
     }
     // H(20) was evicted from memory but is found on disk.

@@ -51,9 +51,9 @@ struct Entry {
 
 absl::StatusOr<std::vector<Entry>> LatestEntries(const CacheStore& store) {
   std::map<Hash128, Entry> latest;
-  absl::Status s = store.Scan([&](StoredEntry&& e, int64_t rowid) {
+  absl::Status s = store.Scan([&](const StoredEntry& e, int64_t rowid) {
     Entry& slot = latest[e.hash];
-    slot.e = std::move(e);
+    slot.e = e;
     slot.rowid = rowid;
   });
   if (!s.ok()) return s;

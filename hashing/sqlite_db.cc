@@ -185,6 +185,14 @@ std::string SqliteStatement::Blob(int column) const {
   const void* b = sqlite3_column_blob(stmt_, column);
   return b ? std::string(static_cast<const char*>(b), sqlite3_column_bytes(stmt_, column)) : "";
 }
+absl::string_view SqliteStatement::TextView(int column) const {
+  const unsigned char* t = sqlite3_column_text(stmt_, column);
+  return t ? absl::string_view(reinterpret_cast<const char*>(t), sqlite3_column_bytes(stmt_, column)) : absl::string_view();
+}
+absl::string_view SqliteStatement::BlobView(int column) const {
+  const void* b = sqlite3_column_blob(stmt_, column);
+  return b ? absl::string_view(static_cast<const char*>(b), sqlite3_column_bytes(stmt_, column)) : absl::string_view();
+}
 bool SqliteStatement::IsNull(int column) const { return sqlite3_column_type(stmt_, column) == SQLITE_NULL; }
 
 }  // namespace fecsearch

@@ -40,6 +40,9 @@ class SqliteStatement {
   double Double(int column) const;
   std::string Text(int column) const;
   std::string Blob(int column) const;
+  // Views of the column's bytes, valid until the next Step or Reset (no copy).
+  absl::string_view TextView(int column) const;
+  absl::string_view BlobView(int column) const;
   bool IsNull(int column) const;
 
  private:
