@@ -98,6 +98,42 @@ TEST_F(EvaluatorTest, MeasuredMemoryMatchesTheAnalyticFigure) {
   EXPECT_GT(r.objectives().effective_bits(), r.end_of_window_effective_bits());
 }
 
+TEST_F(EvaluatorTest, MeasuredMemoryMatchesTheAnalyticFigureAcrossFormats) {
+  // The bytes the simulated cache stores at the end of a 1024-token window against the
+  // analytic formula at the same context, for the published configurations' shapes. The
+  // formula (DOMAIN.md section 3) charges fp16 tokens (16 - B) and keeps charging them the
+  // group overhead; the cache stores no scales for them. `fp16_overhead` is that term (bits
+  // per element, averaged over keys and values), worked out by hand for each case.
+  struct Case {
+    const char* text;
+    double fp16_overhead;
+  };
+  for (const Case& c : std::vector<Case>{
+           // KIVI-2: per-channel int2 keys (g32: 32/32 bits per element of overhead),
+           // per-token int2 values (likewise), 128 fp16 tokens of 1024 in both.
+           {"layers { keys { format: INT bits: 2 axis: PER_CHANNEL group_size: 32 recent_window: 128 } "
+            "values { format: INT bits: 2 group_size: 32 recent_window: 128 } }",
+            128.0 / 1024 * 1.0},
+           // KVQuant: NUQ-3 pre-RoPE keys per channel with 1 % outliers, NUQ-3 values (and
+           // their codebooks); no fp16 tokens.
+           {"layers { keys { format: NUQ bits: 3 axis: PER_CHANNEL group_size: 64 outlier_fraction: 0.01 pre_rope: true } "
+            "values { format: NUQ bits: 3 outlier_fraction: 0.01 } }",
+            0.0},
+           // Table formats, 4 fp16 sink keys (fp8 asymmetric, whole-vector groups: 32/64).
+           {"layers { keys { format: FP8_E4M3 sink_tokens: 4 } values { format: POSIT bits: 8 posit_es: 1 group_size: 16 } }",
+            0.5 * (4.0 / 1024 * 0.5)},
+       }) {
+    SCOPED_TRACE(c.text);
+    const EvaluationResult r = Eval(c.text);
+    Candidate candidate;
+    ASSERT_TRUE(ParseTextProto(c.text, "t", candidate.mutable_genome()).ok());
+    const ModelPlan plan = *CompileCandidate(candidate, evaluator_->context().config(), 1024);
+    const double analytic = AnalyticPlanBits(plan, evaluator_->context().config(), 1024);
+    EXPECT_NEAR(r.end_of_window_effective_bits(), analytic - c.fp16_overhead, 0.005 * analytic)
+        << "measured " << r.end_of_window_effective_bits() << " bits, analytic " << analytic;
+  }
+}
+
 TEST_F(EvaluatorTest, EvictionAndClusteringCutMemory) {
   EvaluationResult h2o = Eval("layers { eviction { policy: H2O keep_ratio: 0.5 } }");
   EXPECT_NEAR(h2o.end_of_window_effective_bits(), 8.0, 0.05);

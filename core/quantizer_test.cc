@@ -4,6 +4,7 @@
 #include <random>
 #include <set>
 
+#include "core/number_formats.h"
 #include "gtest/gtest.h"
 
 namespace fecsearch {
@@ -33,6 +34,45 @@ Block RandomBlock(int rows, int cols, uint32_t seed, float scale = 1.0f) {
   b.fixed.assign(b.x.size(), 0);
   for (int r = 0; r < rows; ++r) b.positions.push_back(r);
   return b;
+}
+
+// A 3-bit non-uniform codebook in the normalised range, as NUQ fitting would produce.
+ValueTable Nuq3Codebook() { return ValueTable({-1.0, -0.55, -0.25, -0.07, 0.07, 0.25, 0.55, 1.0}); }
+
+// Every table format rounds to the nearest point of its group's grid: an element is never
+// farther from its reconstruction than from any other value the same group reconstructs to
+// (those are grid points too). Format-agnostic, so it covers fp8, posit, NF and NUQ, symmetric
+// and asymmetric, where "half a step" has no single step.
+TEST(QuantizerTest, TableFormatsRoundToTheNearestGridPoint) {
+  const ValueTable nuq3 = Nuq3Codebook();
+  struct Case {
+    NumberFormat f;
+    int bits, es;
+  };
+  for (Case c : std::vector<Case>{{FP8_E4M3, 8, 0}, {FP8_E5M2, 8, 0}, {POSIT, 8, 1}, {POSIT, 6, 0},
+                                  {NF, 4, 0}, {NF, 3, 0}, {NUQ, 3, 0}, {INT, 3, 0}}) {
+    for (bool sym : {true, false}) {
+      auto q = Quantizer::Create(Config(c.f, c.bits, sym, PER_TOKEN, 32, c.es), &nuq3);
+      ASSERT_TRUE(q.ok()) << q.status();
+      Block b = RandomBlock(16, 64, 5 + c.bits);
+      const Block original = b;
+      QuantizeBlock(*q, false, &b);
+      for (int r = 0; r < 16; ++r) {
+        for (int g = 0; g < 2; ++g) {
+          std::set<float> grid;
+          for (int i = 0; i < 32; ++i) grid.insert(b.x[r * 64 + g * 32 + i]);
+          for (int i = 0; i < 32; ++i) {
+            const float x = original.x[r * 64 + g * 32 + i], qx = b.x[r * 64 + g * 32 + i];
+            for (float y : grid) {
+              EXPECT_LE(std::fabs(x - qx), std::fabs(x - y) + 1e-5f * std::fabs(x) + 1e-6f)
+                  << NumberFormat_Name(c.f) << c.bits << (sym ? " sym" : " asym") << ": " << x << " went to " << qx
+                  << " but " << y << " is closer";
+            }
+          }
+        }
+      }
+    }
+  }
 }
 
 // The largest reconstruction error of one group relative to its quantization step.
@@ -76,11 +116,14 @@ TEST(QuantizerTest, IdempotentOnItsOwnOutput) {
     bool sym;
     int es;
   };
+  const ValueTable nuq3 = Nuq3Codebook();
   for (Case c : std::vector<Case>{{INT, 2, true, 0}, {INT, 4, true, 0}, {INT, 3, false, 0},
                                   {INT, 8, false, 0}, {FP8_E4M3, 8, true, 0}, {FP8_E5M2, 8, true, 0},
-                                  {POSIT, 8, true, 1}, {NF, 4, true, 0}, {FP16, 16, false, 0},
-                                  {BF16, 16, false, 0}}) {
-    auto q = Quantizer::Create(Config(c.f, c.bits, c.sym, PER_TOKEN, 32, c.es));
+                                  {FP8_E4M3, 8, false, 0}, {FP8_E5M2, 8, false, 0},
+                                  {POSIT, 8, true, 1}, {POSIT, 8, false, 1}, {NF, 4, true, 0},
+                                  {NF, 4, false, 0}, {NUQ, 3, true, 0}, {NUQ, 3, false, 0},
+                                  {FP16, 16, false, 0}, {BF16, 16, false, 0}}) {
+    auto q = Quantizer::Create(Config(c.f, c.bits, c.sym, PER_TOKEN, 32, c.es), &nuq3);
     ASSERT_TRUE(q.ok());
     Block b = RandomBlock(16, 64, 11);
     QuantizeBlock(*q, false, &b);

@@ -1,6 +1,8 @@
 // Text-format proto parsing with located errors, and small file helpers.
 #include "core/text_proto.h"
 
+#include <sys/stat.h>
+
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -60,6 +62,19 @@ absl::Status ReadTextProtoFile(const std::string& path, google::protobuf::Messag
 }
 
 absl::Status WriteFileAtomically(const std::string& path, const std::string& contents) {
+  // An existing non-regular file (/dev/null, a FIFO, a terminal) is written in place:
+  // renaming a temporary file over it would replace the device node itself (as root, a
+  // report sent to /dev/null would turn /dev/null into a regular file for every process).
+  struct stat st;
+  if (stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+    if (S_ISDIR(st.st_mode)) return absl::FailedPreconditionError(absl::StrCat(path, ": is a directory, not a file"));
+    std::ofstream out(path, std::ios::binary);
+    if (!out) return absl::PermissionDeniedError(absl::StrCat(path, ": cannot write (", std::strerror(errno), ")"));
+    out << contents;
+    out.flush();
+    if (!out.good()) return absl::DataLossError(absl::StrCat(path, ": write failed"));
+    return absl::OkStatus();
+  }
   const std::string tmp = path + ".tmp";
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);

@@ -19,7 +19,8 @@ absl::Status ParseTextProto(const std::string& text, const std::string& where, g
 absl::Status ReadTextProtoFile(const std::string& path, google::protobuf::Message* message);
 // Reads a whole file.
 absl::Status ReadFile(const std::string& path, std::string* contents);
-// Writes a whole file atomically (temporary file + rename).
+// Writes a whole file atomically (temporary file + rename). An existing non-regular file
+// (/dev/null, a FIFO) is written in place instead; a directory is refused.
 absl::Status WriteFileAtomically(const std::string& path, const std::string& contents);
 // Single-line text format.
 std::string ShortText(const google::protobuf::Message& message);
