@@ -61,12 +61,12 @@ void Controller::Push(Event e) {
   cv_.notify_one();
 }
 
-Controller::Event Controller::Pop() {
+bool Controller::PopFor(std::chrono::milliseconds timeout, Event* e) {
   std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait(lock, [&] { return !events_.empty(); });
-  Event e = std::move(events_.front());
+  if (!cv_.wait_for(lock, timeout, [&] { return !events_.empty(); })) return false;
+  *e = std::move(events_.front());
   events_.pop_front();
-  return e;
+  return true;
 }
 
 bool Controller::CanPropose(const Progress& p) const {
@@ -421,7 +421,14 @@ absl::StatusOr<SearchResult> Controller::Run() {
       Start(std::move(r));
     }
     if (live_.empty()) break;
-    Handle(Pop());
+    // Wake up now and then even without events: the pool's capacity grows as remote
+    // workers are described (or join), and the progress line's clock should move.
+    Event first;
+    if (PopFor(std::chrono::milliseconds(100), &first)) {
+      Handle(std::move(first));
+    } else {
+      Notify();
+    }
     // Drain whatever else arrived without blocking.
     while (true) {
       Event e;

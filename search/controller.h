@@ -7,6 +7,7 @@
 #define FECSEARCH_SEARCH_CONTROLLER_H_
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <map>
 #include <cstdint>
@@ -107,7 +108,8 @@ class Controller {
     absl::Status durable;
   };
   void Push(Event e);
-  Event Pop();
+  // Waits up to `timeout` for the next event; false if none came.
+  bool PopFor(std::chrono::milliseconds timeout, Event* e);
   bool CanPropose(const Progress& p) const;
   void Start(CandidateRecord record);  // hash, look up, dispatch
   void Finish(int64_t id, Outcome outcome, const Objectives* objectives, const EvaluationResult* result,
