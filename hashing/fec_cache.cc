@@ -377,6 +377,25 @@ std::optional<FecEntry> FecCache::Peek(const Hash128& h) {
   return it->second.entry;
 }
 
+absl::StatusOr<EvaluationResult> FecCache::StoredResult(const Hash128& h) {
+  if (store_ == nullptr) return absl::NotFoundError("the cache has no store");
+  int64_t row = -1;
+  {
+    Shard& s = ShardOf(h);
+    absl::MutexLock lock(&s.mu);
+    auto it = s.on_disk.find(h);
+    if (it != s.on_disk.end()) row = it->second;
+  }
+  if (row < 0) return absl::NotFoundError(absl::StrCat("no stored entry for ", h.Hex()));
+  auto stored = store_->ReadRow(row);
+  if (!stored.ok()) return stored.status();
+  EvaluationResult r;
+  if (stored->result.empty() || !r.ParseFromString(stored->result)) {
+    return absl::NotFoundError(absl::StrCat("entry ", h.Hex(), " has no stored result"));
+  }
+  return r;
+}
+
 FecStats FecCache::stats() const {
   FecStats st;
   st.partial_hits = partial_hits_;

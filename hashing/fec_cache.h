@@ -110,6 +110,9 @@ class FecCache {
   void Abandon(const Hash128& hash, const absl::Status& why);
   // Reads without counting (tests, inspection).
   std::optional<FecEntry> Peek(const Hash128& hash);
+  // The full EvaluationResult stored with the entry (per-layer metrics included); NOT_FOUND
+  // without a store or when the entry has none.
+  absl::StatusOr<EvaluationResult> StoredResult(const Hash128& hash);
 
   FecStats stats() const;
   // Writes hit counters of entries read since the last call (not waited for durability).

@@ -230,13 +230,12 @@ std::string RenderReport(const ReportInput& in) {
   if (r.trace.empty()) bmin = 0, bmax = 1;
   Plot by_evals("Best so far vs evaluations", "evaluations", quality, 0, emax, bmin, bmax);
   Plot by_time("Best so far vs wall time", "wall time (s)", quality, 0, smax, bmin, bmax);
-  Plot hits("Cache hit rate over the search", "candidates proposed", "hit rate (%)", 0,
-            r.trace.empty() ? 1 : static_cast<double>(r.trace.back().candidates), 0, 100);
+  Plot hits("Cache hit rate over time", "wall time (s)", "hit rate so far (%)", 0, smax, 0, 100);
   std::vector<std::pair<double, double>> e_line, t_line, h_line;
   for (const TracePoint& t : r.trace) {
     e_line.emplace_back(t.evaluations, best(t));
     t_line.emplace_back(t.seconds, best(t));
-    h_line.emplace_back(t.candidates, 100 * t.hit_rate);
+    h_line.emplace_back(t.seconds, 100 * t.hit_rate);
   }
   by_evals.Line(e_line, "series", true);
   by_time.Line(t_line, "series", true);

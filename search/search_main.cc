@@ -261,6 +261,16 @@ int Main() {
   ReportInput report;
   report.spec = spec;
   report.result = *result;
+  if (chosen >= 0 && cache && report.result.records[chosen].result.layers_size() == 0) {
+    // A cache hit (or a resumed record) carries no per-layer metrics: the report takes them
+    // from the result stored with the cache entry.
+    CandidateRecord& c = report.result.records[chosen];
+    Hash128 key;
+    if (Hash128::FromHex(c.cache_key, &key)) {
+      auto stored = cache->StoredResult(key);
+      if (stored.ok()) c.result = *stored;
+    }
+  }
   report.model = model;
   report.baseline_perplexity = baseline_ppl;
   report.dedup = dedup_name;
