@@ -61,6 +61,27 @@ echo "candidates dispatched more than once (in flight on the killed worker): $re
 "$REEVAL" --db=c.db > reeval.out 2>&1 || fail "recorded results differ from in-process evaluation: $(tail -5 reeval.out)"
 cat reeval.out
 
+# --- SIGTERM: a worker finishes its evaluation in flight and exits; the search completes ---
+start_worker g1 --shutdown_grace_seconds=20 > g1.addr || exit 1  # not in $(...): we need its pid
+start_worker g2 > g2.addr || exit 1
+g1=$(cat g1.addr) g2=$(cat g2.addr)
+"$SEARCH" --experiment="$SPEC" --db=g.db --workers="$g1,$g2" --max_evaluations=24 --progress=none >g.out 2>g.err &
+gsearch=$!
+pids+=($gsearch)
+for _ in $(seq 1 400); do
+  n=$(sqlite3 g.db "SELECT count(*) FROM candidates WHERE outcome = 'MISS' AND worker = 'g1'" 2>/dev/null || echo 0)
+  [ "${n:-0}" -ge 2 ] && break
+  sleep 0.05
+done
+kill -TERM "$pid_g1"
+wait "$pid_g1"; g1rc=$?
+[ "$g1rc" = 0 ] || fail "a worker sent SIGTERM exited with $g1rc: $(tail -3 g1.log)"
+grep -q "signal 15: finishing" g1.log || fail "the worker did not log its graceful shutdown: $(tail -3 g1.log)"
+grep -q "stopped after" g1.log || fail "the worker did not report what it served: $(tail -3 g1.log)"
+wait $gsearch || fail "the search failed after a worker's SIGTERM: $(tail -3 g.err)"
+[ "$(sqlite3 g.db "SELECT count(*) FROM candidates WHERE outcome IN ('FAILED', 'PENDING')")" = 0 ] || fail "candidates failed or were lost after SIGTERM"
+[ "$(sqlite3 g.db "SELECT count(*) FROM candidates WHERE outcome = 'MISS'")" = 24 ] || fail "evaluations after SIGTERM: $(sqlite3 g.db "SELECT count(*) FROM candidates WHERE outcome = 'MISS'") (want 24)"
+
 # --- TLS and token ------------------------------------------------------------------------
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=test-ca -keyout ca.key -out ca.pem 2>/dev/null
 openssl req -newkey rsa:2048 -nodes -subj /CN=worker.test -keyout server.key -out server.csr 2>/dev/null
