@@ -11,10 +11,6 @@
 namespace fecsearch {
 namespace {
 
-bool IsTableFormat(NumberFormat f) {
-  return f == FP8_E4M3 || f == FP8_E5M2 || f == POSIT || f == NUQ || f == NF;
-}
-
 std::string FormatName(const QuantizerConfig& c) {
   switch (c.format) {
     case FP16: return "fp16";
