@@ -82,7 +82,8 @@ void BM_PoolRoundTrip(benchmark::State& state) {
   for (auto _ : state) {
     std::promise<void> done;
     const double t0 = Now();
-    (*pool)->Submit(++i, Genome(static_cast<int>(i)), [&](absl::StatusOr<EvaluationResult>, const std::string&, int) {
+    ++i;
+    (*pool)->Submit(i, Genome(static_cast<int>(i)), [&](absl::StatusOr<EvaluationResult>, const std::string&, int) {
       done.set_value();
     });
     done.get_future().wait();
