@@ -21,7 +21,6 @@ bool IsStreamOp(Op::Type t) {
   return t == Op::ROPE || t == Op::KEEP_FP16 || t == Op::SPLIT_OUTLIERS || t == Op::QUANTIZE ||
          t == Op::RESIDUAL_QUANTIZE || t == Op::CLUSTER_HEADS;
 }
-bool IsSource(Op::Type t) { return t == Op::KEYS_INPUT || t == Op::VALUES_INPUT; }
 bool IsStage(Op::Type t) {
   return t == Op::SPLIT_OUTLIERS || t == Op::QUANTIZE || t == Op::RESIDUAL_QUANTIZE;
 }

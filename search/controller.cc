@@ -175,7 +175,9 @@ void Controller::Counted(CandidateRecord r) {
   }
   done_.push_back(std::move(r));
   TracePoint t;
-  t.seconds = NowSeconds() - start_seconds_;
+  // Replayed results (--resume) sit at their recorded times; later ones continue from the
+  // last of them, so the wall-time plot leaves out the time the search was not running.
+  t.seconds = replay_seconds_ >= 0 ? replay_seconds_ : trace_offset_seconds_ + NowSeconds() - start_seconds_;
   t.evaluations = progress_.evaluations;
   t.candidates = progress_.candidates;
   t.hypervolume = progress_.hypervolume;
@@ -386,13 +388,22 @@ absl::StatusOr<SearchResult> Controller::Run() {
               [](const CandidateRecord& a, const CandidateRecord& b) { return a.completion_seq < b.completion_seq; });
     // Replaying the proposals' random draws is not needed: the population is rebuilt from
     // the recorded results, and the generator continues from a state derived from them.
+    int64_t origin_micros = 0;
     for (const CandidateRecord& r : finished) {
+      if (r.created_micros > 0 && (origin_micros == 0 || r.created_micros < origin_micros)) origin_micros = r.created_micros;
+    }
+    for (const CandidateRecord& r : finished) {
+      replay_seconds_ = std::max(replay_seconds_, origin_micros > 0 && r.finished_micros > 0
+                                                      ? 1e-6 * static_cast<double>(r.finished_micros - origin_micros)
+                                                      : 0.0);
       ++progress_.candidates;
       if (r.outcome == Outcome::kMiss || r.outcome == Outcome::kPartialHit) ++progress_.dispatched;
       completion_seq_ = std::max(completion_seq_, r.completion_seq);
       algorithm_->CountRecordedProposal();
       Counted(r);
     }
+    trace_offset_seconds_ = std::max(0.0, replay_seconds_);
+    replay_seconds_ = -1;
     progress_.candidates += static_cast<int64_t>(redispatch.size());
     for (size_t i = 0; i < redispatch.size(); ++i) algorithm_->CountRecordedProposal();
     rng_ = Rng(spec.seed() ^ (0x9e3779b97f4a7c15ull * static_cast<uint64_t>(previous->size() + 1)));

@@ -145,6 +145,9 @@ class Controller {
   int64_t proposals_since_dispatch_ = 0;
   bool db_failed_ = false;
   double start_seconds_ = 0;
+  // --resume: the trace time of the result being replayed (-1 outside the replay) and the
+  // trace time at which this run continues.
+  double replay_seconds_ = -1, trace_offset_seconds_ = 0;
   std::vector<double> reference_;
 };
 

@@ -9,6 +9,7 @@
 #include <map>
 #include <set>
 
+#include "absl/time/clock.h"
 #include "core/memory_model.h"
 #include "core/model_config.h"
 #include "core/model_test_util.h"
@@ -57,6 +58,7 @@ class ControllerTest : public ::testing::Test {
   // shrink. Depends only on what the candidate computes, like a real evaluation.
   EvaluationResult Evaluate(const Candidate& c) {
     ++calls_;
+    if (eval_millis_ > 0) absl::SleepFor(absl::Milliseconds(eval_millis_));
     EvaluationResult r;
     auto plan = CompileCandidate(c, model_, 1024);
     if (!plan.ok()) {
@@ -135,6 +137,7 @@ class ControllerTest : public ::testing::Test {
   ExperimentSpec spec_;
   std::unique_ptr<SearchSpace> space_;
   std::atomic<int> calls_{0};
+  int eval_millis_ = 0;
 };
 
 TEST_F(ControllerTest, RunsToTheBudgetAndRecordsEveryCandidate) {
@@ -185,7 +188,9 @@ TEST_F(ControllerTest, ResumeLosesAndRepeatsNoEvaluation) {
   const std::string db = Db("resume");
   std::atomic<bool> stop{false};
   StopAfter sink(&stop, 12);
+  eval_millis_ = 20;  // 12+ evaluations on 3 threads: the first run lasts >= 80 ms
   Run first = Search(db, 3, false, &stop, &sink);
+  eval_millis_ = 0;
   ASSERT_TRUE(first.result.ok());
   const int64_t done_first = first.result->progress.evaluations;
   EXPECT_GE(done_first, 12);
@@ -223,6 +228,14 @@ TEST_F(ControllerTest, ResumeLosesAndRepeatsNoEvaluation) {
   int recovered = 0;
   for (const CandidateRecord& r : second.rows) recovered += r.worker == "recovered from cache";
   EXPECT_EQ(recovered, 2);
+  // The wall-time trace continues the first run's instead of restarting at 0: replayed
+  // results sit at their recorded times, and time never goes backwards.
+  const auto& trace = second.result->trace;
+  ASSERT_GE(trace.size(), first.rows.size());
+  const size_t replayed = first.rows.size() - 2;
+  EXPECT_GE(trace[replayed - 1].seconds, 0.03);
+  EXPECT_GE(trace[replayed - 1].seconds, 0.5 * first.result->trace.back().seconds);
+  for (size_t i = 1; i < trace.size(); ++i) EXPECT_GE(trace[i].seconds, trace[i - 1].seconds) << i;
 }
 
 TEST_F(ControllerTest, WithoutCacheEveryCandidateIsEvaluated) {

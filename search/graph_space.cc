@@ -12,8 +12,6 @@ namespace {
 
 using Op = PipelineOp;
 
-bool IsStage(Op::Type t) { return t == Op::SPLIT_OUTLIERS || t == Op::QUANTIZE || t == Op::RESIDUAL_QUANTIZE; }
-
 template <typename T>
 T Pick(const google::protobuf::RepeatedField<T>& values, T fallback, Rng& rng) {
   return values.empty() ? fallback : values.Get(rng.Uniform(values.size()));
