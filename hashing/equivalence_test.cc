@@ -57,7 +57,9 @@ class EquivalenceTest : public ::testing::Test {
     auto probed = hasher_->functional().Hash((*context_)->fingerprint(),
                                              [&](OutputSink& sink) { return hasher_->probe().Run(c, sink); });
     EXPECT_TRUE(probed.ok()) << probed.status();
-    if (probed.ok()) EXPECT_EQ(h->functional, *probed) << "the structural pre-check answered differently from the probe";
+    if (probed.ok()) {
+      EXPECT_EQ(h->functional, *probed) << "the structural pre-check answered differently from the probe";
+    }
     return *h;
   }
 
