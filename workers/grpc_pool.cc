@@ -204,6 +204,7 @@ class GrpcWorkerPool::Impl {
     int in_flight = 0;
     bool healthy = false, incompatible = false, removed = false, describing = false;
     std::string refused;  // why the worker refused our credentials, if it did
+    std::string last_error;  // why the last Describe failed, if it did
     int failures = 0;
     absl::Time retry_after = absl::InfinitePast();  // next Describe of an unhealthy worker
     absl::Time paused_until = absl::InfinitePast();  // no dispatch before (it said it was full)
@@ -269,6 +270,7 @@ class GrpcWorkerPool::Impl {
         b->healthy = true;
         b->failures = 0;
         b->refused.clear();
+        b->last_error.clear();
         if (!options_.context_fingerprint.empty() && !response->context_fingerprint().empty() &&
             response->context_fingerprint() != options_.context_fingerprint) {
           if (!b->incompatible) {
@@ -280,6 +282,7 @@ class GrpcWorkerPool::Impl {
       } else {
         b->healthy = false;
         ++b->failures;
+        b->last_error = absl::StrCat(absl::StatusCodeToString(static_cast<absl::StatusCode>(s.error_code())), ": ", s.error_message());
         b->retry_after = absl::Now() + absl::Milliseconds(std::min(10000, 250 << std::min(b->failures, 6)));
         if (s.error_code() == grpc::StatusCode::UNAUTHENTICATED || s.error_code() == grpc::StatusCode::PERMISSION_DENIED) {
           if (b->refused.empty()) {
@@ -396,6 +399,23 @@ class GrpcWorkerPool::Impl {
       }
     }
     const bool timed_out = now - last_usable_ > options_.deadline;
+    // Waiting on workers that cannot be reached is said, not silent: every 30 s (a quarter
+    // of the deadline if that is shorter), with each worker's last error and when the queued
+    // candidates will fail.
+    const absl::Duration warn_every = std::min(absl::Seconds(30), options_.deadline / 4);
+    if (any_usable_or_possible && !timed_out && now - last_usable_ >= warn_every &&
+        now - last_waiting_warning_ >= warn_every) {
+      last_waiting_warning_ = now;
+      std::vector<std::string> states;
+      for (const auto& [address, b] : backends_) {
+        if (b->removed) continue;
+        states.push_back(absl::StrCat(address, " (", b->last_error.empty() ? "no answer yet" : b->last_error, ")"));
+      }
+      std::fprintf(stderr,
+                   "search: no worker usable for %.0f s; %zu candidate(s) waiting, failing after %.0f s: %s\n",
+                   absl::ToDoubleSeconds(now - last_usable_), queue_.size(), absl::ToDoubleSeconds(options_.deadline),
+                   states.empty() ? "no worker address" : absl::StrJoin(states, ", ").c_str());
+    }
     if (any_usable_or_possible && !timed_out) return;
     if (timed_out) reasons.push_back(absl::StrCat("no worker was usable for ", absl::FormatDuration(options_.deadline)));
     const std::string why = absl::StrCat("no worker can evaluate: ", absl::StrJoin(reasons, "; "));
@@ -474,6 +494,7 @@ class GrpcWorkerPool::Impl {
   bool stopping_ = false;
   absl::Time last_resolve_;
   absl::Time last_usable_ = absl::Now();
+  absl::Time last_waiting_warning_ = absl::InfinitePast();
   std::map<std::string, int64_t> file_stamps_;
   std::thread manager_;
 };

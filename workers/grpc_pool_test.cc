@@ -192,5 +192,26 @@ TEST(GrpcPoolTest, WrongTokenFailsTheCandidateWithTheReason) {
   EXPECT_EQ((*w)->served(), 0);
 }
 
+TEST(GrpcPoolTest, UnreachableWorkersAreReportedWhileWaitingAndFailAfterTheDeadline) {
+  // Nothing listens on port 1: the wait is reported with the worker's error, then the
+  // queued candidate fails with the reason.
+  GrpcPoolOptions o;
+  o.targets = {"127.0.0.1:1"};
+  o.deadline = absl::Seconds(2);
+  auto pool = GrpcWorkerPool::Create(o);
+  ASSERT_TRUE(pool.ok());
+  Collector col;
+  testing::internal::CaptureStderr();
+  (*pool)->Submit(1, C(1), col.For(1));
+  const bool completed = col.WaitFor(1, absl::Seconds(20));
+  (*pool)->Shutdown();
+  const std::string log = testing::internal::GetCapturedStderr();
+  ASSERT_TRUE(completed) << "the candidate fails instead of waiting for ever";
+  ASSERT_EQ(col.errors.size(), 1u);
+  EXPECT_NE(col.errors[0].find("no worker was usable"), std::string::npos) << col.errors[0];
+  EXPECT_NE(log.find("no worker usable for"), std::string::npos) << log;
+  EXPECT_NE(log.find("127.0.0.1:1 (UNAVAILABLE"), std::string::npos) << log;
+}
+
 }  // namespace
 }  // namespace fecsearch
