@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <ctime>
+#include <tuple>
 
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -122,6 +123,9 @@ absl::StatusOr<std::unique_ptr<FecCache>> FecCache::Create(const FecCacheOptions
   for (auto& sh : cache->shards_) {
     absl::MutexLock lock(&sh->mu);
     cache->TrimToCapacity(*sh);
+    // A trim during the scan may have dropped live entries before later tombstones removed
+    // others: refill up to capacity with the most recently written entries from disk.
+    cache->RefillFromDisk(*sh);
     for (const auto& [h, slot] : sh->map) sh->tick = std::max(sh->tick, slot.tick);
   }
   cache->evictions_ = 0;
@@ -156,20 +160,52 @@ void FecCache::EvictIfNeeded(Shard& s) {
   const int64_t evict = size - keep;
   std::nth_element(ticks.begin(), ticks.begin() + (evict - 1), ticks.end(),
                    [](const auto& a, const auto& b) { return a.first < b.first; });
-  for (int64_t i = 0; i < evict; ++i) s.map.erase(ticks[i].second);
+  for (int64_t i = 0; i < evict; ++i) {
+    // Hit counters not yet saved leave with the entry: saved first.
+    auto it = s.map.find(ticks[i].second);
+    PersistSlot(s, it->first, it->second);
+    s.map.erase(it);
+  }
   evictions_ += evict;
 }
 
 void FecCache::TrimToCapacity(Shard& s) {
   const int64_t size = static_cast<int64_t>(s.map.size());
   if (size <= per_shard_capacity_) return;
-  std::vector<std::pair<uint64_t, Hash128>> ticks;
+  // Last-used times come from a coarse clock and tie; the later-written row counts as the
+  // more recent one.
+  std::vector<std::tuple<uint64_t, int64_t, Hash128>> ticks;
   ticks.reserve(size);
-  for (const auto& [key, slot] : s.map) ticks.emplace_back(slot.tick, key);
+  for (const auto& [key, slot] : s.map) {
+    auto row = s.on_disk.find(key);
+    ticks.emplace_back(slot.tick, row == s.on_disk.end() ? -1 : row->second, key);
+  }
   const int64_t evict = size - per_shard_capacity_;
-  std::nth_element(ticks.begin(), ticks.begin() + (evict - 1), ticks.end(),
-                   [](const auto& a, const auto& b) { return a.first < b.first; });
-  for (int64_t i = 0; i < evict; ++i) s.map.erase(ticks[i].second);
+  std::nth_element(ticks.begin(), ticks.begin() + (evict - 1), ticks.end(), [](const auto& a, const auto& b) {
+    return std::tie(std::get<0>(a), std::get<1>(a)) < std::tie(std::get<0>(b), std::get<1>(b));
+  });
+  for (int64_t i = 0; i < evict; ++i) s.map.erase(std::get<2>(ticks[i]));
+}
+
+void FecCache::RefillFromDisk(Shard& s) {
+  const int64_t room = per_shard_capacity_ - static_cast<int64_t>(s.map.size());
+  if (store_ == nullptr || room <= 0 || s.on_disk.size() <= s.map.size()) return;
+  std::vector<std::pair<int64_t, Hash128>> missing;
+  for (const auto& [h, row] : s.on_disk)
+    if (!s.map.contains(h)) missing.emplace_back(row, h);
+  const size_t n = std::min<size_t>(missing.size(), static_cast<size_t>(room));
+  std::partial_sort(missing.begin(), missing.begin() + n, missing.end(),
+                    [](const auto& a, const auto& b) { return a.first > b.first; });
+  for (size_t i = 0; i < n; ++i) {
+    auto row = store_->ReadRow(missing[i].first);
+    if (!row.ok() || row->num_evals == 0) continue;
+    Slot slot;
+    slot.entry = FromStored(*row);
+    slot.result_row = row->result_row;
+    slot.context = Intern(row->context);
+    slot.tick = static_cast<uint64_t>(std::max<int64_t>(0, row->last_used_micros));
+    s.map.emplace(missing[i].second, std::move(slot));
+  }
 }
 
 bool FecCache::LoadFromDisk(Shard& s, const Hash128& h) {
@@ -416,28 +452,30 @@ FecStats FecCache::stats() const {
   return st;
 }
 
+void FecCache::PersistSlot(Shard& s, const Hash128& h, Slot& slot) {
+  if (!slot.dirty || store_ == nullptr) return;
+  auto it = s.on_disk.find(h);
+  if (it == s.on_disk.end()) return;  // not durable yet
+  slot.dirty = false;
+  // A counters-only version pointing at the same stored result.
+  StoredEntry e = ToStored(h, slot.entry);
+  e.result_row = slot.result_row;
+  if (slot.context) e.context = *slot.context;
+  const Hash128 key = h;
+  Shard* shard = &s;
+  store_->Write(std::move(e), [shard, key](absl::StatusOr<WrittenRow> row) {
+    if (!row.ok()) return;
+    absl::MutexLock l(&shard->mu);
+    auto d = shard->on_disk.find(key);
+    if (d != shard->on_disk.end() && d->second < row->row) d->second = row->row;
+  });
+}
+
 absl::Status FecCache::PersistStats() {
   if (!store_) return absl::OkStatus();
   for (auto& sh : shards_) {
     absl::MutexLock lock(&sh->mu);
-    for (auto& [h, slot] : sh->map) {
-      if (!slot.dirty) continue;
-      slot.dirty = false;
-      auto it = sh->on_disk.find(h);
-      if (it == sh->on_disk.end()) continue;  // not durable yet
-      // A counters-only version pointing at the same stored result.
-      StoredEntry e = ToStored(h, slot.entry);
-      e.result_row = slot.result_row;
-      if (slot.context) e.context = *slot.context;
-      const Hash128 key = h;
-      Shard* shard = sh.get();
-      store_->Write(std::move(e), [shard, key](absl::StatusOr<WrittenRow> row) {
-        if (!row.ok()) return;
-        absl::MutexLock l(&shard->mu);
-        auto d = shard->on_disk.find(key);
-        if (d != shard->on_disk.end() && d->second < row->row) d->second = row->row;
-      });
-    }
+    for (auto& [h, slot] : sh->map) PersistSlot(*sh, h, slot);
   }
   return absl::OkStatus();
 }

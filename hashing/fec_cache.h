@@ -147,9 +147,14 @@ class FecCache {
   void EvictIfNeeded(Shard& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
   // Keeps the shard's `per_shard_capacity_` most recently used entries (warm start).
   void TrimToCapacity(Shard& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
+  // Warm start: fills the shard up to capacity with the latest-written entries on disk that
+  // are not in memory.
+  void RefillFromDisk(Shard& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
   // Loads an entry evicted from memory; false if absent or unreadable.
   bool LoadFromDisk(Shard& s, const Hash128& h) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
   void Forget(Shard& s, const Hash128& h) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
+  // Writes a durable entry's unsaved hit counters (a counters-only row).
+  void PersistSlot(Shard& s, const Hash128& h, Slot& slot) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
   StoredEntry ToStored(const Hash128& h, const FecEntry& e) const;
   const std::string* Intern(const std::string& context);
 

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <ctime>
 #include <fstream>
 #include <set>
 #include <thread>
@@ -126,6 +127,44 @@ TEST(FecCacheTest, LruEvictsTheLeastRecentlyUsed) {
   EXPECT_EQ(cache->stats().evictions, 1);
 }
 
+TEST(FecCacheTest, WarmStartFillsMemoryToCapacityWhenForgottenEntriesFollowATrim) {
+  // The log holds H(40..45), then tombstones for the three latest. Loading with capacity 2
+  // trims during the scan (to H(43), H(44)) before the tombstones remove them: the live
+  // H(40..42) must still fill memory, the latest written first.
+  const std::string path = TestTempDir("fec_refill") + "/cache.db";
+  unlink(path.c_str());
+  {
+    auto store = CacheStore::Open(path, false);
+    ASSERT_TRUE(store.ok()) << store.status();
+    FecCacheOptions o;
+    o.shards = 1;
+    auto cache = Make(o, store->get());
+    for (int i = 0; i < 6; ++i) {
+      cache->Lookup(H(40 + i), nullptr);
+      ASSERT_TRUE(cache->Complete(H(40 + i), i, Result(1.0 + i), "ctx").ok());
+    }
+  }
+  {
+    auto store = CacheStore::Open(path, false);
+    FecCacheOptions o;
+    o.shards = 1;
+    o.remove_probability = 1;
+    auto cache = Make(o, store->get());
+    for (int i = 3; i < 6; ++i) EXPECT_EQ(cache->Lookup(H(40 + i), nullptr).kind, FecCache::Kind::kMiss);
+    for (int i = 3; i < 6; ++i) cache->Abandon(H(40 + i), absl::CancelledError("test"));
+  }
+  auto store = CacheStore::Open(path, false);
+  FecCacheOptions o;
+  o.shards = 1;
+  o.capacity = 2;
+  auto cache = Make(o, store->get());
+  EXPECT_EQ(cache->stats().entries, 3);
+  EXPECT_EQ(cache->stats().in_memory, 2);
+  for (uint64_t i : {41, 42}) EXPECT_TRUE(cache->Peek(H(i)).has_value()) << i;
+  EXPECT_EQ(cache->stats().disk_reads, 0);
+  for (uint64_t i : {43, 44, 45}) EXPECT_FALSE(cache->Peek(H(i)).has_value()) << i;
+}
+
 TEST(FecCacheTest, WarmStartKeepsTheMostRecentlyUsedAndHonoursForgetting) {
   const std::string path = TestTempDir("fec_warm") + "/cache.db";
   unlink(path.c_str());
@@ -135,14 +174,19 @@ TEST(FecCacheTest, WarmStartKeepsTheMostRecentlyUsedAndHonoursForgetting) {
     FecCacheOptions o;
     o.shards = 1;
     auto cache = Make(o, store->get());
+    // Last-used times come from the coarse clock (a few ms per tick): accesses that must be
+    // told apart are spaced by more than two of its ticks.
+    timespec res{};
+    clock_getres(CLOCK_REALTIME_COARSE, &res);
+    const auto gap = std::chrono::nanoseconds(2 * (res.tv_sec * 1000000000L + res.tv_nsec)) + std::chrono::milliseconds(1);
     for (int i = 0; i < 6; ++i) {
       cache->Lookup(H(30 + i), nullptr);
       ASSERT_TRUE(cache->Complete(H(30 + i), i, Result(1.0 + i), "ctx").ok());
-      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      std::this_thread::sleep_for(gap);
     }
     // H(30) and H(31) become the most recently used; H(35) is forgotten.
     EXPECT_EQ(cache->Lookup(H(30), nullptr).kind, FecCache::Kind::kHit);
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    std::this_thread::sleep_for(gap);
     EXPECT_EQ(cache->Lookup(H(31), nullptr).kind, FecCache::Kind::kHit);
   }
   {
@@ -211,6 +255,35 @@ TEST(FecCacheTest, PersistentEntriesSurviveEvictionAndReopening) {
   EvaluationResult stored;
   ASSERT_TRUE(stored.ParseFromString(row->result));
   EXPECT_EQ(stored.objectives().mean_nll(), 1.0);
+}
+
+TEST(FecCacheTest, HitCountersOfAnEntryEvictedFromMemoryAreKept) {
+  const std::string path = TestTempDir("fec_evict_hits") + "/cache.db";
+  unlink(path.c_str());
+  {
+    auto store = CacheStore::Open(path, false);
+    ASSERT_TRUE(store.ok()) << store.status();
+    FecCacheOptions o;
+    o.capacity = 2;
+    o.shards = 1;
+    auto cache = Make(o, store->get());
+    for (int i = 0; i < 2; ++i) {
+      cache->Lookup(H(50 + i), nullptr);
+      ASSERT_TRUE(cache->Complete(H(50 + i), i, Result(1.0 + i), "ctx").ok());
+    }
+    ASSERT_EQ(cache->Lookup(H(50), nullptr).kind, FecCache::Kind::kHit);
+    ASSERT_EQ(cache->Lookup(H(50), nullptr).kind, FecCache::Kind::kHit);
+    for (int i = 2; i < 4; ++i) {  // evict H(51), then H(50) with its unsaved hits
+      cache->Lookup(H(50 + i), nullptr);
+      ASSERT_TRUE(cache->Complete(H(50 + i), i, Result(1.0 + i), "ctx").ok());
+    }
+    ASSERT_EQ(cache->stats().evictions, 2);
+  }
+  auto store = CacheStore::Open(path, false);
+  auto cache = Make(FecCacheOptions(), store->get());
+  auto e = cache->Peek(H(50));
+  ASSERT_TRUE(e.has_value());
+  EXPECT_EQ(e->hits, 2);
 }
 
 TEST(FecCacheTest, CorruptAndForeignFilesAreRefused) {
