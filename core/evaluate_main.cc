@@ -10,7 +10,9 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "core/evaluator.h"
 #include "core/paths.h"
@@ -120,9 +122,12 @@ int Main() {
   std::printf("effective bits       %.3f bits/element measured (%.3f at window end; analytic %.3f at %lld tokens)\n",
               o.effective_bits(), r.end_of_window_effective_bits(), r.analytic_effective_bits(),
               static_cast<long long>(r.deployment_context()));
-  std::printf("compression ratio    %.2fx vs fp16 (%lld of %lld bytes, summed over chunk boundaries)\n",
+  std::printf("compression ratio    %.2fx vs fp16 (%lld of %lld byte-boundaries: bytes summed over chunk boundaries)\n",
               r.compression_ratio(), static_cast<long long>(r.cache_bytes()),
               static_cast<long long>(r.fp16_cache_bytes()));
+  std::vector<std::string> sizes;
+  for (int64_t b : r.end_of_window_cache_bytes()) sizes.push_back(absl::StrCat(b));
+  std::printf("cache at window end  %s bytes (one per window)\n", absl::StrJoin(sizes, ", ").c_str());
   std::printf("tokens scored        %lld\n", static_cast<long long>(r.tokens_scored()));
   std::printf("cost                 %.3f s\n", r.cost_seconds());
   std::printf("\nlayer  bits/elem  kept tokens  attention rel. error (probe)\n");

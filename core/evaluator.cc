@@ -419,6 +419,7 @@ EvaluationResult Evaluator::EvaluatePlan(ModelPlan plan) const {
   const ModelConfig& c = ctx.config();
   double nll = 0, cache_bits = 0, fp16_bits = 0, end_ratio = 0;
   long scored = 0;
+  std::vector<int64_t> end_bytes;
   std::vector<double> layer_cache(c.num_layers, 0), layer_fp16(c.num_layers, 0), layer_kept(c.num_layers, 0);
   for (const ForwardResult& w : windows) {
     nll += w.nll_sum;
@@ -435,6 +436,7 @@ EvaluationResult Evaluator::EvaluatePlan(ModelPlan plan) const {
       layer_kept[l] += ls.end_total_tokens > 0 ? static_cast<double>(ls.end_kept_tokens) / ls.end_total_tokens : 1.0;
     }
     end_ratio += end_fp16 > 0 ? end_cache / end_fp16 : 1.0;
+    end_bytes.push_back(static_cast<int64_t>(std::llround(end_cache / 8)));
   }
   const EvaluationContext::Baseline& base = ctx.baseline();
   EvaluationResult r;
@@ -452,6 +454,7 @@ EvaluationResult Evaluator::EvaluatePlan(ModelPlan plan) const {
   r.set_cache_bytes(static_cast<int64_t>(std::llround(cache_bits / 8)));
   r.set_fp16_cache_bytes(static_cast<int64_t>(std::llround(fp16_bits / 8)));
   r.set_end_of_window_effective_bits(16.0 * end_ratio / std::max(1, n));
+  for (int64_t b : end_bytes) r.add_end_of_window_cache_bytes(b);
   r.set_deployment_context(spec.deployment_context());
   r.set_analytic_effective_bits(plan.exact ? 16.0 : AnalyticPlanBits(plan, c, spec.deployment_context()));
   r.set_tokens_scored(scored);

@@ -96,6 +96,13 @@ TEST_F(EvaluatorTest, MeasuredMemoryMatchesTheAnalyticFigure) {
   EXPECT_NEAR(r.analytic_effective_bits(), 4.5 + 64.0 / 32768 * 12, 1e-9);
   // Averaged over chunk boundaries the fp16 window weighs more than at the end.
   EXPECT_GT(r.objectives().effective_bits(), r.end_of_window_effective_bits());
+  // The bytes stored at each window's end: every layer, KV head, channel, keys and values.
+  const ModelConfig& m = evaluator_->context().config();
+  const double elements_per_token = 2.0 * m.num_layers * m.num_kv_heads * m.head_dim;
+  ASSERT_EQ(r.end_of_window_cache_bytes_size(), evaluator_->context().spec().eval_windows_size());
+  for (int64_t bytes : r.end_of_window_cache_bytes()) {
+    EXPECT_EQ(bytes, std::llround((960 * 4.5 + 64 * 16) * elements_per_token / 8));
+  }
 }
 
 TEST_F(EvaluatorTest, MeasuredMemoryMatchesTheAnalyticFigureAcrossFormats) {

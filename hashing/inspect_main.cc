@@ -225,10 +225,16 @@ int Show(const CacheStore& store, const std::string& db_path, const std::string&
   std::printf("first candidate     %lld\n", static_cast<long long>(e.first_candidate_id));
   std::printf("context             %s\n", e.context.c_str());
   if (result.layers_size() > 0) {
-    std::printf("memory              %lld of %lld fp16 bytes (%.2fx), analytic %.3f bits at %lld tokens\n",
+    std::printf("memory              %.2fx vs fp16 (%.3f bits/element; %lld of %lld byte-boundaries, summed over chunk "
+                "boundaries); analytic %.3f bits/element at %lld tokens\n",
+                result.compression_ratio(), result.objectives().effective_bits(),
                 static_cast<long long>(result.cache_bytes()), static_cast<long long>(result.fp16_cache_bytes()),
-                result.compression_ratio(), result.analytic_effective_bits(),
-                static_cast<long long>(result.deployment_context()));
+                result.analytic_effective_bits(), static_cast<long long>(result.deployment_context()));
+    if (result.end_of_window_cache_bytes_size() > 0) {
+      std::vector<std::string> sizes;
+      for (int64_t b : result.end_of_window_cache_bytes()) sizes.push_back(absl::StrCat(b));
+      std::printf("end-of-window cache %s bytes (one per window)\n", absl::StrJoin(sizes, ", ").c_str());
+    }
   }
   if (candidates.empty()) {
     std::printf("\nNo candidate records reference this hash (cache written without a search database?).\n");
