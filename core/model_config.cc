@@ -76,25 +76,25 @@ absl::StatusOr<ModelConfig> ParseModelConfig(const std::string& json_text,
     }
     c.rms_norm_eps = j["rms_norm_eps"].get<double>();
   }
-  // RoPE: `rope_theta` (older transformers) or `rope_parameters.rope_theta` (newer).
-  const nlohmann::json* rope = nullptr;
-  if (j.contains("rope_parameters") && j["rope_parameters"].is_object()) {
-    rope = &j["rope_parameters"];
-  } else if (j.contains("rope_scaling") && j["rope_scaling"].is_object()) {
-    rope = &j["rope_scaling"];
-  }
-  if (rope != nullptr) {
-    std::string type = "default";
-    if (rope->contains("rope_type") && (*rope)["rope_type"].is_string()) type = (*rope)["rope_type"];
-    if (type != "default") {
-      return absl::InvalidArgumentError(
-          absl::StrCat(where, ": rope_type '", type, "' is not supported (only 'default')"));
-    }
-    if (rope->contains("rope_theta")) {
-      if (!(*rope)["rope_theta"].is_number()) {
-        return absl::InvalidArgumentError(absl::StrCat(where, ": rope_parameters.rope_theta must be a number"));
+  // RoPE: `rope_theta` (older transformers) or `rope_parameters.rope_theta` (newer). Scaled
+  // RoPE variants (`rope_type`, or `type` in older `rope_scaling` objects) are refused rather
+  // than silently run unscaled.
+  for (const char* key : {"rope_scaling", "rope_parameters"}) {
+    if (!j.contains(key) || !j[key].is_object()) continue;
+    const nlohmann::json& rope = j[key];
+    for (const char* type_key : {"rope_type", "type"}) {
+      if (!rope.contains(type_key)) continue;
+      const std::string type = rope[type_key].is_string() ? rope[type_key].get<std::string>() : rope[type_key].dump();
+      if (type != "default") {
+        return absl::InvalidArgumentError(absl::StrCat(where, ": ", key, ".", type_key, " '", type,
+                                                       "' is not supported (only default RoPE)"));
       }
-      c.rope_theta = (*rope)["rope_theta"].get<double>();
+    }
+    if (rope.contains("rope_theta")) {
+      if (!rope["rope_theta"].is_number()) {
+        return absl::InvalidArgumentError(absl::StrCat(where, ": ", key, ".rope_theta must be a number"));
+      }
+      c.rope_theta = rope["rope_theta"].get<double>();
     }
   }
   if (j.contains("rope_theta")) {

@@ -184,6 +184,19 @@ TEST(LoaderErrorsTest, BadConfigIsNamed) {
   m = LlamaModel::Load(dir);
   ASSERT_FALSE(m.ok());
   EXPECT_NE(m.status().message().find("num_key_value_heads"), std::string::npos) << m.status();
+  // Scaled RoPE is refused, in either spelling, rather than run unscaled.
+  WriteModelVariant(kGqaFixture, dir, "", [](nlohmann::json& c) {
+    c["rope_scaling"] = {{"type", "linear"}, {"factor", 8}};
+  });
+  m = LlamaModel::Load(dir);
+  ASSERT_FALSE(m.ok());
+  EXPECT_NE(m.status().message().find("rope_scaling.type 'linear'"), std::string::npos) << m.status();
+  WriteModelVariant(kGqaFixture, dir, "", [](nlohmann::json& c) {
+    c["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4}};
+  });
+  m = LlamaModel::Load(dir);
+  ASSERT_FALSE(m.ok());
+  EXPECT_NE(m.status().message().find("rope_scaling.rope_type 'yarn'"), std::string::npos) << m.status();
   std::ofstream(dir + "/config.json") << "{not json";
   m = LlamaModel::Load(dir);
   ASSERT_FALSE(m.ok());
