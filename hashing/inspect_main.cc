@@ -67,6 +67,11 @@ std::string Time(int64_t micros) {
   return absl::FormatTime("%Y-%m-%d %H:%M:%S", absl::FromUnixMicros(micros), absl::UTCTimeZone());
 }
 
+// For files and scripts: ISO 8601 in UTC, e.g. 2026-11-27T11:30:03Z.
+std::string IsoTime(int64_t micros) {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixMicros(micros), absl::UTCTimeZone());
+}
+
 nlohmann::json EntryJson(const Entry& x) {
   const StoredEntry& e = x.e;
   return {{"hash", e.hash.Hex()},
@@ -78,8 +83,8 @@ nlohmann::json EntryJson(const Entry& x) {
           {"hits", e.hits},
           {"partial_hits", e.partial_hits},
           {"first_candidate_id", e.first_candidate_id},
-          {"created", Time(e.created_micros)},
-          {"last_used", Time(e.last_used_micros)},
+          {"created", IsoTime(e.created_micros)},
+          {"last_used", IsoTime(e.last_used_micros)},
           {"eval_seconds", e.eval_seconds},
           {"context", e.context}};
 }
@@ -276,13 +281,13 @@ int Export(const CacheStore& store) {
   auto entries = LatestEntries(store);
   if (!entries.ok()) return Fail(std::string(entries.status().message()), 1);
   const std::string format = absl::GetFlag(FLAGS_format);
-  if (format == "json") {
+  if (format != "csv" && format != "json") return Fail(absl::StrCat("--format: '", format, "' is not csv or json"), 2);
+  if (format == "json" || absl::GetFlag(FLAGS_json)) {
     nlohmann::json j = nlohmann::json::array();
     for (const Entry& x : *entries) j.push_back(EntryJson(x));
     std::cout << j.dump(1) << std::endl;
     return 0;
   }
-  if (format != "csv") return Fail(absl::StrCat("--format: '", format, "' is not csv or json"), 2);
   std::printf("hash,mean_nll,perplexity,perplexity_increase_percent,effective_bits,num_evals,hits,partial_hits,"
               "first_candidate_id,created,last_used,eval_seconds,context\n");
   for (const Entry& x : *entries) {
@@ -290,8 +295,8 @@ int Export(const CacheStore& store) {
     std::printf("%s,%.9g,%.9g,%.9g,%.9g,%d,%lld,%lld,%lld,%s,%s,%.6g,%s\n", e.hash.Hex().c_str(), e.mean_nll,
                 e.perplexity, e.perplexity_increase_percent, e.effective_bits, e.num_evals,
                 static_cast<long long>(e.hits), static_cast<long long>(e.partial_hits),
-                static_cast<long long>(e.first_candidate_id), Time(e.created_micros).c_str(),
-                Time(e.last_used_micros).c_str(), e.eval_seconds, Csv(e.context).c_str());
+                static_cast<long long>(e.first_candidate_id), IsoTime(e.created_micros).c_str(),
+                IsoTime(e.last_used_micros).c_str(), e.eval_seconds, Csv(e.context).c_str());
   }
   return 0;
 }
@@ -307,7 +312,9 @@ int Main(const std::vector<char*>& args) {
   if (command == "stats") return Stats(**store, db_path);
   if (command == "top") {
     int n = 10;
-    if (args.size() > 2 && !absl::SimpleAtoi(args[2], &n)) return Fail(absl::StrCat("top: '", args[2], "' is not a number"), 2);
+    if (args.size() > 2 && (!absl::SimpleAtoi(args[2], &n) || n < 1)) {
+      return Fail(absl::StrCat("top: '", args[2], "' is not a positive number of entries"), 2);
+    }
     return Top(**store, n);
   }
   if (command == "show") {

@@ -44,6 +44,8 @@ grep -q "genome {" show.txt || fail "show prints no genome"
 "$INSPECT" --db=s.db export --format=csv > cache.csv || fail "export csv"
 [ "$(($(wc -l < cache.csv) - 1))" = "$(sqlite3 s.db 'SELECT count(DISTINCT hash) FROM fec_cache')" ] || fail "csv rows != entries"
 "$INSPECT" --db=s.db export --format=json | /usr/bin/python3 -c 'import json,sys; assert len(json.load(sys.stdin)) > 0' || fail "export json"
+"$INSPECT" --db=s.db --json export | /usr/bin/python3 -c 'import json,sys; j=json.load(sys.stdin); assert j[0]["created"].endswith("Z"), j[0]' \
+  || fail "export --json is not JSON with UTC times"
 
 # Bad input: clear message, non-zero exit, no crash.
 "$INSPECT" --db=s.db show nothex 2>err.txt; [ $? -eq 2 ] && grep -q "not a 32-digit hex hash" err.txt || fail "bad hash: $(cat err.txt)"
@@ -51,6 +53,7 @@ grep -q "genome {" show.txt || fail "show prints no genome"
 head -c 3000 /dev/urandom > junk.db
 "$INSPECT" --db=junk.db stats 2>err.txt; [ $? -eq 2 ] && grep -q "corrupt or not a SQLite database" err.txt || fail "junk db: $(cat err.txt)"
 "$INSPECT" --db=s.db frobnicate 2>err.txt; [ $? -eq 2 ] || fail "unknown command accepted"
+"$INSPECT" --db=s.db top -- -5 2>err.txt; [ $? -eq 2 ] && grep -q "not a positive number" err.txt || fail "top -5: $(cat err.txt)"
 
 # While a search writes.
 "$SEARCH" --experiment="$SPEC" --db=live.db --max_evaluations=150 --progress=none >/dev/null 2>live.err &
