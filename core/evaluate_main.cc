@@ -85,6 +85,8 @@ int Main() {
   }
   if (!absl::GetFlag(FLAGS_model).empty()) spec.set_model_path(absl::GetFlag(FLAGS_model));
   if (!absl::GetFlag(FLAGS_text).empty()) spec.set_text_path(absl::GetFlag(FLAGS_text));
+  if (absl::GetFlag(FLAGS_chunk) < 0) return Fail(absl::StrCat("--chunk: ", absl::GetFlag(FLAGS_chunk), " tokens is negative"), 2);
+  if (absl::GetFlag(FLAGS_threads) < 1) return Fail(absl::StrCat("--threads: ", absl::GetFlag(FLAGS_threads), " is not at least 1"), 2);
   if (absl::GetFlag(FLAGS_chunk) > 0) spec.set_chunk_length(absl::GetFlag(FLAGS_chunk));
   spec.set_threads(absl::GetFlag(FLAGS_threads));
   if (!absl::GetFlag(FLAGS_windows).empty()) {
