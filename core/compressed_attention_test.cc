@@ -2,6 +2,7 @@
 // attention written here: the evaluation protocol's invariants one operator at a time.
 #include "core/compressed_attention.h"
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <vector>
@@ -103,6 +104,51 @@ class CompressedAttentionTest : public ::testing::Test {
     return p;
   }
 
+  // Output of query head h at the last position when the cache before the last chunk holds
+  // `cached` (positions, stored as fp16) and the last chunk is seen uncompressed.
+  std::vector<double> LastRow(int h, const std::vector<int>& cached) const {
+    const int t = kT - 1, s = kT - kChunk, g = h / (kHeads / kKvHeads);
+    std::vector<int> pos = cached;
+    for (int u = s; u <= t; ++u) pos.push_back(u);
+    std::vector<double> w;
+    double m = -1e300;
+    for (int u : pos) {
+      double dot = 0;
+      for (int i = 0; i < kHeadDim; ++i) {
+        const float k = u < s ? RoundToFp16(k_(u, g * kHeadDim + i)) : k_(u, g * kHeadDim + i);
+        dot += double{q_(t, h * kHeadDim + i)} * k;
+      }
+      w.push_back(dot / std::sqrt(double{kHeadDim}));
+      m = std::max(m, w.back());
+    }
+    double z = 0;
+    for (double& x : w) z += (x = std::exp(x - m));
+    std::vector<double> out(kHeadDim, 0);
+    for (int i = 0; i < kHeadDim; ++i) {
+      for (size_t j = 0; j < pos.size(); ++j) {
+        const int u = pos[j];
+        const float v = u < s ? RoundToFp16(v_(u, g * kHeadDim + i)) : v_(u, g * kHeadDim + i);
+        out[i] += w[j] / z * v;
+      }
+    }
+    return out;
+  }
+
+  // Greedy eviction with a fixed score per token, as the protocol runs it: after every chunk
+  // the cache keeps the ceil(ratio x tokens seen) best-scoring tokens (ties: the more recent).
+  // Returns the cached positions before the last chunk.
+  static std::vector<int> GreedyKept(const std::vector<double>& score, double ratio) {
+    std::vector<int> alive;
+    for (int e = kChunk; e < kT; e += kChunk) {
+      for (int p = e - kChunk; p < e; ++p) alive.push_back(p);
+      const size_t budget = static_cast<size_t>(std::ceil(ratio * e - 1e-9));
+      std::sort(alive.begin(), alive.end(), [&](int a, int b) { return score[a] != score[b] ? score[a] > score[b] : a > b; });
+      if (alive.size() > budget) alive.resize(budget);
+      std::sort(alive.begin(), alive.end());
+    }
+    return alive;
+  }
+
   static double MaxAbsDiff(const RowMatrix& a, const RowMatrix& b, int first_row = 0, int rows = kT) {
     return (a.middleRows(first_row, rows) - b.middleRows(first_row, rows)).cwiseAbs().maxCoeff();
   }
@@ -192,41 +238,44 @@ TEST_F(CompressedAttentionTest, EvictionKeepsTheRatioAndRatioOneChangesNothing) 
 
 TEST_F(CompressedAttentionTest, StreamingLlmKeepsTheMostRecentTokens) {
   // With keys and values otherwise exact, StreamingLLM at ratio 1/2 equals attention over
-  // the most recent half: check the last query against the naive formula restricted so.
+  // the most recent half: before the last chunk the cache held 80 tokens and kept the newest
+  // 40; the last chunk's queries see those plus their own chunk.
   LayerPlan p;
   p.eviction.policy = STREAMING_LLM;
   p.eviction.keep_ratio = 0.5;
   const RowMatrix out = Run(p);
-  // The cache before the last chunk held 80 tokens; eviction after it kept the newest 40.
-  // The last chunk's queries see those 40 plus their own chunk.
-  const int t = kT - 1, s = kT - kChunk, kept_from = s - (s / 2);
-  const int rep = kHeads / kKvHeads;
+  std::vector<int> kept;
+  for (int u = 40; u < kT - kChunk; ++u) kept.push_back(u);
   for (int h = 0; h < kHeads; ++h) {
-    const int g = h / rep;
-    std::vector<double> w;
-    std::vector<int> pos;
-    for (int u = kept_from; u <= t; ++u) pos.push_back(u);
-    double m = -1e300;
-    for (int u : pos) {
-      double dot = 0;
+    const std::vector<double> want = LastRow(h, kept);
+    for (int i = 0; i < kHeadDim; ++i) EXPECT_NEAR(out(kT - 1, h * kHeadDim + i), want[i], 1e-4) << h << " " << i;
+  }
+}
+
+TEST_F(CompressedAttentionTest, NormPoliciesKeepTheTokensTheirScoresRank) {
+  // Key-norm keeps the smallest key norms, value-norm (VaN) the largest value norms, per KV
+  // head, re-selected after every chunk.
+  for (EvictionPolicy policy : {KEY_NORM, VALUE_NORM}) {
+    LayerPlan p;
+    p.eviction.policy = policy;
+    p.eviction.keep_ratio = 0.5;
+    p.eviction.tap_values = policy == VALUE_NORM;
+    const RowMatrix out = Run(p);
+    for (int h = 0; h < kHeads; ++h) {
+      const int g = h / (kHeads / kKvHeads);
+      std::vector<double> score(kT);
+      for (int u = 0; u < kT; ++u) {
+        double n = 0;
+        for (int i = 0; i < kHeadDim; ++i) {
+          const double x = policy == KEY_NORM ? k_(u, g * kHeadDim + i) : v_(u, g * kHeadDim + i);
+          n += x * x;
+        }
+        score[u] = policy == KEY_NORM ? -std::sqrt(n) : std::sqrt(n);
+      }
+      const std::vector<double> want = LastRow(h, GreedyKept(score, 0.5));
       for (int i = 0; i < kHeadDim; ++i) {
-        // Cached rows are fp16; the own chunk is not.
-        const float k = u < s ? RoundToFp16(k_(u, g * kHeadDim + i)) : k_(u, g * kHeadDim + i);
-        dot += double{q_(t, h * kHeadDim + i)} * k;
+        EXPECT_NEAR(out(kT - 1, h * kHeadDim + i), want[i], 1e-4) << EvictionPolicy_Name(policy) << " head " << h;
       }
-      w.push_back(dot / std::sqrt(double{kHeadDim}));
-      m = std::max(m, w.back());
-    }
-    double z = 0;
-    for (double& x : w) z += (x = std::exp(x - m));
-    for (int i = 0; i < kHeadDim; ++i) {
-      double o = 0;
-      for (size_t j = 0; j < pos.size(); ++j) {
-        const int u = pos[j];
-        const float v = u < s ? RoundToFp16(v_(u, g * kHeadDim + i)) : v_(u, g * kHeadDim + i);
-        o += w[j] / z * v;
-      }
-      EXPECT_NEAR(out(t, h * kHeadDim + i), o, 1e-4) << "head " << h << " dim " << i;
     }
   }
 }
