@@ -72,7 +72,7 @@ bool Controller::PopFor(std::chrono::milliseconds timeout, Event* e) {
 bool Controller::CanPropose(const Progress& p) const {
   const SearchSpec& s = options_.spec.search();
   if (options_.stop && options_.stop->load()) return false;
-  if (db_failed_) return false;
+  if (db_failed_ || failing_) return false;
   if (s.max_evaluations() > 0 && p.dispatched >= s.max_evaluations()) return false;
   if (s.max_candidates() > 0 && p.candidates >= s.max_candidates()) return false;
   if (s.max_wall_seconds() > 0 && p.elapsed_seconds >= s.max_wall_seconds()) return false;
@@ -85,6 +85,19 @@ void Controller::Notify() {
   progress_.elapsed_seconds = NowSeconds() - start_seconds_;
   progress_.in_flight = static_cast<int>(live_.size());
   if (progress_sink_) progress_sink_->Update(progress_);
+}
+
+void Controller::NoteFailure(const std::string& why) {
+  last_failure_ = why;
+  ++failures_in_a_row_;
+  const int64_t limit = std::max<int64_t>(8, 2 * static_cast<int64_t>(pool_->Capacity()));
+  if (failures_in_a_row_ >= limit && !failing_) {
+    failing_ = true;
+    progress_.aborted = true;
+    if (progress_.stop_reason.empty()) {
+      progress_.stop_reason = absl::StrCat("evaluations keep failing (", failures_in_a_row_, " in a row); last: ", why);
+    }
+  }
 }
 
 void Controller::Finish(int64_t id, Outcome outcome, const Objectives* objectives, const EvaluationResult* result,
@@ -276,6 +289,7 @@ void Controller::Handle(Event e) {
       progress_.stop_reason = absl::StrCat("database write failed: ", e.durable.message());
     }
     db_failed_ = true;
+    progress_.aborted = true;
     return;
   }
   auto it = live_.find(e.id);
@@ -287,6 +301,7 @@ void Controller::Handle(Event e) {
     if (!e.durable.ok()) {
       if (progress_.stop_reason.empty()) progress_.stop_reason = absl::StrCat("database write failed: ", e.durable.message());
       db_failed_ = true;
+      progress_.aborted = true;
       return;
     }
     Counted(std::move(finished));
@@ -301,9 +316,16 @@ void Controller::Handle(Event e) {
       const Outcome planned = it->second.outcome;
       if (!e.result.ok()) {
         if (cache_ && has_key) cache_->Abandon(key, e.result.status());
+        if (absl::IsCancelled(e.result.status()) && cancelled_queued_) {
+          live_.erase(it);  // never dispatched: its row stays PENDING for --resume
+          return;
+        }
+        NoteFailure(std::string(e.result.status().message()));
+        --progress_.dispatched;  // a failed evaluation does not use the budget (resume counts alike)
         Finish(e.id, Outcome::kFailed, nullptr, nullptr, e.worker, e.attempts, std::string(e.result.status().message()));
         return;
       }
+      failures_in_a_row_ = 0;
       const EvaluationResult& r = *e.result;
       if (r.status().code() != 0) {
         if (cache_ && has_key) cache_->Abandon(key, absl::Status(static_cast<absl::StatusCode>(r.status().code()), r.status().message()));
@@ -345,6 +367,10 @@ void Controller::Handle(Event e) {
       return;
     }
     case Event::kMerged:
+      if (!e.entry.ok() && absl::IsCancelled(e.entry.status()) && cancelled_queued_) {
+        live_.erase(it);  // the evaluation it waited for was never dispatched: stays PENDING
+        return;
+      }
       if (!e.entry.ok()) {
         Finish(e.id, Outcome::kInvalid, nullptr, nullptr, "", 0, std::string(e.entry.status().message()));
       } else {
@@ -410,6 +436,10 @@ absl::StatusOr<SearchResult> Controller::Run() {
   }
   Notify();
   while (true) {
+    if (options_.stop && options_.stop->load() && !cancelled_queued_) {
+      cancelled_queued_ = true;
+      pool_->CancelQueued();
+    }
     // Fill the pool.
     while (static_cast<int>(live_.size()) < std::max(1, pool_->Capacity())) {
       progress_.elapsed_seconds = NowSeconds() - start_seconds_;
@@ -474,6 +504,10 @@ absl::StatusOr<SearchResult> Controller::Run() {
     } else {
       progress_.stop_reason = absl::StrCat("wall-time budget reached (", spec.max_wall_seconds(), " s)");
     }
+  }
+  if (progress_.evaluations == 0 && progress_.failed > 0 && !(options_.stop && options_.stop->load())) {
+    progress_.aborted = true;
+    progress_.stop_reason = absl::StrCat("no evaluation succeeded (", progress_.failed, " failed; last: ", last_failure_, ")");
   }
   progress_.finished = true;
   Notify();

@@ -48,6 +48,9 @@ struct Progress {
   int in_flight = 0;
   bool finished = false;
   std::string stop_reason;
+  // The search stopped because of an error (evaluations kept failing, the database could
+  // not be written): the CLI exits non-zero.
+  bool aborted = false;
 
   double hit_rate() const {
     const int64_t looked = hits + partial_hits + merges + misses;
@@ -112,6 +115,9 @@ class Controller {
   bool PopFor(std::chrono::milliseconds timeout, Event* e);
   bool CanPropose(const Progress& p) const;
   void Start(CandidateRecord record);  // hash, look up, dispatch
+  // Counts an evaluation that failed after the pool's retries; stops the search after too
+  // many in a row.
+  void NoteFailure(const std::string& why);
   void Finish(int64_t id, Outcome outcome, const Objectives* objectives, const EvaluationResult* result,
               const std::string& worker, int attempts, const std::string& error);
   void Handle(Event e);
@@ -144,6 +150,11 @@ class Controller {
   int64_t next_id_ = 1, completion_seq_ = 0;
   int64_t proposals_since_dispatch_ = 0;
   bool db_failed_ = false;
+  bool cancelled_queued_ = false;  // told the pool that the search is stopping
+  // Evaluations that failed (after the pool's retries) since the last one that succeeded.
+  int64_t failures_in_a_row_ = 0;
+  std::string last_failure_;
+  bool failing_ = false;  // too many in a row: stop proposing
   double start_seconds_ = 0;
   // --resume: the trace time of the result being replayed (-1 outside the replay) and the
   // trace time at which this run continues.

@@ -34,6 +34,10 @@ class EvaluationPool {
   virtual std::string Describe() const = 0;
   // Finishes (or hands back) queued work and stops.
   virtual void Shutdown() = 0;
+  // The search is stopping: work not yet handed to an evaluator completes now with
+  // CANCELLED instead of waiting for one (--resume dispatches it again). Work already
+  // running finishes.
+  virtual void CancelQueued() {}
 };
 
 // Runs evaluations on local threads. Thread-safe.

@@ -231,7 +231,9 @@ int Main() {
     (void)(*db)->SetExperimentStatus(experiment_id, "failed");
     return Fail(result.status(), 1);
   }
-  (void)(*db)->SetExperimentStatus(experiment_id, g_stop.load() ? "interrupted" : "finished");
+  (void)(*db)->SetExperimentStatus(experiment_id, result->progress.aborted ? "failed"
+                                                  : g_stop.load()            ? "interrupted"
+                                                                             : "finished");
   if (cache) (void)cache->PersistStats();
 
   // 6. The front, the report, where things are.
@@ -281,6 +283,10 @@ int Main() {
   std::printf("\nDatabase: %s (experiment %lld)\nReport:   %s\n", db_path.c_str(), static_cast<long long>(experiment_id),
               report_path.c_str());
   std::printf("Inspect the cache: bazel run //hashing:inspect -- --db=%s stats\n", db_path.c_str());
+  if (p.aborted) {
+    std::fprintf(stderr, "search: stopped by an error: %s\n", p.stop_reason.c_str());
+    return 1;
+  }
   return 0;
 }
 

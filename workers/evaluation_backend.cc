@@ -96,12 +96,18 @@ class CommandBackend : public EvaluationBackend {
     posix_spawn_file_actions_adddup2(&actions, in_pipe[0], 0);
     posix_spawn_file_actions_adddup2(&actions, out_pipe[1], 1);
     posix_spawn_file_actions_adddup2(&actions, err_pipe[1], 2);
+    // Its own process group, so that a timeout also kills what it started.
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+    posix_spawnattr_setpgroup(&attr, 0);
     std::vector<char*> args;
     for (std::string& a : argv_) args.push_back(a.data());
     args.push_back(nullptr);
     pid_t pid;
-    const int rc = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
+    const int rc = posix_spawnp(&pid, args[0], &actions, &attr, args.data(), environ);
     posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attr);
     close(in_pipe[0]);
     close(out_pipe[1]);
     close(err_pipe[1]);
@@ -146,11 +152,29 @@ class CommandBackend : public EvaluationBackend {
         }
       }
     }
-    if (timed_out) kill(pid, SIGKILL);
+    // Output closed: the command still has until the deadline to exit (it may have closed
+    // its output and gone on running).
+    int status = 0;
+    bool exited = false;
+    while (!timed_out) {
+      const pid_t w = waitpid(pid, &status, WNOHANG);
+      if (w == pid || (w < 0 && errno != EINTR)) {
+        exited = true;
+        break;
+      }
+      if (std::chrono::steady_clock::now() >= deadline) {
+        timed_out = true;
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    if (timed_out) {
+      kill(-pid, SIGKILL);
+      kill(pid, SIGKILL);
+    }
     for (pollfd& f : fds)
       if (f.fd >= 0) close(f.fd);
-    int status = 0;
-    waitpid(pid, &status, 0);
+    if (!exited) waitpid(pid, &status, 0);
     writer.join();
     if (timed_out) {
       return absl::AbortedError(absl::StrCat("'", argv_[0], "' took longer than ", absl::FormatDuration(timeout_),

@@ -173,6 +173,17 @@ class GrpcWorkerPool::Impl {
     return out;
   }
 
+  void CancelQueued() {
+    std::deque<std::shared_ptr<Job>> cancelled;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      cancelled.swap(queue_);
+    }
+    for (auto& job : cancelled) {
+      if (job->done) job->done(absl::CancelledError("the search is stopping: not dispatched"), "", job->attempts);
+    }
+  }
+
   void Shutdown() {
     std::vector<std::shared_ptr<Call>> calls;
     {
@@ -513,6 +524,7 @@ void GrpcWorkerPool::Submit(int64_t id, const Candidate& candidate, Done done) {
 int GrpcWorkerPool::Capacity() const { return impl_->Capacity(); }
 std::string GrpcWorkerPool::Describe() const { return impl_->Describe(); }
 void GrpcWorkerPool::Shutdown() { impl_->Shutdown(); }
+void GrpcWorkerPool::CancelQueued() { impl_->CancelQueued(); }
 std::vector<std::string> GrpcWorkerPool::Backends() const { return impl_->Backends(); }
 
 }  // namespace fecsearch

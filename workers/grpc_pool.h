@@ -48,6 +48,7 @@ class GrpcWorkerPool : public EvaluationPool {
   int Capacity() const override;
   std::string Describe() const override;
   void Shutdown() override;
+  void CancelQueued() override;
 
   // Backends currently known, healthy or not ("address (name, capacity c, healthy)").
   std::vector<std::string> Backends() const;

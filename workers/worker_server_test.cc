@@ -286,6 +286,10 @@ TEST(CommandBackendTest, RunsTheProgramWithJsonAndReportsFailures) {
                                      "print(json.dumps({'result': {'status': {'code': 0}, 'objectives': {'effectiveBits': bits * 1.5}}}))\n";
     std::ofstream(dir + "/fail.py") << "import sys\nsys.stderr.write('broken on purpose\\n')\nsys.exit(3)\n";
     std::ofstream(dir + "/slow.py") << "import time\ntime.sleep(30)\n";
+    // Closes its output, then goes on running: the timeout must still apply.
+    std::ofstream(dir + "/hang.py") << "import os, time\nos.close(1)\nos.close(2)\ntime.sleep(30)\n";
+    // Leaves a grandchild holding the output open: killed with its process group.
+    std::ofstream(dir + "/fork.py") << "import subprocess, time\nsubprocess.Popen(['sleep', '30'])\ntime.sleep(30)\n";
   }
   auto ok = MakeCommandBackend({"/usr/bin/python3", dir + "/ok.py"}, absl::Seconds(20));
   auto r = ok->Evaluate(Request(4));
@@ -304,6 +308,14 @@ TEST(CommandBackendTest, RunsTheProgramWithJsonAndReportsFailures) {
   EXPECT_EQ(r.status().code(), absl::StatusCode::kAborted) << "the candidate's evaluation failed, not the worker: " << r.status();
   EXPECT_NE(r.status().message().find("was killed"), std::string::npos) << r.status();
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+  for (const char* program : {"/hang.py", "/fork.py"}) {
+    auto hang = MakeCommandBackend({"/usr/bin/python3", dir + program}, absl::Milliseconds(500));
+    const auto t1 = std::chrono::steady_clock::now();
+    r = hang->Evaluate(Request(1));
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kAborted) << program << ": " << r.status();
+    EXPECT_NE(r.status().message().find("was killed"), std::string::npos) << program << ": " << r.status();
+    EXPECT_LT(std::chrono::steady_clock::now() - t1, std::chrono::seconds(5)) << program;
+  }
   auto missing = MakeCommandBackend({"/no/such/program"}, absl::Seconds(5));
   r = missing->Evaluate(Request(1));
   EXPECT_FALSE(r.ok());
