@@ -8,6 +8,7 @@ ROOT=$PWD
 SEARCH="$ROOT/search/search"
 WORKER="$ROOT/workers/worker"
 REEVAL="$ROOT/tests/reevaluate"
+REFLECT="$ROOT/tests/reflection_check.py"
 SPEC="$ROOT/tests/data/small_experiment.textproto"
 WORK=$(mktemp -d "${TEST_TMPDIR:-/tmp}/cluster.XXXXXX")
 ln -s "$ROOT/data" "$WORK/data"
@@ -95,6 +96,13 @@ secure_spec() {  # token file
   printf 'workers { targets: "%s" tls { ca_cert_path: "%s" server_name: "worker.test" } auth_token_file: "%s" deadline_seconds: 20 }\n' \
     "$secure" "$WORK/ca.pem" "$WORK/$1"
 }
+# Server reflection: listed on a plaintext worker; behind the token with TLS.
+/usr/bin/python3 "$REFLECT" "$(head -1 workers.txt)" --expect=fecsearch.rpc.Evaluator --expect=grpc.health.v1.Health \
+  || fail "reflection on a plaintext worker"
+/usr/bin/python3 "$REFLECT" "$secure" --ca="$WORK/ca.pem" --server_name=worker.test --expect_code=UNAUTHENTICATED \
+  || fail "reflection answered without the token over TLS"
+/usr/bin/python3 "$REFLECT" "$secure" --ca="$WORK/ca.pem" --server_name=worker.test --token=right-token \
+  --expect=fecsearch.rpc.Evaluator --expect=grpc.health.v1.Health || fail "reflection with the token over TLS"
 secure_spec wrong > wrong.textproto
 timeout 120 "$SEARCH" --experiment=wrong.textproto --db=t1.db --max_evaluations=3 --progress=none >t1.out 2>t1.err
 rc=$?

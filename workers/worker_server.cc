@@ -83,9 +83,11 @@ class WorkerServer::Impl final : public rpc::Evaluator::CallbackService {
     } else {
       creds = grpc::InsecureServerCredentials();
     }
-    // Reflection describes the service to tools such as grpcurl. Without TLS a token cannot
-    // guard it, so a token-protected plaintext worker does not offer it.
-    if (tls || options_.auth_token.empty()) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+    // Reflection describes the services to tools such as grpcurl (linking gRPC's reflection
+    // library registers it for every server anyway). With TLS and a token it is behind the
+    // token like everything but health; a plaintext worker answers it to anyone: it reveals
+    // only the schema, which protos/worker.proto publishes.
+    grpc::reflection::InitProtoReflectionServerBuilderPlugin();
     grpc::ServerBuilder builder;
     int port = 0;
     builder.AddListeningPort(options_.listen, creds, &port);
