@@ -1,7 +1,11 @@
 // bazel run //search [-- flags]: runs an experiment (by default the embedded one) to its
 // Pareto front, with the functional equivalence cache, in-process or on gRPC workers.
+#include <unistd.h>
+
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <string>
 #include <thread>
 
@@ -65,7 +69,41 @@ void Log(const std::string& line) {
   std::fflush(stderr);
 }
 
+// The directory `path` would be created in exists and is writable (so that a search does
+// not run for minutes and then fail to write its report).
+absl::Status CheckWritable(const std::string& flag, const std::string& path) {
+  const size_t slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  if (access(dir.c_str(), W_OK) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(flag, ": cannot write ", path, ": directory ", dir, " ",
+                                                   errno == ENOENT ? "does not exist" : std::strerror(errno)));
+  }
+  return absl::OkStatus();
+}
+
+// Flags whose values are checked before anything runs.
+absl::Status CheckFlags() {
+  const std::string progress = absl::GetFlag(FLAGS_progress);
+  if (progress != "auto" && progress != "bar" && progress != "log" && progress != "none") {
+    return absl::InvalidArgumentError(absl::StrCat("--progress: '", progress, "' is not auto, bar, log or none"));
+  }
+  if (absl::GetFlag(FLAGS_threads) < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("--threads: ", absl::GetFlag(FLAGS_threads), " is negative (0 = the machine's cores)"));
+  }
+  if (absl::GetFlag(FLAGS_seed) < -1) {
+    return absl::InvalidArgumentError(absl::StrCat("--seed: ", absl::GetFlag(FLAGS_seed), " is negative"));
+  }
+  for (const auto& [value, flag] : {std::make_pair(static_cast<double>(absl::GetFlag(FLAGS_max_evaluations)), "--max_evaluations"),
+                                    std::make_pair(static_cast<double>(absl::GetFlag(FLAGS_max_candidates)), "--max_candidates"),
+                                    std::make_pair(absl::GetFlag(FLAGS_max_wall_seconds), "--max_wall_seconds")}) {
+    if (value < 0 && value != -1) return absl::InvalidArgumentError(absl::StrCat(flag, ": ", value, " is negative (0 = unlimited)"));
+  }
+  return absl::OkStatus();
+}
+
 int Main() {
+  absl::Status flags_ok = CheckFlags();
+  if (!flags_ok.ok()) return Fail(flags_ok, 2);
   // 1. The spec (a resumed experiment brings its own, from the database).
   const std::string db_flag = absl::GetFlag(FLAGS_db);
   auto loaded = LoadExperiment(absl::GetFlag(FLAGS_experiment));
@@ -76,6 +114,8 @@ int Main() {
   // --validate_only writes nothing (unless it must read a resumed experiment's spec).
   absl::StatusOr<std::unique_ptr<ExperimentDb>> db = absl::FailedPreconditionError("not opened");
   if (!absl::GetFlag(FLAGS_validate_only) || resume) {
+    absl::Status writable = CheckWritable("--db", db_path);
+    if (!writable.ok()) return Fail(writable, 2);
     db = ExperimentDb::Open(db_path, false);
     if (!db.ok()) return Fail(absl::Status(db.status().code(), absl::StrCat("--db: ", db.status().message())), 2);
   }
@@ -127,6 +167,10 @@ int Main() {
   absl::Status valid = ValidateExperiment(*loaded, nullptr);
   if (!valid.ok()) return Fail(valid, 2);
   const std::string report_path = ResolveOutputPath(spec.output().report_path());
+  if (!absl::GetFlag(FLAGS_validate_only)) {
+    absl::Status writable = CheckWritable("--report", report_path);
+    if (!writable.ok()) return Fail(writable, 2);
+  }
 
   // 2. The model, text and protocol.
   Log(absl::StrCat("experiment '", spec.name(), "' from ", loaded->source, "; loading ", spec.evaluation().model_path()));

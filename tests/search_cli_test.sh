@@ -30,6 +30,10 @@ expect_exit 2 "/nonexistent/dir/z.db" "$SEARCH" --experiment="$SPEC" --db=/nonex
 head -c 4096 /dev/urandom > garbage.db
 expect_exit 2 "corrupt or not a SQLite database" "$SEARCH" --experiment="$SPEC" --db=garbage.db --progress=none
 expect_exit 2 "--dedup: 'sometimes'" "$SEARCH" --experiment="$SPEC" --db=w.db --dedup=sometimes --progress=none
+expect_exit 2 "--progress: 'fancy'" "$SEARCH" --experiment="$SPEC" --db=w.db --progress=fancy
+expect_exit 2 "--threads: -3 is negative" "$SEARCH" --experiment="$SPEC" --db=w.db --threads=-3 --progress=none
+# An unwritable report is refused before the search runs, not after.
+expect_exit 2 "--report: cannot write /nonexistent/r.html" "$SEARCH" --experiment="$SPEC" --db=w.db --report=/nonexistent/r.html --progress=none
 expect_exit 2 "holds no experiment to resume" "$SEARCH" --experiment="$SPEC" --db=empty.db --resume --progress=none
 
 # --- reproducibility with one thread ---------------------------------------------------
