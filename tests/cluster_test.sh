@@ -86,7 +86,7 @@ wait $gsearch || fail "the search failed after a worker's SIGTERM: $(tail -3 g.e
 # --- TLS and token ------------------------------------------------------------------------
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=test-ca -keyout ca.key -out ca.pem 2>/dev/null
 openssl req -newkey rsa:2048 -nodes -subj /CN=worker.test -keyout server.key -out server.csr 2>/dev/null
-printf 'subjectAltName=DNS:worker.test\n' > ext.cnf
+printf 'subjectAltName=DNS:worker.test,DNS:localhost\n' > ext.cnf
 openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile ext.cnf -out server.pem 2>/dev/null
 echo "right-token" > token
 echo "wrong-token" > wrong
@@ -112,6 +112,16 @@ grep -q "stopped by an error: .*refused the credentials" t1.err || fail "the wro
 secure_spec token > right.textproto
 "$SEARCH" --experiment=right.textproto --db=t2.db --max_evaluations=3 --progress=none >t2.out 2>t2.err || fail "TLS + token search: $(tail -3 t2.err)"
 [ "$(sqlite3 t2.db "SELECT count(*) FROM candidates WHERE outcome = 'MISS' AND worker = 'ws'")" = 3 ] || fail "the TLS worker did not evaluate"
+# A dns:/// target resolves to addresses; without server_name the certificate is checked
+# against the name the target gave (where this system resolves localhost: not in a chroot).
+if getent hosts localhost >/dev/null; then
+  port=${secure##*:}
+  { cat "$SPEC"
+    printf 'workers { targets: "dns:///localhost:%s" tls { ca_cert_path: "%s" } auth_token_file: "%s" deadline_seconds: 20 }\n' \
+      "$port" "$WORK/ca.pem" "$WORK/token"; } > dns.textproto
+  timeout 120 "$SEARCH" --experiment=dns.textproto --db=t3.db --max_evaluations=2 --progress=none >t3.out 2>t3.err \
+    || fail "TLS over a dns:/// target without server_name: $(tail -3 t3.err)"
+fi
 
 echo "$fails failures"
 [ "$fails" -eq 0 ]

@@ -91,25 +91,42 @@ absl::StatusOr<std::vector<std::string>> ReadTargetFile(const std::string& targe
 
 }  // namespace
 
-absl::StatusOr<std::vector<std::string>> ResolveTargets(const std::vector<std::string>& targets) {
-  std::set<std::string> all;
+// Every worker address the targets name, with the host name the target gave for it (what a
+// TLS certificate is checked against: a dns:/// name resolves to addresses, not names).
+absl::StatusOr<std::map<std::string, std::string>> ResolveTargetNames(const std::vector<std::string>& targets) {
+  std::map<std::string, std::string> all;
+  auto host_of = [](absl::string_view hostport) {
+    const size_t colon = hostport.rfind(':');
+    absl::string_view host = colon == absl::string_view::npos ? hostport : hostport.substr(0, colon);
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    return std::string(host);
+  };
   for (const std::string& t : targets) {
     if (absl::StartsWith(t, "dns:///")) {
       auto r = ResolveDns(t);
       if (!r.ok()) return r.status();
-      all.insert(r->begin(), r->end());
+      const std::string host = host_of(absl::string_view(t).substr(std::strlen("dns:///")));
+      for (const std::string& a : *r) all.emplace(a, host);
     } else if (absl::StartsWith(t, "file:")) {
       auto r = ReadTargetFile(t);
       if (!r.ok()) return r.status();
-      all.insert(r->begin(), r->end());
+      for (const std::string& a : *r) all.emplace(a, host_of(a));
     } else {
       if (t.rfind(':') == std::string::npos) {
         return absl::InvalidArgumentError(absl::StrCat("--workers: '", t, "' is not host:port, dns:///NAME:PORT or file:PATH"));
       }
-      all.insert(t);
+      all.emplace(t, host_of(t));
     }
   }
-  return std::vector<std::string>(all.begin(), all.end());
+  return all;
+}
+
+absl::StatusOr<std::vector<std::string>> ResolveTargets(const std::vector<std::string>& targets) {
+  auto named = ResolveTargetNames(targets);
+  if (!named.ok()) return named.status();
+  std::vector<std::string> out;
+  for (const auto& [address, name] : *named) out.push_back(address);
+  return out;
 }
 
 class GrpcWorkerPool::Impl {
@@ -118,7 +135,7 @@ class GrpcWorkerPool::Impl {
   ~Impl() { Shutdown(); }
 
   absl::Status Start() {
-    auto addresses = ResolveTargets(options_.targets);
+    auto addresses = ResolveTargetNames(options_.targets);
     if (!addresses.ok()) return addresses.status();
     if (addresses->empty()) return absl::InvalidArgumentError("--workers: the targets name no worker address");
     {
@@ -237,10 +254,9 @@ class GrpcWorkerPool::Impl {
   }
 
   // Adds backends for new addresses, retires those that disappeared (their calls finish).
-  void Update(const std::vector<std::string>& addresses) {
-    std::set<std::string> present(addresses.begin(), addresses.end());
-    for (auto& [address, b] : backends_) b->removed = !present.count(address);
-    for (const std::string& address : addresses) {
+  void Update(const std::map<std::string, std::string>& addresses) {
+    for (auto& [address, b] : backends_) b->removed = !addresses.count(address);
+    for (const auto& [address, host] : addresses) {
       if (backends_.count(address)) continue;
       auto b = std::make_shared<Backend>();
       b->address = address;
@@ -251,7 +267,10 @@ class GrpcWorkerPool::Impl {
       args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
       args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
       args.SetInt(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, 64 << 20);
-      if (!options_.server_name.empty()) args.SetSslTargetNameOverride(options_.server_name);
+      // The certificate is checked against server_name, else the name the target gave (a
+      // dns:/// target's backends are addresses).
+      const std::string tls_name = options_.server_name.empty() ? host : options_.server_name;
+      if (!options_.ca_cert_pem.empty() && !tls_name.empty()) args.SetSslTargetNameOverride(tls_name);
       b->channel = grpc::CreateCustomChannel(address, Credentials(), args);
       b->stub = rpc::Evaluator::NewStub(b->channel);
       backends_[address] = b;
@@ -465,7 +484,7 @@ class GrpcWorkerPool::Impl {
       if (file_changed || now - last_resolve_ >= options_.resolve_interval) {
         last_resolve_ = now;
         lock.unlock();
-        auto addresses = ResolveTargets(options_.targets);  // DNS may block: not under the lock
+        auto addresses = ResolveTargetNames(options_.targets);  // DNS may block: not under the lock
         lock.lock();
         if (addresses.ok()) {
           Update(*addresses);
