@@ -46,6 +46,8 @@ kill -9 "$pid_w2"
 start_worker w5 >> workers.txt || exit 1
 wait $search_pid || fail "search over the cluster failed: $(tail -5 search.err)"
 grep -q "Pareto front" search.out || fail "no front printed"
+grep -q "worker .* (w2) lost" search.err || fail "the loss of w2 was not reported: $(grep worker search.err)"
+grep -q "worker .* (w5) ready" search.err || fail "the worker that joined was not reported: $(grep worker search.err)"
 [ "$(sqlite3 c.db "SELECT count(*) FROM candidates WHERE outcome = 'PENDING'")" = 0 ] || fail "pending candidates left"
 [ "$(sqlite3 c.db "SELECT count(*) FROM candidates WHERE outcome IN ('MISS', 'PARTIAL_HIT')")" = 60 ] || \
   fail "evaluations: $(sqlite3 c.db "SELECT count(*) FROM candidates WHERE outcome = 'MISS'") (want 60)"

@@ -233,6 +233,7 @@ class GrpcWorkerPool::Impl {
     bool healthy = false, incompatible = false, removed = false, describing = false;
     std::string refused;  // why the worker refused our credentials, if it did
     std::string last_error;  // why the last Describe failed, if it did
+    bool announced = false;  // its joining was logged
     int failures = 0;
     absl::Time retry_after = absl::InfinitePast();  // next Describe of an unhealthy worker
     absl::Time paused_until = absl::InfinitePast();  // no dispatch before (it said it was full)
@@ -255,7 +256,11 @@ class GrpcWorkerPool::Impl {
 
   // Adds backends for new addresses, retires those that disappeared (their calls finish).
   void Update(const std::map<std::string, std::string>& addresses) {
-    for (auto& [address, b] : backends_) b->removed = !addresses.count(address);
+    for (auto& [address, b] : backends_) {
+      const bool removed = !addresses.count(address);
+      if (removed && !b->removed) std::fprintf(stderr, "search: worker %s left the target list\n", address.c_str());
+      b->removed = removed;
+    }
     for (const auto& [address, host] : addresses) {
       if (backends_.count(address)) continue;
       auto b = std::make_shared<Backend>();
@@ -297,6 +302,11 @@ class GrpcWorkerPool::Impl {
       if (s.ok()) {
         b->name = response->worker();
         b->capacity = options_.per_worker_concurrency > 0 ? options_.per_worker_concurrency : std::max(1, response->capacity());
+        if (!b->healthy && !b->removed) {
+          std::fprintf(stderr, "search: worker %s (%s) %s: %d evaluation(s) at a time\n", b->address.c_str(), b->name.c_str(),
+                       b->announced ? "is back" : "ready", b->capacity);
+          b->announced = true;
+        }
         b->healthy = true;
         b->failures = 0;
         b->refused.clear();
@@ -384,6 +394,11 @@ class GrpcWorkerPool::Impl {
         }
         if (backend_fault) {
           // Probably dead or overloaded: stop using it until it answers Describe again.
+          if (b.healthy && !stopping_) {
+            std::fprintf(stderr, "search: worker %s (%s) lost (%s: %s); its candidates go to other workers\n",
+                         b.address.c_str(), b.name.c_str(), absl::StatusCodeToString(static_cast<absl::StatusCode>(code)).c_str(),
+                         s.error_message().c_str());
+          }
           b.healthy = false;
           ++b.failures;
           b.retry_after = absl::Now() + absl::Milliseconds(std::min(10000, 250 << std::min(b.failures, 6)));
