@@ -162,8 +162,21 @@ std::string RenderReport(const ReportInput& in) {
                                     p.candidates, p.hits, p.merges, p.partial_hits, p.misses, p.invalid, p.failed));
   row("cache hit rate", absl::StrFormat("%.1f %%", 100 * p.hit_rate()));
   row("wall time", absl::StrFormat("%.1f s", p.elapsed_seconds));
-  row("Pareto front", absl::StrFormat("%d configurations (hypervolume %.3f against reference (%s))", r.front.size(),
-                                      p.hypervolume, absl::StrJoin(r.hypervolume_reference, ", ")));
+  // The hypervolume's unit is the product of the first two objectives' units.
+  auto unit = [](Metric m) -> std::string {
+    switch (m) {
+      case MEAN_NLL: return "nats/token";
+      case PERPLEXITY: return "perplexity";
+      case PERPLEXITY_INCREASE_PERCENT: return "%";
+      case EFFECTIVE_BITS: return "bits";
+      default: return "?";
+    }
+  };
+  const std::vector<Objective> objectives = EffectiveObjectives(in.spec.search());
+  std::string hv_unit;
+  if (objectives.size() >= 2) hv_unit = absl::StrCat(" ", unit(objectives[0].metric()), " x ", unit(objectives[1].metric()));
+  row("Pareto front", absl::StrFormat("%d configurations (hypervolume %.3f%s against reference (%s))", r.front.size(),
+                                      p.hypervolume, hv_unit, absl::StrJoin(r.hypervolume_reference, ", ")));
   row("stopped because", p.stop_reason);
   row("uncompressed perplexity", absl::StrFormat("%.4f", in.baseline_perplexity));
   row("database", in.database);

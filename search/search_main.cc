@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -57,6 +58,11 @@ void OnSignal(int) {
   if (g_stop.exchange(true)) std::_Exit(130);  // second Ctrl-C: leave now
   const char msg[] = "\nsearch: stopping after the evaluations in flight (Ctrl-C again to quit now; --resume continues)\n";
   (void)!write(2, msg, sizeof(msg) - 1);
+}
+
+// The search space's size for logs: SearchSpace::Size() saturates at 2^62.
+std::string SpaceSize(double size) {
+  return size >= std::ldexp(1.0, 62) ? "more than 4.6e+18" : absl::StrFormat("about %.3g", size);
 }
 
 int Fail(const absl::Status& s, int code) {
@@ -190,8 +196,8 @@ int Main() {
   auto space = MakeCandidateSpace(spec.search_space(), model, (*context)->window_length());
   if (!space.ok()) return Fail(LocateError(*loaded, space.status()), 2);
   if (absl::GetFlag(FLAGS_validate_only)) {
-    std::printf("%s: valid (%s; search space of about %.3g configurations)\n", loaded->source.c_str(), spec.name().c_str(),
-                (*space)->Size());
+    std::printf("%s: valid (%s; search space of %s configurations)\n", loaded->source.c_str(), spec.name().c_str(),
+                SpaceSize((*space)->Size()).c_str());
     return 0;
   }
 
@@ -203,7 +209,7 @@ int Main() {
   Log(absl::StrFormat("uncompressed reference on %d windows of %d tokens ...", (*context)->spec().eval_windows_size(),
                       (*context)->window_length()));
   const double baseline_ppl = std::exp((*context)->baseline().mean_nll);
-  Log(absl::StrFormat("uncompressed perplexity %.4f; search space of about %.3g %s", baseline_ppl, (*space)->Size(),
+  Log(absl::StrFormat("uncompressed perplexity %.4f; search space of %s %s", baseline_ppl, SpaceSize((*space)->Size()),
                       spec.search_space().representation() == SearchSpaceSpec::PIPELINE_GRAPH
                           ? "genomes, and the pipeline graphs mutations reach from them"
                           : "configurations"));
