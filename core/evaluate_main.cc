@@ -14,6 +14,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "core/evaluator.h"
 #include "core/paths.h"
 #include "core/process_init.h"
@@ -42,9 +43,22 @@ int Fail(const std::string& message, int code) {
   return code;
 }
 
+// Line and column of a parse error ("where:LINE:COL: ..."), for choosing among errors.
+std::pair<int, int> ErrorPosition(const absl::Status& s, const std::string& where) {
+  absl::string_view m = s.message();
+  if (!absl::ConsumePrefix(&m, where) || !absl::ConsumePrefix(&m, ":")) return {0, 0};
+  std::vector<absl::string_view> parts = absl::StrSplit(m, absl::MaxSplits(':', 2));
+  int line = 0, col = 0;
+  if (parts.size() < 2 || !absl::SimpleAtoi(parts[0], &line)) return {0, 0};
+  if (!absl::SimpleAtoi(parts[1], &col)) col = 0;
+  return {line, col};
+}
+
 absl::Status ParseCandidate(const std::string& text, const std::string& where, Candidate* out) {
-  // A Candidate, a bare genome or a bare pipeline: whichever parses.
-  if (ParseTextProto(text, where, out).ok()) return absl::OkStatus();
+  // A Candidate, a bare genome or a bare pipeline: whichever parses. If none does, the error
+  // of the reading that got furthest into the text is the one that names the real mistake.
+  absl::Status candidate_status = ParseTextProto(text, where, out);
+  if (candidate_status.ok()) return absl::OkStatus();
   KvCompressionGenome genome;
   absl::Status genome_status = ParseTextProto(text, where, &genome);
   if (genome_status.ok()) {
@@ -52,11 +66,16 @@ absl::Status ParseCandidate(const std::string& text, const std::string& where, C
     return absl::OkStatus();
   }
   PipelineGraphCandidate pipeline;
-  if (ParseTextProto(text, where, &pipeline).ok()) {
+  absl::Status pipeline_status = ParseTextProto(text, where, &pipeline);
+  if (pipeline_status.ok()) {
     *out->mutable_pipeline() = pipeline;
     return absl::OkStatus();
   }
-  return genome_status;
+  absl::Status best = candidate_status;
+  for (const absl::Status& s : {genome_status, pipeline_status}) {
+    if (ErrorPosition(s, where) > ErrorPosition(best, where)) best = s;
+  }
+  return best;
 }
 
 int Main() {

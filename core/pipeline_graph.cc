@@ -121,11 +121,34 @@ absl::StatusOr<PipelineGraph> PipelineGraph::FromProto(const LayerPipeline& prot
         if (--indegree[w] == 0) ready.push_back(w);
     }
     if (seen != n) {
-      for (int v = 0; v < n; ++v) {
-        if (indegree[v] > 0) {
-          return VertexError(where, pg.op(v), "lies on a cycle; a pipeline must be acyclic");
+      // Left over: vertices on a cycle and those behind one. Each has a left-over
+      // predecessor, so walking back n steps from any of them ends on a cycle.
+      int v = 0;
+      while (indegree[v] == 0) ++v;
+      for (int step = 0; step < n; ++step) {
+        for (int u : pg.predecessors(v)) {
+          if (indegree[u] > 0) {
+            v = u;
+            break;
+          }
         }
       }
+      // The cycle through v, for the message.
+      std::vector<std::string> cycle = {pg.op(v).name()};
+      int w = v;
+      for (int step = 0; step < n; ++step) {
+        for (int u : pg.predecessors(w)) {
+          if (indegree[u] > 0) {
+            w = u;
+            break;
+          }
+        }
+        cycle.push_back(pg.op(w).name());
+        if (w == v) break;
+      }
+      std::reverse(cycle.begin(), cycle.end());
+      return VertexError(where, pg.op(v),
+                         absl::StrCat("lies on a cycle (", absl::StrJoin(cycle, " -> "), "); a pipeline must be acyclic"));
     }
   }
   // Counts and degrees per operator type.

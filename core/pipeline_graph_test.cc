@@ -46,6 +46,13 @@ TEST(PipelineGraphTest, MalformedGraphsNameTheVertex) {
   const std::string base = kBase;
   for (const Case& c : std::vector<Case>{
            {base + "edges { from: \"q\" to: \"rope\" }", "lies on a cycle"},
+           // The vertex named is on the cycle, not merely behind it (here listed first).
+           {R"pb(ops { name: "cache" type: OUTPUT } ops { name: "keys" type: KEYS_INPUT }
+                 ops { name: "rope" type: ROPE } ops { name: "q" type: QUANTIZE quantizer { format: INT bits: 2 } }
+                 ops { name: "values" type: VALUES_INPUT }
+                 edges { from: "keys" to: "rope" } edges { from: "rope" to: "q" } edges { from: "q" to: "rope" }
+                 edges { from: "q" to: "cache" } edges { from: "values" to: "cache" })pb",
+            "lies on a cycle (q -> rope -> q)"},
            {base + "edges { from: \"q\" to: \"nowhere\" }", "dangling: vertex 'nowhere' does not exist"},
            {base + "ops { name: \"x\" }", "vertex 'x' has no operator type, or one this version does not know"},
            {R"pb(ops { name: "keys" type: KEYS_INPUT } ops { name: "rope" type: ROPE }
