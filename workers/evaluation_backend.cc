@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "core/pipeline_graph.h"
 #include "google/protobuf/util/json_util.h"
 #include "hashing/functional_hasher.h"
 
@@ -32,6 +33,9 @@ class ModelBackend : public EvaluationBackend {
     response.set_candidate_id(request.candidate_id());
     *response.mutable_result() = evaluator_.Evaluate(request.candidate());
     return response;
+  }
+  absl::Status Validate(const Candidate& candidate) const override {
+    return CompileCandidate(candidate, evaluator_.context().config(), evaluator_.context().window_length()).status();
   }
   std::string mode() const override { return "model"; }
   std::string context_fingerprint() const override { return evaluator_.context().fingerprint(); }

@@ -24,6 +24,9 @@ class EvaluationBackend {
   // A response for the request, or an error when the evaluation itself could not run (the
   // candidate being invalid is a response whose result carries the status).
   virtual absl::StatusOr<EvaluateResponse> Evaluate(const EvaluateRequest& request) = 0;
+  // Checks a candidate before it is admitted (cheap; no evaluation): an error names the bad
+  // field. Backends that cannot tell accept everything.
+  virtual absl::Status Validate(const Candidate&) const { return absl::OkStatus(); }
   virtual std::string mode() const = 0;
   // Fingerprint of what this backend evaluates under ("" if it cannot tell).
   virtual std::string context_fingerprint() const = 0;

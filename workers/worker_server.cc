@@ -242,6 +242,12 @@ class WorkerServer::Impl final : public rpc::Evaluator::CallbackService {
         request.candidate().representation_case() == Candidate::REPRESENTATION_NOT_SET) {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "candidate is required (a genome or a pipeline)");
     }
+    // An invalid candidate (a gene out of range, a malformed graph) is refused here, before
+    // it reaches the evaluator.
+    absl::Status valid = backend_->Validate(request.candidate());
+    if (!valid.ok()) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, absl::StrCat("candidate: ", valid.message()));
+    }
     const std::string mine = backend_->context_fingerprint();
     if (!request.context_fingerprint().empty() && !mine.empty() && request.context_fingerprint() != mine) {
       return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,

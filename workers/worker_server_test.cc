@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "core/evaluator.h"
 #include "core/model_test_util.h"
 #include "core/text_proto.h"
 #include "grpcpp/generic/generic_stub.h"
@@ -115,6 +116,33 @@ TEST(WorkerServerTest, MalformedAndOversizedRequestsNeverReachTheEvaluator) {
   // The simulated backend has no context; a model backend would refuse (see the cluster test).
   EXPECT_TRUE(Evaluate(*stub, other_context, &resp).ok());
   EXPECT_EQ(w->served(), 1);
+}
+
+TEST(WorkerServerTest, InvalidCandidatesAreRefusedBeforeTheEvaluator) {
+  auto context = EvaluationContext::Create(EvaluationSpec());
+  ASSERT_TRUE(context.ok()) << context.status();
+  auto w = StartWorker(WorkerOptions(), MakeModelBackend(*context));
+  auto stub = Stub(*w);
+  rpc::EvaluateResponse resp;
+  rpc::EvaluateRequest bad = Request(1);
+  bad.mutable_candidate()->mutable_genome()->mutable_layers(0)->mutable_keys()->set_format(INT);
+  bad.mutable_candidate()->mutable_genome()->mutable_layers(0)->mutable_keys()->set_bits(99);
+  grpc::Status s = Evaluate(*stub, bad, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("bits"), std::string::npos) << s.error_message();
+  rpc::EvaluateRequest cycle;
+  cycle.set_candidate_id(2);
+  auto* layer = cycle.mutable_candidate()->mutable_pipeline()->add_layers();
+  auto* op = layer->add_ops();
+  op->set_name("keys");
+  op->set_type(PipelineOp::KEYS_INPUT);
+  auto* edge = layer->add_edges();
+  edge->set_from("keys");
+  edge->set_to("nowhere");
+  s = Evaluate(*stub, cycle, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("nowhere"), std::string::npos) << s.error_message();
+  EXPECT_EQ(w->served(), 0);
 }
 
 TEST(WorkerServerTest, TokenIsRequiredExceptForHealth) {
