@@ -517,13 +517,14 @@ LayerPipeline GenomeLayerToPipeline(const LayerCompression& layer) {
     const TokenEviction& e = layer.eviction();
     Op* op = add("evict", Op::EVICT);
     *op->mutable_eviction() = e;
-    // The genome scores the original keys (values for VALUE_NORM); scoring dequantized ones
-    // takes a pipeline graph.
+    // The genome scores the original keys (values for VALUE_NORM) in the domain the cache
+    // holds them in: before RoPE when they are quantized before it, else rotated (pre_rope
+    // on unquantized keys changes nothing). Scoring dequantized ones takes a pipeline graph.
     std::string tap;
     if (e.policy() == VALUE_NORM) {
       tap = "values";
     } else {
-      tap = k.pre_rope() ? k_original : "rope";
+      tap = k.pre_rope() && StreamQuantizes(k) ? k_original : "rope";
     }
     edge(tap, "evict");
     edge("evict", "cache");

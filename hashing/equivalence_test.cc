@@ -105,6 +105,9 @@ const std::vector<Pair>& Catalogue() {
        "layers { keys { format: FP16 recent_window: 128 sink_tokens: 4 } }", "layers { }"},
       {"pre-RoPE is irrelevant without quantization", "layers { keys { format: FP16 pre_rope: true } }",
        "layers { keys { format: FP16 } }"},
+      {"... also for an eviction that scores keys by direction (temporal redundancy)",
+       "layers { keys { format: FP16 pre_rope: true } eviction { policy: TEMPORAL_REDUNDANCY keep_ratio: 0.5 } }",
+       "layers { keys { format: FP16 } eviction { policy: TEMPORAL_REDUNDANCY keep_ratio: 0.5 } }"},
   };
   return *pairs;
 }
