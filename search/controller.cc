@@ -481,7 +481,7 @@ absl::StatusOr<SearchResult> Controller::Run() {
       }
       Handle(std::move(e));
     }
-    // Hit counters reach the database every few seconds, so that `inspect` on a running
+    // Hit counters reach the database every second, so that `inspect` on a running
     // search (or after a kill -9) sees them.
     if (cache_ && NowSeconds() - last_stats_persist_ >= kStatsPersistSeconds) {
       last_stats_persist_ = NowSeconds();

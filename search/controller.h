@@ -124,7 +124,7 @@ class Controller {
   void Counted(CandidateRecord r);
   void Notify();
 
-  static constexpr double kStatsPersistSeconds = 5;
+  static constexpr double kStatsPersistSeconds = 1;
   double last_stats_persist_ = 0;
   std::set<int64_t> awaiting_row_;  // evaluations (no cache) counted once their row is committed
   ControllerOptions options_;
