@@ -3,6 +3,7 @@
 #include "core/evaluator.h"
 
 #include <cmath>
+#include <fstream>
 
 #include "core/memory_model.h"
 #include "core/model_test_util.h"
@@ -237,6 +238,38 @@ TEST(EvaluationContextTest, BadSpecsAreNamed) {
   ctx = EvaluationContext::Create(spec);
   ASSERT_FALSE(ctx.ok());
   EXPECT_NE(ctx.status().message().find("chunk_length"), std::string::npos) << ctx.status();
+}
+
+TEST(EvaluationContextTest, TokenIdInputEvaluatesLikeTheSameBytes) {
+  // The shipped text written as decimal token ids: the same tokens, the same uncompressed NLL.
+  auto bytes = LoadTokens("data/tinylm-bytes-5m/eval.txt", EvaluationSpec::BYTES, 256);
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  const std::string ids_path = TestTempDir("token_ids") + "/eval.ids";
+  {
+    std::ofstream out(ids_path);
+    for (size_t i = 0; i < bytes->size(); ++i) out << (*bytes)[i] << (i % 20 == 19 ? '\n' : ' ');
+  }
+  auto ids = LoadTokens(ids_path, EvaluationSpec::TOKEN_IDS, 256);
+  ASSERT_TRUE(ids.ok()) << ids.status();
+  EXPECT_EQ(*ids, *bytes);
+  EvaluationSpec spec;
+  spec.add_eval_windows(1);
+  spec.set_threads(2);
+  auto from_bytes = EvaluationContext::Create(spec);
+  spec.set_input_format(EvaluationSpec::TOKEN_IDS);
+  spec.set_text_path(ids_path);
+  auto from_ids = EvaluationContext::Create(spec);
+  ASSERT_TRUE(from_bytes.ok() && from_ids.ok()) << from_ids.status();
+  EXPECT_EQ((*from_ids)->baseline().mean_nll, (*from_bytes)->baseline().mean_nll);
+  // Bad ids are named with their position.
+  std::ofstream(ids_path) << "1 2 x3";
+  auto bad = LoadTokens(ids_path, EvaluationSpec::TOKEN_IDS, 256);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("token 2 ('x3') is not a decimal integer"), std::string::npos) << bad.status();
+  std::ofstream(ids_path) << "1 2 300";
+  bad = LoadTokens(ids_path, EvaluationSpec::TOKEN_IDS, 256);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("token 2 = 300 is outside the vocabulary 0..255"), std::string::npos) << bad.status();
 }
 
 TEST(MemoryModelTest, PublishedExamplesWithTheirOwnParameters) {
