@@ -38,6 +38,35 @@ TEST(Fp8Test, E5M2EveryCodeRoundTrips) {
   EXPECT_TRUE(std::isinf(DecodeFp8E5M2(0x7c)));
 }
 
+// Every code decoded by the formats' definitions (OCP FP8: E4M3fn bias 7, no infinities, NaN
+// at S.1111.111; E5M2 bias 15, IEEE-style infinities and NaNs), subnormals included.
+TEST(Fp8Test, DecodersMatchTheFormatDefinitions) {
+  for (int code = 0; code < 256; ++code) {
+    const int sign = code >> 7 ? -1 : 1;
+    {
+      const int e = (code >> 3) & 15, m = code & 7;
+      const float v = DecodeFp8E4M3(static_cast<uint8_t>(code));
+      if (e == 15 && m == 7) {
+        EXPECT_TRUE(std::isnan(v)) << code;
+      } else {
+        const double want = sign * (e == 0 ? std::ldexp(m / 8.0, -6) : std::ldexp(1 + m / 8.0, e - 7));
+        EXPECT_EQ(v, static_cast<float>(want)) << "E4M3 code " << code;
+      }
+    }
+    {
+      const int e = (code >> 2) & 31, m = code & 3;
+      const float v = DecodeFp8E5M2(static_cast<uint8_t>(code));
+      if (e == 31) {
+        EXPECT_TRUE(m == 0 ? std::isinf(v) && (v > 0) == (sign > 0) : std::isnan(v)) << code;
+      } else {
+        const double want = sign * (e == 0 ? std::ldexp(m / 4.0, -14) : std::ldexp(1 + m / 4.0, e - 15));
+        EXPECT_EQ(v, static_cast<float>(want)) << "E5M2 code " << code;
+      }
+    }
+  }
+  EXPECT_EQ(DecodeFp8E5M2(0x01), std::ldexp(1.0f, -16));  // smallest E5M2 subnormal
+}
+
 TEST(Fp8Test, TiesGoToEvenMantissa) {
   // Between 1.0 (0x38, mantissa 000) and 1.125 (0x39, mantissa 001): 1.0625 -> 1.0.
   EXPECT_EQ(Fp8E4M3Table().Round(1.0625f), 1.0f);
