@@ -35,4 +35,20 @@ for id in pareto-plot best-vs-evaluations best-vs-time hit-rate chosen-layers; d
 done
 candidates=$(grep -o 'class="candidate-point"' dom.html | wc -l)
 [ "$candidates" -ge 1 ] || { echo "FAIL: no candidate points plotted"; fails=1; }
+
+# With constraints, infeasible candidates stay off the front: feasibility decided here from
+# the objectives, not from what the search recorded.
+sed 's/^search {$/search {\n  constraints { metric: EFFECTIVE_BITS max_value: 9 }\n  constraints { metric: PERPLEXITY_INCREASE_PERCENT max_value: 5 }/' "$SPEC" > constrained.textproto
+"$SEARCH" --experiment=constrained.textproto --db=c.db --report=constrained.html --max_evaluations=20 --progress=none >c.out 2>c.err \
+  || { echo "FAIL: constrained search: $(tail -5 c.err)"; exit 1; }
+timeout 120 "$CHROMIUM" --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
+  --disable-background-networking --disable-component-update --disable-sync \
+  --user-data-dir="$profile" --dump-dom "file://$WORK/constrained.html" > cdom.html 2>>chromium.err
+plotted=$(grep -o 'class="pareto-point"' cdom.html | wc -l)
+expected=$(/usr/bin/python3 "$FRONT" c.db 1 9 5)
+unconstrained=$(/usr/bin/python3 "$FRONT" c.db 1 1e9 1e9)
+infeasible=$(sqlite3 c.db "SELECT count(*) FROM candidates WHERE effective_bits > 9 OR perplexity_increase_percent > 5")
+echo "constrained: plotted $plotted, feasible front $expected, front without constraints $unconstrained, infeasible candidates $infeasible"
+[ "$plotted" -eq "$expected" ] || { echo "FAIL: constrained report plots $plotted Pareto points, want $expected"; fails=1; }
+[ "$infeasible" -ge 1 ] || { echo "FAIL: the constrained search produced no infeasible candidate to leave out"; fails=1; }
 exit $fails
