@@ -142,6 +142,15 @@ int Main() {
   if (absl::GetFlag(FLAGS_max_evaluations) >= 0) spec.mutable_search()->set_max_evaluations(absl::GetFlag(FLAGS_max_evaluations));
   if (absl::GetFlag(FLAGS_max_candidates) >= 0) spec.mutable_search()->set_max_candidates(absl::GetFlag(FLAGS_max_candidates));
   if (absl::GetFlag(FLAGS_max_wall_seconds) >= 0) spec.mutable_search()->set_max_wall_seconds(absl::GetFlag(FLAGS_max_wall_seconds));
+  const bool budget_flag = absl::GetFlag(FLAGS_max_evaluations) >= 0 || absl::GetFlag(FLAGS_max_candidates) >= 0 ||
+                           absl::GetFlag(FLAGS_max_wall_seconds) >= 0;
+  if (budget_flag && spec.search().max_evaluations() == 0 && spec.search().max_candidates() == 0 &&
+      spec.search().max_wall_seconds() == 0) {
+    return Fail(absl::InvalidArgumentError(
+                    "--max_evaluations, --max_candidates and --max_wall_seconds: with these flags no budget is left "
+                    "(0 = unlimited), so the search would never stop; give one of them a positive value"),
+                2);
+  }
   if (!absl::GetFlag(FLAGS_workers).empty()) {
     spec.mutable_workers()->clear_targets();
     for (absl::string_view t : absl::StrSplit(absl::GetFlag(FLAGS_workers), ',', absl::SkipEmpty()))
