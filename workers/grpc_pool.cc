@@ -213,7 +213,7 @@ class GrpcWorkerPool::Impl {
     for (auto& c : calls) c->context.TryCancel();
     if (manager_.joinable()) manager_.join();
     std::unique_lock<std::mutex> lock(mu_);
-    idle_cv_.wait(lock, [&] { return calls_.empty() && describing_ == 0; });
+    idle_cv_.wait(lock, [&] { return calls_.empty() && describing_ == 0 && callbacks_running_ == 0; });
   }
 
  private:
@@ -239,12 +239,22 @@ class GrpcWorkerPool::Impl {
     absl::Time paused_until = absl::InfinitePast();  // no dispatch before (it said it was full)
     bool usable() const { return healthy && !incompatible && !removed && capacity > 0; }
   };
+  // The state of one Evaluate RPC. Its callback holds only raw pointers: every object that
+  // owns gRPC resources (contexts, channels) is released on a thread of ours or inside the
+  // callback while the pool is still alive, never by a closure that gRPC destroys after the
+  // pool is gone.
   struct Call {
     grpc::ClientContext context;
     rpc::EvaluateRequest request;
     rpc::EvaluateResponse response;
     std::shared_ptr<Job> job;
-    std::shared_ptr<Backend> backend;
+    Backend* backend = nullptr;  // owned by backends_, which outlive every call
+  };
+  struct DescribeCall {
+    grpc::ClientContext context;
+    rpc::DescribeRequest request;
+    rpc::DescribeResponse response;
+    Backend* backend = nullptr;
   };
 
   std::shared_ptr<grpc::ChannelCredentials> Credentials() const {
@@ -287,18 +297,30 @@ class GrpcWorkerPool::Impl {
   }
 
   // Asks a backend for its capacity and context; a backend is used once it answers.
-  void DescribeBackend(const std::shared_ptr<Backend>& b) {
-    b->describing = true;
+  void DescribeBackend(const std::shared_ptr<Backend>& backend) {
+    backend->describing = true;
     ++describing_;
-    auto ctx = std::make_shared<grpc::ClientContext>();
-    ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-    AddAuth(ctx.get());
-    auto request = std::make_shared<rpc::DescribeRequest>();
-    auto response = std::make_shared<rpc::DescribeResponse>();
-    b->stub->async()->Describe(ctx.get(), request.get(), response.get(), [this, b, ctx, request, response](grpc::Status s) {
+    auto* call = new DescribeCall;
+    call->backend = backend.get();
+    call->context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    AddAuth(&call->context);
+    backend->stub->async()->Describe(&call->context, &call->request, &call->response, [this, call](grpc::Status s) {
+      {
+        std::unique_ptr<DescribeCall> owned(call);  // released here, while the pool is alive
+        DescribeCompleted(*call, s);
+      }
+      std::lock_guard<std::mutex> lock(mu_);
+      --describing_;  // last: Shutdown waits for this
+      idle_cv_.notify_all();
+    });
+  }
+
+  void DescribeCompleted(const DescribeCall& call, const grpc::Status& s) {
+    {
+      Backend* b = call.backend;
+      const rpc::DescribeResponse* response = &call.response;
       std::lock_guard<std::mutex> lock(mu_);
       b->describing = false;
-      --describing_;
       if (s.ok()) {
         b->name = response->worker();
         b->capacity = options_.per_worker_concurrency > 0 ? options_.per_worker_concurrency : std::max(1, response->capacity());
@@ -331,9 +353,8 @@ class GrpcWorkerPool::Impl {
           b->refused = s.error_message();
         }
       }
-      cv_.notify_all();
-      idle_cv_.notify_all();
-    });
+    }
+    cv_.notify_all();
   }
 
   std::shared_ptr<Backend> PickBackend(absl::Time now) {
@@ -348,7 +369,7 @@ class GrpcWorkerPool::Impl {
   void Dispatch(const std::shared_ptr<Job>& job, const std::shared_ptr<Backend>& b) {
     auto call = std::make_shared<Call>();
     call->job = job;
-    call->backend = b;
+    call->backend = b.get();
     call->request.set_candidate_id(job->id);
     *call->request.mutable_candidate() = job->candidate;
     call->request.set_context_fingerprint(options_.context_fingerprint);
@@ -357,19 +378,29 @@ class GrpcWorkerPool::Impl {
     call->context.set_wait_for_ready(false);
     AddAuth(&call->context);
     ++b->in_flight;
-    calls_[call.get()] = call;
-    b->stub->async()->Evaluate(&call->context, &call->request, &call->response,
-                               [this, call](grpc::Status s) { Completed(call, s); });
+    Call* raw = call.get();
+    calls_[raw] = std::move(call);
+    ++callbacks_running_;
+    b->stub->async()->Evaluate(&raw->context, &raw->request, &raw->response, [this, raw](grpc::Status s) {
+      Completed(raw, s);
+      std::lock_guard<std::mutex> lock(mu_);
+      --callbacks_running_;  // last: Shutdown waits for this
+      idle_cv_.notify_all();
+    });
   }
 
-  void Completed(const std::shared_ptr<Call>& call, const grpc::Status& s) {
-    std::shared_ptr<Job> job = call->job;
+  void Completed(Call* raw, const grpc::Status& s) {
+    std::shared_ptr<Call> call;  // released when this returns, while the pool is alive
+    std::shared_ptr<Job> job;
     Done done;
     absl::StatusOr<EvaluationResult> result = absl::UnknownError("unset");
     std::string worker;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      calls_.erase(call.get());
+      auto it = calls_.find(raw);
+      call = std::move(it->second);
+      calls_.erase(it);
+      job = call->job;
       Backend& b = *call->backend;
       --b.in_flight;
       if (s.ok()) {
@@ -536,6 +567,7 @@ class GrpcWorkerPool::Impl {
   std::deque<std::shared_ptr<Job>> queue_;
   std::map<Call*, std::shared_ptr<Call>> calls_;
   int describing_ = 0;
+  int callbacks_running_ = 0;  // Evaluate callbacks not yet returned
   bool stopping_ = false;
   absl::Time last_resolve_;
   absl::Time last_usable_ = absl::Now();
