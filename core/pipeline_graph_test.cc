@@ -193,12 +193,18 @@ TEST(PipelineGraphTest, RandomGenomesCompileToThePlansTheirGenesDescribe) {
       EXPECT_EQ(q.kind, StageKind::kQuantize);
       EXPECT_TRUE(q.stored);
       EXPECT_EQ(q.quantizer.format, g.format());
-      if (g.format() == INT || g.format() == NUQ || g.format() == NF) EXPECT_EQ(q.quantizer.bits, g.bits());
+      if (g.format() == INT || g.format() == NUQ || g.format() == NF) {
+        EXPECT_EQ(q.quantizer.bits, g.bits());
+      }
       if (g.format() != BF16) {  // bf16 rounds each element: no groups, no axis
         EXPECT_EQ(q.quantizer.axis, g.axis());
-        if (g.axis() == PER_CHANNEL) EXPECT_EQ(sp.channel_alignment, g.group_size());
+        if (g.axis() == PER_CHANNEL) {
+          EXPECT_EQ(sp.channel_alignment, g.group_size());
+        }
       }
-      if (stream_index == 0) EXPECT_EQ(sp.quantize_before_rope, g.pre_rope());
+      if (stream_index == 0) {
+        EXPECT_EQ(sp.quantize_before_rope, g.pre_rope());
+      }
     }
     EXPECT_EQ(lp.head_clusters, l->head_clusters());
     EXPECT_EQ(lp.eviction.policy, policy);
@@ -210,7 +216,9 @@ TEST(PipelineGraphTest, RandomGenomesCompileToThePlansTheirGenesDescribe) {
       // the keys are quantized before RoPE.
       EXPECT_EQ(lp.eviction.tap_values, policy == VALUE_NORM);
       EXPECT_EQ(lp.eviction.tap_after_stages, 0);
-      if (policy != VALUE_NORM) EXPECT_EQ(lp.eviction.tap_rotated, !(l->keys().pre_rope() && l->keys().format() != FP16));
+      if (policy != VALUE_NORM) {
+        EXPECT_EQ(lp.eviction.tap_rotated, !(l->keys().pre_rope() && l->keys().format() != FP16));
+      }
     }
   }
   EXPECT_EQ(compiled, 2000);
