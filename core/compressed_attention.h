@@ -1,5 +1,5 @@
 // One layer's attention over a window, processed in chunks, with the KV cache compressed
-// by a LayerPlan exactly as the evaluation protocol prescribes (DOMAIN.md section 4): queries
+// by a LayerPlan exactly as the evaluation protocol prescribes (docs/DOMAIN.md section 4): queries
 // see the dequantized surviving cache plus their own chunk uncompressed; after each chunk the
 // chunk joins the cache, tokens leaving the fp16 region are quantized once, eviction runs, and
 // the bytes the cache stores are counted.

@@ -109,7 +109,7 @@ TEST_F(EvaluatorTest, MeasuredMemoryMatchesTheAnalyticFigure) {
 TEST_F(EvaluatorTest, MeasuredMemoryMatchesTheAnalyticFigureAcrossFormats) {
   // The bytes the simulated cache stores at the end of a 1024-token window against the
   // analytic formula at the same context, for the published configurations' shapes. The
-  // formula (DOMAIN.md section 3) charges fp16 tokens (16 - B) and keeps charging them the
+  // formula (docs/DOMAIN.md section 3) charges fp16 tokens (16 - B) and keeps charging them the
   // group overhead; the cache stores no scales for them. `fp16_overhead` is that term (bits
   // per element, averaged over keys and values), worked out by hand for each case.
   struct Case {

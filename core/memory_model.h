@@ -1,4 +1,4 @@
-// Analytic memory accounting (DOMAIN.md section 3): effective bits per cached element.
+// Analytic memory accounting (docs/DOMAIN.md section 3): effective bits per cached element.
 #ifndef FECSEARCH_CORE_MEMORY_MODEL_H_
 #define FECSEARCH_CORE_MEMORY_MODEL_H_
 

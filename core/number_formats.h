@@ -1,5 +1,5 @@
 // Number formats for simulated quantization: fp16/bf16 rounding, and the sorted value
-// tables (fp8, posit, NormalFloat) that table-based quantizers round to (DOMAIN.md section 5).
+// tables (fp8, posit, NormalFloat) that table-based quantizers round to (docs/DOMAIN.md section 5).
 #ifndef FECSEARCH_CORE_NUMBER_FORMATS_H_
 #define FECSEARCH_CORE_NUMBER_FORMATS_H_
 

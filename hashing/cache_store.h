@@ -1,7 +1,7 @@
 // Durable storage of the functional equivalence cache in SQLite (WAL), in the same file as
 // the experiment database by default. Rows are appended in rowid order (a new version per
 // change; the latest wins) and indexed in memory, because inserting rows keyed by random
-// 128-bit hashes into a B-tree is several times slower (DOMAIN.md section 7). A background
+// 128-bit hashes into a B-tree is several times slower (docs/DOMAIN.md section 7). A background
 // writer commits queued rows in batched transactions (group commit).
 #ifndef FECSEARCH_HASHING_CACHE_STORE_H_
 #define FECSEARCH_HASHING_CACHE_STORE_H_

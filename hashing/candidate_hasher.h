@@ -18,7 +18,7 @@
 
 namespace fecsearch {
 
-// The probe program for KV-cache candidates (DOMAIN.md section 4): each layer's attention
+// The probe program for KV-cache candidates (docs/DOMAIN.md section 4): each layer's attention
 // outputs with the candidate's compressed cache, on queries, keys and values captured from
 // the model on the probe window, and on a seeded synthetic variant of its first half whose
 // channels carry large-LLM-like outliers (so that outlier and per-channel settings are

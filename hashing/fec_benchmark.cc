@@ -163,9 +163,9 @@ void BM_FecCacheLookup1M(benchmark::State& state) {
 BENCHMARK(BM_FecCacheLookup1M)->MinTime(2);
 
 // Dependent lookups: each key depends on the previous answer, as when a caller acts on the
-// result before its next lookup. Both sides then pay the memory latency of every lookup (the
-// regime of DOMAIN.md's ~5M lookups/s figure); the independent variants above let the bare
-// map overlap many misses, which a lock per lookup (a full memory barrier) cannot.
+// result before its next lookup. Both sides then pay the memory latency of every lookup; the
+// independent variants above let the bare map overlap many misses, which a lock per lookup (a
+// full memory barrier) cannot.
 double flat_map_dependent_rate = 0;
 
 // A random single cycle through all entries (Sattolo's algorithm): entry i stores the

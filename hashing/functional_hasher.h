@@ -1,5 +1,5 @@
 // Representation-agnostic functional hashing: run anything on a fixed probe, canonicalise
-// the numbers it produces, hash them with XXH3-128 (DOMAIN.md section 1).
+// the numbers it produces, hash them with XXH3-128 (docs/DOMAIN.md section 1).
 #ifndef FECSEARCH_HASHING_FUNCTIONAL_HASHER_H_
 #define FECSEARCH_HASHING_FUNCTIONAL_HASHER_H_
 

@@ -1,5 +1,6 @@
 // bazel run //search [-- flags]: runs an experiment (by default the embedded one) to its
 // Pareto front, with the functional equivalence cache, in-process or on gRPC workers.
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -78,6 +79,15 @@ void Log(const std::string& line) {
 // The directory `path` would be created in exists and is writable (so that a search does
 // not run for minutes and then fail to write its report).
 absl::Status CheckWritable(const std::string& flag, const std::string& path) {
+  // A device or FIFO (e.g. /dev/null) is written in place: checked itself. Files are written
+  // next to their final name and renamed (SQLite adds -wal and -shm files): their directory.
+  struct stat st {};
+  if (stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+    if (access(path.c_str(), W_OK) != 0) {
+      return absl::InvalidArgumentError(absl::StrCat(flag, ": cannot write ", path, ": ", std::strerror(errno)));
+    }
+    return absl::OkStatus();
+  }
   const size_t slash = path.rfind('/');
   const std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
   if (access(dir.c_str(), W_OK) != 0) {
