@@ -32,6 +32,37 @@ std::unique_ptr<FecCache> Make(FecCacheOptions o = {}, CacheStore* store = nullp
   return std::move(*c);
 }
 
+// A path for a new cache file (nothing there yet).
+std::string FreshDb(const std::string& name) {
+  const std::string path = TestTempDir(name) + "/cache.db";
+  unlink(path.c_str());
+  return path;
+}
+
+FecCacheOptions OneShard(int64_t capacity) {
+  FecCacheOptions o;
+  o.shards = 1;
+  o.capacity = capacity;
+  return o;
+}
+
+// Evaluates (misses, then completes) H(first .. last - 1), candidate i with NLL 1 + i.
+void Insert(FecCache& cache, int first, int last) {
+  for (int i = first; i < last; ++i) {
+    cache.Lookup(H(i), nullptr);
+    ASSERT_TRUE(cache.Complete(H(i), i - first, Result(1.0 + (i - first)), "ctx").ok());
+  }
+}
+
+// Writes entries H(first .. first + n - 1) to a fresh cache file at `path` (one shard).
+void WriteEntries(const std::string& path, int first, int n) {
+  auto store = CacheStore::Open(path, false);
+  ASSERT_TRUE(store.ok()) << store.status();
+  FecCacheOptions o;
+  o.shards = 1;
+  Insert(*Make(o, store->get()), first, first + n);
+}
+
 TEST(FecCacheTest, MissThenHit) {
   auto cache = Make();
   EXPECT_EQ(cache->Lookup(H(1), nullptr).kind, FecCache::Kind::kMiss);
@@ -131,19 +162,8 @@ TEST(FecCacheTest, WarmStartFillsMemoryToCapacityWhenForgottenEntriesFollowATrim
   // The log holds H(40..45), then tombstones for the three latest. Loading with capacity 2
   // trims during the scan (to H(43), H(44)) before the tombstones remove them: the live
   // H(40..42) must still fill memory, the latest written first.
-  const std::string path = TestTempDir("fec_refill") + "/cache.db";
-  unlink(path.c_str());
-  {
-    auto store = CacheStore::Open(path, false);
-    ASSERT_TRUE(store.ok()) << store.status();
-    FecCacheOptions o;
-    o.shards = 1;
-    auto cache = Make(o, store->get());
-    for (int i = 0; i < 6; ++i) {
-      cache->Lookup(H(40 + i), nullptr);
-      ASSERT_TRUE(cache->Complete(H(40 + i), i, Result(1.0 + i), "ctx").ok());
-    }
-  }
+  const std::string path = FreshDb("fec_refill");
+  WriteEntries(path, 40, 6);
   {
     auto store = CacheStore::Open(path, false);
     FecCacheOptions o;
@@ -166,8 +186,7 @@ TEST(FecCacheTest, WarmStartFillsMemoryToCapacityWhenForgottenEntriesFollowATrim
 }
 
 TEST(FecCacheTest, WarmStartKeepsTheMostRecentlyUsedAndHonoursForgetting) {
-  const std::string path = TestTempDir("fec_warm") + "/cache.db";
-  unlink(path.c_str());
+  const std::string path = FreshDb("fec_warm");
   {
     auto store = CacheStore::Open(path, false);
     ASSERT_TRUE(store.ok()) << store.status();
@@ -217,15 +236,11 @@ TEST(FecCacheTest, WarmStartKeepsTheMostRecentlyUsedAndHonoursForgetting) {
 }
 
 TEST(FecCacheTest, PersistentEntriesSurviveEvictionAndReopening) {
-  const std::string path = TestTempDir("fec_persist") + "/cache.db";
-  unlink(path.c_str());
+  const std::string path = FreshDb("fec_persist");
   {
     auto store = CacheStore::Open(path, false);
     ASSERT_TRUE(store.ok()) << store.status();
-    FecCacheOptions o;
-    o.capacity = 2;
-    o.shards = 1;
-    auto cache = Make(o, store->get());
+    auto cache = Make(OneShard(2), store->get());
     for (int i = 0; i < 5; ++i) {
       cache->Lookup(H(20 + i), nullptr);
       ASSERT_TRUE(cache->Complete(H(20 + i), i, Result(1.0 + i), "ctx").ok());
@@ -258,25 +273,15 @@ TEST(FecCacheTest, PersistentEntriesSurviveEvictionAndReopening) {
 }
 
 TEST(FecCacheTest, HitCountersOfAnEntryEvictedFromMemoryAreKept) {
-  const std::string path = TestTempDir("fec_evict_hits") + "/cache.db";
-  unlink(path.c_str());
+  const std::string path = FreshDb("fec_evict_hits");
   {
     auto store = CacheStore::Open(path, false);
     ASSERT_TRUE(store.ok()) << store.status();
-    FecCacheOptions o;
-    o.capacity = 2;
-    o.shards = 1;
-    auto cache = Make(o, store->get());
-    for (int i = 0; i < 2; ++i) {
-      cache->Lookup(H(50 + i), nullptr);
-      ASSERT_TRUE(cache->Complete(H(50 + i), i, Result(1.0 + i), "ctx").ok());
-    }
+    auto cache = Make(OneShard(2), store->get());
+    Insert(*cache, 50, 52);
     ASSERT_EQ(cache->Lookup(H(50), nullptr).kind, FecCache::Kind::kHit);
     ASSERT_EQ(cache->Lookup(H(50), nullptr).kind, FecCache::Kind::kHit);
-    for (int i = 2; i < 4; ++i) {  // evict H(51), then H(50) with its unsaved hits
-      cache->Lookup(H(50 + i), nullptr);
-      ASSERT_TRUE(cache->Complete(H(50 + i), i, Result(1.0 + i), "ctx").ok());
-    }
+    Insert(*cache, 52, 54);  // evicts H(51), then H(50) with its unsaved hits
     ASSERT_EQ(cache->stats().evictions, 2);
   }
   auto store = CacheStore::Open(path, false);

@@ -30,6 +30,16 @@ start_worker() {  # name, extra flags...
   echo "127.0.0.1:$(cat "$name.port")"
 }
 
+wait_for_count() {  # db, SQL count query, minimum: polls up to 20 s
+  local n
+  for _ in $(seq 1 400); do
+    n=$(sqlite3 "$1" "$2" 2>/dev/null || echo 0)
+    [ "${n:-0}" -ge "$3" ] && return 0
+    sleep 0.05
+  done
+  return 1
+}
+
 # --- 4 workers, one killed, one added ---------------------------------------------------
 : > workers.txt
 for w in w1 w2 w3 w4; do start_worker "$w" >> workers.txt || exit 1; done
@@ -37,11 +47,7 @@ for w in w1 w2 w3 w4; do start_worker "$w" >> workers.txt || exit 1; done
   >search.out 2>search.err &
 search_pid=$!
 pids+=($search_pid)
-for _ in $(seq 1 400); do
-  n=$(sqlite3 c.db "SELECT count(*) FROM candidates WHERE outcome = 'MISS'" 2>/dev/null || echo 0)
-  [ "${n:-0}" -ge 8 ] && break
-  sleep 0.05
-done
+wait_for_count c.db "SELECT count(*) FROM candidates WHERE outcome = 'MISS'" 8
 kill -9 "$pid_w2"
 start_worker w5 >> workers.txt || exit 1
 wait $search_pid || fail "search over the cluster failed: $(tail -5 search.err)"
@@ -71,11 +77,7 @@ g1=$(cat g1.addr) g2=$(cat g2.addr)
 "$SEARCH" --experiment="$SPEC" --db=g.db --workers="$g1,$g2" --max_evaluations=24 --progress=none >g.out 2>g.err &
 gsearch=$!
 pids+=($gsearch)
-for _ in $(seq 1 400); do
-  n=$(sqlite3 g.db "SELECT count(*) FROM candidates WHERE outcome = 'MISS' AND worker = 'g1'" 2>/dev/null || echo 0)
-  [ "${n:-0}" -ge 2 ] && break
-  sleep 0.05
-done
+wait_for_count g.db "SELECT count(*) FROM candidates WHERE outcome = 'MISS' AND worker = 'g1'" 2
 kill -TERM "$pid_g1"
 wait "$pid_g1"; g1rc=$?
 [ "$g1rc" = 0 ] || fail "a worker sent SIGTERM exited with $g1rc: $(tail -3 g1.log)"
