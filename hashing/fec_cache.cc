@@ -149,42 +149,35 @@ void FecCache::InsertSlot(Shard& s, const Hash128& h, Slot slot) {
 }
 
 void FecCache::EvictIfNeeded(Shard& s) {
-  const int64_t size = static_cast<int64_t>(s.map.size());
-  if (size <= per_shard_capacity_) return;
-  // Evict down to 15/16 of capacity in one pass: the least recently used entries are those
-  // with the smallest ticks. O(shard size) per batch, O(16) per evicted entry.
-  const int64_t keep = per_shard_capacity_ - per_shard_capacity_ / 16;
-  std::vector<std::pair<uint64_t, Hash128>> ticks;
-  ticks.reserve(size);
-  for (const auto& [key, slot] : s.map) ticks.emplace_back(slot.tick, key);
-  const int64_t evict = size - keep;
-  std::nth_element(ticks.begin(), ticks.begin() + (evict - 1), ticks.end(),
-                   [](const auto& a, const auto& b) { return a.first < b.first; });
-  for (int64_t i = 0; i < evict; ++i) {
-    // Hit counters not yet saved leave with the entry: saved first.
-    auto it = s.map.find(ticks[i].second);
-    PersistSlot(s, it->first, it->second);
-    s.map.erase(it);
-  }
-  evictions_ += evict;
+  if (static_cast<int64_t>(s.map.size()) <= per_shard_capacity_) return;
+  // Down to 15/16 of capacity in one pass: O(shard size) per batch, O(16) per evicted entry.
+  evictions_ += EvictLeastRecent(s, per_shard_capacity_ - per_shard_capacity_ / 16);
 }
 
-void FecCache::TrimToCapacity(Shard& s) {
+void FecCache::TrimToCapacity(Shard& s) { EvictLeastRecent(s, per_shard_capacity_); }
+
+int64_t FecCache::EvictLeastRecent(Shard& s, int64_t keep) {
   const int64_t size = static_cast<int64_t>(s.map.size());
-  if (size <= per_shard_capacity_) return;
-  // Last-used times come from a coarse clock and tie; the later-written row counts as the
-  // more recent one.
+  if (size <= keep) return 0;
+  // The least recently used have the smallest ticks. Warm-started ticks are last-used times
+  // from a coarse clock and tie: the later-written row counts as the more recent one.
   std::vector<std::tuple<uint64_t, int64_t, Hash128>> ticks;
   ticks.reserve(size);
   for (const auto& [key, slot] : s.map) {
     auto row = s.on_disk.find(key);
     ticks.emplace_back(slot.tick, row == s.on_disk.end() ? -1 : row->second, key);
   }
-  const int64_t evict = size - per_shard_capacity_;
+  const int64_t evict = size - keep;
   std::nth_element(ticks.begin(), ticks.begin() + (evict - 1), ticks.end(), [](const auto& a, const auto& b) {
     return std::tie(std::get<0>(a), std::get<1>(a)) < std::tie(std::get<0>(b), std::get<1>(b));
   });
-  for (int64_t i = 0; i < evict; ++i) s.map.erase(std::get<2>(ticks[i]));
+  for (int64_t i = 0; i < evict; ++i) {
+    // Hit counters not yet saved leave with the entry: saved first.
+    auto it = s.map.find(std::get<2>(ticks[i]));
+    PersistSlot(s, it->first, it->second);
+    s.map.erase(it);
+  }
+  return evict;
 }
 
 void FecCache::RefillFromDisk(Shard& s) {

@@ -147,6 +147,9 @@ class FecCache {
   void EvictIfNeeded(Shard& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
   // Keeps the shard's `per_shard_capacity_` most recently used entries (warm start).
   void TrimToCapacity(Shard& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
+  // Keeps the `keep` most recently used entries (saving their unsaved hit counters);
+  // returns how many it evicted.
+  int64_t EvictLeastRecent(Shard& s, int64_t keep) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
   // Warm start: fills the shard up to capacity with the latest-written entries on disk that
   // are not in memory.
   void RefillFromDisk(Shard& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s.mu);
