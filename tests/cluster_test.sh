@@ -4,20 +4,10 @@
 # nothing; a worker added mid-search (through the target file) receives work; TLS and token
 # rejection end to end.
 set -uo pipefail
-ROOT=$PWD
-SEARCH="$ROOT/search/search"
-WORKER="$ROOT/workers/worker"
+source "$PWD/tests/test_lib.sh"
 REEVAL="$ROOT/tests/reevaluate"
 REFLECT="$ROOT/tests/reflection_check.py"
-SPEC="$ROOT/tests/data/small_experiment.textproto"
-WORK=$(mktemp -d "${TEST_TMPDIR:-/tmp}/cluster.XXXXXX")
-ln -s "$ROOT/data" "$WORK/data"
-cd "$WORK"
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done; }
-trap cleanup EXIT
+enter_scratch cluster
 
 start_worker() {  # name, extra flags...
   local name=$1; shift
@@ -127,5 +117,4 @@ if getent hosts localhost >/dev/null; then
     || fail "TLS over a dns:/// target without server_name: $(tail -3 t3.err)"
 fi
 
-echo "$fails failures"
-[ "$fails" -eq 0 ]
+finish

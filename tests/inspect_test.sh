@@ -2,14 +2,8 @@
 # //hashing:inspect on a real search database: every command, JSON validity, bad input, and a
 # database that a running search is writing.
 set -uo pipefail
-SEARCH="$PWD/search/search"
-INSPECT="$PWD/hashing/inspect"
-SPEC="$PWD/tests/data/small_experiment.textproto"
-WORK=$(mktemp -d "${TEST_TMPDIR:-/tmp}/inspect.XXXXXX")
-ln -s "$PWD/data" "$WORK/data"
-cd "$WORK"
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+source "$PWD/tests/test_lib.sh"
+enter_scratch inspect
 
 "$SEARCH" --experiment="$SPEC" --db=s.db --max_evaluations=16 --seed=11 --progress=none >/dev/null 2>run.err || fail "search: $(tail -3 run.err)"
 "$SEARCH" --experiment="$SPEC" --db=s.db --max_evaluations=16 --seed=11 --progress=none >/dev/null 2>run2.err || fail "search 2: $(tail -3 run2.err)"
@@ -70,5 +64,4 @@ done
 wait $pid || fail "the search failed while being inspected: $(tail -3 live.err)"
 [ $ok = 1 ] || fail "inspect could not read the database while the search was writing it"
 
-echo "$fails failures"
-[ "$fails" -eq 0 ]
+finish

@@ -3,20 +3,12 @@
 # in command mode; a Python worker (grpcio) serving a search. Every recorded result is
 # checked against the reference.
 set -uo pipefail
-ROOT=$PWD
-SEARCH="$ROOT/search/search"
-WORKER="$ROOT/workers/worker"
+source "$PWD/tests/test_lib.sh"
 CHECK="$ROOT/tests/python_examples_check.py"
 EVALUATE="$ROOT/examples/python_evaluator/evaluate.py"
 PYWORKER="$ROOT/examples/python_worker/worker.py"
 SPEC="$ROOT/examples/python_worker/int_keys.textproto"
-WORK=$(mktemp -d "${TEST_TMPDIR:-/tmp}/python.XXXXXX")
-ln -s "$ROOT/data" "$WORK/data"
-cd "$WORK"
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
-pids=()
-trap 'for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done' EXIT
+enter_scratch python
 
 /usr/bin/python3 "$CHECK" direct "$EVALUATE" || fail "evaluate.py disagrees with the reference"
 
@@ -40,5 +32,4 @@ for _ in $(seq 1 300); do [ -s py.port ] && break; sleep 0.05; done
   || fail "no evaluation came from the Python worker"
 /usr/bin/python3 "$CHECK" db py.db "$ROOT" || fail "Python-worker results differ from the reference"
 
-echo "$fails failures"
-[ "$fails" -eq 0 ]
+finish

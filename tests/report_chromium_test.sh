@@ -3,12 +3,9 @@
 # Pareto points match the database's front, the plots and tables are there, nothing external
 # is loaded.
 set -uo pipefail
-SEARCH="$PWD/search/search"
-SPEC="$PWD/tests/data/small_experiment.textproto"
-FRONT="$PWD/tests/db_pareto_front.py"
-WORK=$(mktemp -d "${TEST_TMPDIR:-/tmp}/report.XXXXXX")
-ln -s "$PWD/data" "$WORK/data"
-cd "$WORK"
+source "$PWD/tests/test_lib.sh"
+FRONT="$ROOT/tests/db_pareto_front.py"
+enter_scratch report
 CHROMIUM=$(command -v chromium || command -v chromium-browser || true)
 [ -n "$CHROMIUM" ] || { echo "FAIL: chromium is not installed (tools/setup.sh installs it)"; exit 1; }
 

@@ -1,14 +1,8 @@
 #!/usr/bin/env bash
 # The search CLI end to end: bad input, reproducibility, kill -9 and --resume, cache reuse.
 set -uo pipefail
-SEARCH="$PWD/search/search"
-SPEC="$PWD/tests/data/small_experiment.textproto"
-DATA="$PWD/data"
-WORK=$(mktemp -d "${TEST_TMPDIR:-/tmp}/cli.XXXXXX")
-cd "$WORK"
-ln -s "$DATA" data
-fails=0
-fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+source "$PWD/tests/test_lib.sh"
+enter_scratch cli
 expect_exit() {  # code, grep pattern, command...
   local code=$1 pattern=$2; shift 2
   "$@" >out.txt 2>err.txt; local rc=$?
@@ -76,5 +70,4 @@ dup=$(rows k.db "SELECT count(*) FROM (SELECT cache_key FROM candidates WHERE ou
 expect_exit 2 "--seed cannot change a resumed experiment" "$SEARCH" --db=k.db --resume --seed=9 --progress=none
 [ "$(rows k.db "SELECT status FROM experiments")" = finished ] || fail "experiment not marked finished"
 
-echo "$fails failures"
-[ "$fails" -eq 0 ]
+finish
