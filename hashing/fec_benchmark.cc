@@ -88,6 +88,26 @@ BENCHMARK(BM_ProbeHashVsFullEvaluation)->Unit(benchmark::kMillisecond)->UseRealT
 
 constexpr int kEntries = 1 << 20;
 double flat_map_rate = 0;
+using BareMap = absl::flat_hash_map<Hash128, FecObjectives, Hash128Hasher>;
+
+// Key(i) for every entry.
+const std::vector<Hash128>& Keys() {
+  static const std::vector<Hash128>* keys = [] {
+    auto* k = new std::vector<Hash128>(kEntries);
+    for (uint64_t i = 0; i < kEntries; ++i) (*k)[i] = Key(i);
+    return k;
+  }();
+  return *keys;
+}
+
+// The bare map with entry Key(i) holding value(i) as its mean NLL.
+template <typename Value>
+BareMap FilledMap(Value value) {
+  BareMap map;
+  map.reserve(kEntries);
+  for (uint64_t i = 0; i < kEntries; ++i) map[Keys()[i]].mean_nll = value(i);
+  return map;
+}
 
 std::vector<Hash128> LookupOrder() {
   std::vector<Hash128> keys(kEntries);
@@ -100,9 +120,7 @@ std::vector<Hash128> LookupOrder() {
 }
 
 void BM_FlatHashMapLookup1M(benchmark::State& state) {
-  absl::flat_hash_map<Hash128, FecObjectives, Hash128Hasher> map;
-  map.reserve(kEntries);
-  for (uint64_t i = 0; i < kEntries; ++i) map[Key(i)].mean_nll = static_cast<double>(i);
+  const BareMap map = FilledMap([](uint64_t i) { return static_cast<double>(i); });
   const std::vector<Hash128> order = LookupOrder();
   size_t i = 0;
   double sum = 0;
@@ -120,9 +138,7 @@ BENCHMARK(BM_FlatHashMapLookup1M)->MinTime(2);
 // The bare map behind one mutex, independent lookups: a locked instruction is a full
 // barrier, so the misses of consecutive lookups can no longer overlap.
 void BM_LockedFlatHashMapLookup1M(benchmark::State& state) {
-  absl::flat_hash_map<Hash128, FecObjectives, Hash128Hasher> map;
-  map.reserve(kEntries);
-  for (uint64_t i = 0; i < kEntries; ++i) map[Key(i)].mean_nll = static_cast<double>(i);
+  const BareMap map = FilledMap([](uint64_t i) { return static_cast<double>(i); });
   const std::vector<Hash128> order = LookupOrder();
   absl::Mutex mu;
   size_t i = 0;
@@ -185,14 +201,8 @@ const std::vector<uint64_t>& Cycle() {
 }
 
 void BM_FlatHashMapDependentLookup1M(benchmark::State& state) {
-  absl::flat_hash_map<Hash128, FecObjectives, Hash128Hasher> map;
-  map.reserve(kEntries);
-  for (uint64_t i = 0; i < kEntries; ++i) map[Key(i)].mean_nll = static_cast<double>(Cycle()[i]);
-  const std::vector<Hash128> keys = [] {
-    std::vector<Hash128> k(kEntries);
-    for (uint64_t i = 0; i < kEntries; ++i) k[i] = Key(i);
-    return k;
-  }();
+  const BareMap map = FilledMap([](uint64_t i) { return static_cast<double>(Cycle()[i]); });
+  const std::vector<Hash128>& keys = Keys();
   uint64_t next = 0;
   const double t0 = Now();
   for (auto _ : state) {
@@ -208,13 +218,10 @@ BENCHMARK(BM_FlatHashMapDependentLookup1M)->MinTime(2);
 // The same with the entries spread over 16 bare maps selected like the cache's shards: what
 // the table layout alone does to the memory latency.
 void BM_ShardedFlatHashMapDependentLookup1M(benchmark::State& state) {
-  std::vector<absl::flat_hash_map<Hash128, FecObjectives, Hash128Hasher>> maps(16);
+  std::vector<BareMap> maps(16);
   for (auto& m : maps) m.reserve(kEntries / 16);
-  std::vector<Hash128> keys(kEntries);
-  for (uint64_t i = 0; i < kEntries; ++i) {
-    keys[i] = Key(i);
-    maps[(keys[i].hi >> 32) % 16][keys[i]].mean_nll = static_cast<double>(Cycle()[i]);
-  }
+  const std::vector<Hash128>& keys = Keys();
+  for (uint64_t i = 0; i < kEntries; ++i) maps[(keys[i].hi >> 32) % 16][keys[i]].mean_nll = static_cast<double>(Cycle()[i]);
   uint64_t next = 0;
   for (auto _ : state) {
     const Hash128& k = keys[next];
@@ -228,13 +235,8 @@ BENCHMARK(BM_ShardedFlatHashMapDependentLookup1M)->MinTime(2);
 // The bare map behind a mutex (locked, nothing else): separates the cost of the lock from
 // the cache's bookkeeping.
 void BM_LockedFlatHashMapDependentLookup1M(benchmark::State& state) {
-  absl::flat_hash_map<Hash128, FecObjectives, Hash128Hasher> map;
-  map.reserve(kEntries);
-  std::vector<Hash128> keys(kEntries);
-  for (uint64_t i = 0; i < kEntries; ++i) {
-    keys[i] = Key(i);
-    map[keys[i]].mean_nll = static_cast<double>(Cycle()[i]);
-  }
+  const BareMap map = FilledMap([](uint64_t i) { return static_cast<double>(Cycle()[i]); });
+  const std::vector<Hash128>& keys = Keys();
   absl::Mutex mu;
   uint64_t next = 0;
   for (auto _ : state) {
@@ -251,9 +253,8 @@ void BM_FecCacheDependentLookup1M(benchmark::State& state) {
   o.capacity = 2 * kEntries;  // shards fill unevenly: leave room so that nothing is evicted
   auto cache = FecCache::Create(o, nullptr);
   EvaluationResult r;
-  std::vector<Hash128> keys(kEntries);
+  const std::vector<Hash128>& keys = Keys();
   for (uint64_t i = 0; i < kEntries; ++i) {
-    keys[i] = Key(i);
     r.mutable_objectives()->set_mean_nll(static_cast<double>(Cycle()[i]));
     cache.value()->Lookup(keys[i], nullptr);
     (void)cache.value()->Complete(keys[i], static_cast<int64_t>(i), r, "ctx");
