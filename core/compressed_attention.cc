@@ -93,18 +93,61 @@ class LayerSimulator {
     if (opt_.attention_received) opt_.attention_received->assign(static_cast<size_t>(T_) * G_, 0.0f);
   }
 
+  // KV heads are independent except through CHAI, which clusters them by their attention on
+  // the first chunk: every head runs the first chunk's attention, the clusters are formed,
+  // and then each cluster (a single head without CHAI) runs the rest of the window as one
+  // task. Tasks touch only their own heads, so the result does not depend on the threads.
   void Run() {
-    for (int s = 0, j = 0; s < T_; s += opt_.chunk, ++j) {
-      const int e = std::min(T_, s + opt_.chunk);
-      Append(s, e);
-      Attend(s, e, j);
-      if (opt_.exact) continue;
-      RoundNewRowsToFp16(s, e);
-      Quantize(/*values=*/false, e);
-      Quantize(/*values=*/true, e);
-      if (evict_) Evict(e);
-      Account(e);
-      Compact();
+    const int e0 = std::min(T_, opt_.chunk);
+    cluster_features_.assign(clustering() ? G_ : 0, Eigen::RowVectorXf());
+    ParallelFor(opt_.pool, G_, [&](int g) {
+      Scratch scratch;
+      Append(0, e0, {g});
+      AttendRep(g, 0, e0, 0, &scratch);
+    });
+    if (clustering()) ClusterHeads();
+    std::vector<std::vector<int>> clusters;  // representative first
+    for (int r = 0; r < G_; ++r) {
+      if (rep_[r] != r) continue;
+      clusters.push_back({r});
+      for (int g = 0; g < G_; ++g)
+        if (g != r && rep_[g] == r) clusters.back().push_back(g);
+    }
+    std::vector<TaskStats> task_stats(clusters.size());
+    const int chunks = (T_ + opt_.chunk - 1) / opt_.chunk;
+    ParallelFor(opt_.pool, static_cast<int>(clusters.size()), [&](int ti) {
+      const std::vector<int>& members = clusters[ti];
+      Scratch scratch;
+      for (int j = 0; j < chunks; ++j) {
+        const int s = j * opt_.chunk, e = std::min(T_, s + opt_.chunk);
+        if (j > 0) {
+          Append(s, e, members);
+          AttendRep(members[0], s, e, j, &scratch);
+        }
+        if (opt_.exact) continue;
+        RoundNewRowsToFp16(s, e, members);
+        Quantize(/*values=*/false, e, members, &scratch);
+        Quantize(/*values=*/true, e, members, &scratch);
+        if (evict_) Evict(e, members[0]);
+        Account(members, &task_stats[ti]);
+        Compact(members);
+      }
+    });
+    if (!opt_.exact) {
+      // Bits are whole numbers, so these sums are exact in any order.
+      const double codebooks = CodebookBits(plan_.keys) + CodebookBits(plan_.values);
+      stats_->cache_bits = codebooks * chunks;
+      stats_->end_cache_bits = codebooks;
+      for (const TaskStats& ts : task_stats) {
+        stats_->cache_bits += ts.cache_bits;
+        stats_->end_cache_bits += ts.end_cache_bits;
+      }
+      for (int j = 0; j < chunks; ++j) {
+        const int e = std::min(T_, (j + 1) * opt_.chunk);
+        const double fp16 = 2.0 * 16.0 * D_ * G_ * e;
+        stats_->fp16_bits += fp16;
+        stats_->end_fp16_bits = fp16;
+      }
     }
     for (const HeadState& h : heads_) {
       stats_->end_kept_tokens += h.rows - h.dead;
@@ -113,6 +156,19 @@ class LayerSimulator {
   }
 
  private:
+  // Buffers one task reuses across chunks.
+  struct Scratch {
+    RowMatrix q, s, o;
+    std::vector<int> rows;
+    std::vector<double> row_bits;
+    Block block;
+  };
+  // Bits one task's heads stored, summed over chunk boundaries, and at the last one.
+  struct TaskStats {
+    double cache_bits = 0, end_cache_bits = 0;
+  };
+
+  bool clustering() const { return !opt_.exact && plan_.head_clusters > 0 && plan_.head_clusters < G_; }
   bool StoresKeys(int g) const { return rep_[g] == g; }
 
   const float* Original(bool values, bool rotated, int pos, int g) const {
@@ -120,8 +176,8 @@ class LayerSimulator {
     return m.data() + static_cast<size_t>(pos) * m.cols() + static_cast<size_t>(g) * D_;
   }
 
-  void Append(int s, int e) {
-    for (int g = 0; g < G_; ++g) {
+  void Append(int s, int e, const std::vector<int>& members) {
+    for (int g : members) {
       HeadState& h = heads_[g];
       for (int p = s; p < e; ++p) {
         const int r = h.rows++;
@@ -168,62 +224,58 @@ class LayerSimulator {
     return static_cast<float>(denom > 0 ? 1.0 - dot / denom : 1.0);
   }
 
-  void Attend(int s, int e, int chunk_index) {
+  // Attention of representative r's query heads and its cluster members' (they share r's
+  // scores and keep their own values) for the chunk [s, e).
+  void AttendRep(int r, int s, int e, int chunk_index, Scratch* scratch) {
     const int c = e - s;
     const float scale = 1.0f / std::sqrt(static_cast<float>(D_));
-    RowMatrix& Q = scratch_q_;
-    RowMatrix& S = scratch_s_;
-    RowMatrix& O = scratch_o_;
+    RowMatrix& Q = scratch->q;
+    RowMatrix& S = scratch->s;
+    RowMatrix& O = scratch->o;
     Q.resize(n_rep_ * c, D_);
-    for (int r = 0; r < G_; ++r) {
-      if (rep_[r] != r) continue;  // members are served by their representative
-      HeadState& hr = heads_[r];
-      const int n = hr.rows;
-      const int old = n - c;  // cached rows before this chunk
-      for (int i = 0; i < n_rep_; ++i) {
-        const int head = r * n_rep_ + i;
-        for (int t = 0; t < c; ++t) {
-          Q.row(i * c + t) = in_.q->row(s + t).segment(static_cast<Eigen::Index>(head) * D_, D_);
-        }
+    HeadState& hr = heads_[r];
+    const int n = hr.rows;
+    const int old = n - c;  // cached rows before this chunk
+    for (int i = 0; i < n_rep_; ++i) {
+      const int head = r * n_rep_ + i;
+      for (int t = 0; t < c; ++t) {
+        Q.row(i * c + t) = in_.q->row(s + t).segment(static_cast<Eigen::Index>(head) * D_, D_);
       }
-      Eigen::Map<const RowMatrix> K(hr.K.data(), n, D_);
-      S.resize(n_rep_ * c, n);
-      S.noalias() = (Q * K.transpose()) * scale;
+    }
+    Eigen::Map<const RowMatrix> K(hr.K.data(), n, D_);
+    S.resize(n_rep_ * c, n);
+    S.noalias() = (Q * K.transpose()) * scale;
+    for (int row = 0; row < n_rep_ * c; ++row) {
+      const int t = row % c;
+      float* srow = S.row(row).data();
+      if (hr.dead > 0) {
+        for (int k = 0; k < old; ++k)
+          if (!hr.alive[k]) srow[k] = kNegInf;
+      }
+      for (int k = t + 1; k < c; ++k) srow[old + k] = kNegInf;  // causal within the chunk
+      const float m = S.row(row).maxCoeff();
+      S.row(row) = (S.row(row).array() - m).exp().matrix();
+      S.row(row) /= S.row(row).sum();
+    }
+    Statistics(r, S, s, c, chunk_index);
+    if (chunk_index == 0 && clustering()) {
+      Eigen::RowVectorXf mean = Eigen::RowVectorXf::Zero(c * n);
       for (int row = 0; row < n_rep_ * c; ++row) {
-        const int t = row % c;
-        float* srow = S.row(row).data();
-        if (hr.dead > 0) {
-          for (int k = 0; k < old; ++k)
-            if (!hr.alive[k]) srow[k] = kNegInf;
-        }
-        for (int k = t + 1; k < c; ++k) srow[old + k] = kNegInf;  // causal within the chunk
-        const float m = S.row(row).maxCoeff();
-        S.row(row) = (S.row(row).array() - m).exp().matrix();
-        S.row(row) /= S.row(row).sum();
+        mean.segment((row % c) * n, n) += S.row(row) / static_cast<float>(n_rep_);
       }
-      Statistics(r, S, s, c, chunk_index);
-      if (chunk_index == 0 && !opt_.exact && plan_.head_clusters > 0 &&
-          plan_.head_clusters < G_) {
-        cluster_features_.resize(G_);
-        Eigen::RowVectorXf mean = Eigen::RowVectorXf::Zero(c * n);
-        for (int row = 0; row < n_rep_ * c; ++row) {
-          mean.segment((row % c) * n, n) += S.row(row) / static_cast<float>(n_rep_);
-        }
-        cluster_features_[r] = mean;
-      }
-      for (int g = 0; g < G_; ++g) {
-        if (rep_[g] != r) continue;
-        Eigen::Map<const RowMatrix> V(heads_[g].V.data(), n, D_);
-        O.noalias() = S * V;
-        for (int i = 0; i < n_rep_; ++i) {
-          const int head = g * n_rep_ + i;
-          for (int t = 0; t < c; ++t) {
-            out_->row(s + t).segment(static_cast<Eigen::Index>(head) * D_, D_) = O.row(i * c + t);
-          }
+      cluster_features_[r] = mean;
+    }
+    for (int g = 0; g < G_; ++g) {
+      if (rep_[g] != r) continue;
+      Eigen::Map<const RowMatrix> V(heads_[g].V.data(), n, D_);
+      O.noalias() = S * V;
+      for (int i = 0; i < n_rep_; ++i) {
+        const int head = g * n_rep_ + i;
+        for (int t = 0; t < c; ++t) {
+          out_->row(s + t).segment(static_cast<Eigen::Index>(head) * D_, D_) = O.row(i * c + t);
         }
       }
     }
-    if (chunk_index == 0 && !cluster_features_.empty()) ClusterHeads();
   }
 
   // Attention statistics for eviction scores and calibration weights.
@@ -317,9 +369,10 @@ class LayerSimulator {
     }
   }
 
-  void RoundNewRowsToFp16(int s, int e) {
+  void RoundNewRowsToFp16(int s, int e, const std::vector<int>& members) {
     const int c = e - s;
-    for (HeadState& h : heads_) {
+    for (int g : members) {
+      HeadState& h = heads_[g];
       for (int r = h.rows - c; r < h.rows; ++r) {
         float* k = &h.K[static_cast<size_t>(r) * D_];
         float* v = &h.V[static_cast<size_t>(r) * D_];
@@ -331,7 +384,7 @@ class LayerSimulator {
     }
   }
 
-  void Quantize(bool values, int e) {
+  void Quantize(bool values, int e, const std::vector<int>& members, Scratch* scratch) {
     const StreamPlan& sp = values ? plan_.values : plan_.keys;
     if (!sp.quantizes()) return;
     const EvictionPlan& ev = plan_.eviction;
@@ -342,7 +395,7 @@ class LayerSimulator {
     bool has_residual = false;
     for (const Stage& st : sp.stages) has_residual |= st.kind == StageKind::kResidualQuantize;
     const bool rotate_after = !values && sp.quantize_before_rope;
-    for (int g = 0; g < G_; ++g) {
+    for (int g : members) {
       HeadState& h = heads_[g];
       StreamState& st = values ? h.vs : h.ks;
       if (!values && !StoresKeys(g)) continue;
@@ -352,7 +405,7 @@ class LayerSimulator {
       const int decided = sp.channel_alignment > 0 ? std::max(0, limit) / sp.channel_alignment * sp.channel_alignment
                                                    : std::max(0, limit);
       st.cursor = std::max(st.cursor, decided);
-      std::vector<int>& rows = scratch_rows_;
+      std::vector<int>& rows = scratch->rows;
       rows.clear();
       for (int r = first; r < h.rows; ++r) {
         if (!h.alive[r] || st.done[r]) continue;
@@ -362,7 +415,7 @@ class LayerSimulator {
         rows.push_back(r);
       }
       if (rows.empty()) continue;
-      Block& b = scratch_block_;
+      Block& b = scratch->block;
       b.rows = static_cast<int>(rows.size());
       b.cols = D_;
       b.x.resize(static_cast<size_t>(b.rows) * D_);
@@ -375,7 +428,7 @@ class LayerSimulator {
       }
       // The exact values are needed only by residual stages.
       if (has_residual) b.ref = b.x;
-      std::vector<double>& row_bits = scratch_row_bits_;
+      std::vector<double>& row_bits = scratch->row_bits;
       row_bits.assign(b.rows, 0.0);
       for (size_t si = 0; si < sp.stages.size(); ++si) {
         const Stage& stage = sp.stages[si];
@@ -432,16 +485,16 @@ class LayerSimulator {
     }
   }
 
-  void Evict(int e) {
+  // Eviction in representative r's cluster (the kept set is r's, for every member).
+  void Evict(int e, int r) {
     const EvictionPlan& ev = plan_.eviction;
     const long budget = static_cast<long>(std::ceil(ev.keep_ratio * e - 1e-9));
-    for (int r = 0; r < G_; ++r) {
-      if (rep_[r] != r) continue;
+    {
       HeadState& h = heads_[r];
       std::vector<int> alive_rows;
       for (int k = 0; k < h.rows; ++k)
         if (h.alive[k]) alive_rows.push_back(k);
-      if (static_cast<long>(alive_rows.size()) <= budget) continue;
+      if (static_cast<long>(alive_rows.size()) <= budget) return;
       std::vector<float> score(alive_rows.size());
       for (size_t i = 0; i < alive_rows.size(); ++i) {
         const int k = alive_rows[i];
@@ -490,7 +543,7 @@ class LayerSimulator {
         }
       }
       const long keep = std::max(0L, budget - protected_count);
-      if (static_cast<long>(candidates.size()) <= keep) continue;
+      if (static_cast<long>(candidates.size()) <= keep) return;
       // Highest score first; ties keep the more recent token. Only the set of the best
       // `keep` matters, which a partial selection finds (the order is total, so the set is
       // the same as after a full sort).
@@ -514,26 +567,25 @@ class LayerSimulator {
     return bits;
   }
 
-  void Account(int e) {
-    double bits = CodebookBits(plan_.keys) + CodebookBits(plan_.values);
-    for (int g = 0; g < G_; ++g) {
+  void Account(const std::vector<int>& members, TaskStats* ts) {
+    double bits = 0;
+    for (int g : members) {
       const HeadState& h = heads_[g];
       if (StoresKeys(g)) bits += h.ks.total_bits;
       bits += h.vs.total_bits;
     }
-    const double fp16 = 2.0 * 16.0 * D_ * G_ * e;
-    stats_->cache_bits += bits;
-    stats_->fp16_bits += fp16;
-    stats_->end_cache_bits = bits;
-    stats_->end_fp16_bits = fp16;
+    ts->cache_bits += bits;
+    ts->end_cache_bits = bits;
   }
 
   // Drops dead rows once they are a quarter of the buffer (attention masks them until then).
-  void Compact() {
-    bool needed = false;
-    for (const HeadState& h : heads_) needed |= h.dead > 16 && h.dead * 4 > h.rows;
-    if (!needed) return;
-    for (HeadState& h : heads_) {
+  // Members of a cluster share row indices (the representative's kept set), so they are
+  // compacted together.
+  void Compact(const std::vector<int>& members) {
+    const HeadState& first = heads_[members[0]];
+    if (!(first.dead > 16 && first.dead * 4 > first.rows)) return;
+    for (int g : members) {
+      HeadState& h = heads_[g];
       int w = 0;
       for (int r = 0; r < h.rows; ++r) {
         if (!h.alive[r]) continue;
@@ -575,12 +627,7 @@ class LayerSimulator {
   int protect_sinks_ = 0, protect_recent_ = 0;
   std::vector<HeadState> heads_;
   std::vector<int> rep_;  // CHAI representative of each KV head (itself when unclustered)
-  // Buffers reused across chunks and heads.
-  RowMatrix scratch_q_, scratch_s_, scratch_o_;
-  std::vector<int> scratch_rows_;
-  std::vector<double> scratch_row_bits_;
-  Block scratch_block_;
-  std::vector<Eigen::RowVectorXf> cluster_features_;
+  std::vector<Eigen::RowVectorXf> cluster_features_;  // CHAI: each head's first-chunk attention
 };
 
 }  // namespace

@@ -9,11 +9,12 @@
 #include <vector>
 
 #include "core/layer_plan.h"
-#include "core/llama_model.h"
+#include "core/decoder_model.h"
+#include "core/parallel.h"
 
 namespace fecsearch {
 
-// One layer's attention inputs for positions 0..T-1 (see LlamaModel::AttentionInputs).
+// One layer's attention inputs for positions 0..T-1 (see DecoderModel::AttentionInputs).
 struct LayerTensors {
   const RowMatrix* q = nullptr;      // T x heads*hd, after RoPE
   const RowMatrix* k_pre = nullptr;  // T x kv_heads*hd, before RoPE
@@ -41,6 +42,8 @@ struct LayerRunOptions {
   // If set, receives the attention each (position, KV head) received, summed over all
   // queries and the group's query heads: T x kv_heads, row-major. Calibration weights.
   std::vector<float>* attention_received = nullptr;
+  // Runs KV heads (CHAI clusters) in parallel when set; the result is the same without.
+  ThreadPool* pool = nullptr;
 };
 
 // Computes `out` (T x heads*hd): the attention output before o_proj. `plan` must have been

@@ -15,15 +15,20 @@ namespace {
 
 constexpr int kT = 96, kHeads = 4, kKvHeads = 2, kHeadDim = 8, kChunk = 16;
 
+ModelConfig TestConfig() {
+  ModelConfig c;
+  c.num_heads = kHeads;
+  c.num_kv_heads = kKvHeads;
+  c.head_dim = kHeadDim;
+  c.hidden_size = kHeads * kHeadDim;
+  c.num_layers = 1;
+  c.max_positions = kT;
+  return c;
+}
+
 class CompressedAttentionTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    config_.num_heads = kHeads;
-    config_.num_kv_heads = kKvHeads;
-    config_.head_dim = kHeadDim;
-    config_.hidden_size = kHeads * kHeadDim;
-    config_.num_layers = 1;
-    config_.max_positions = kT;
     std::mt19937 rng(7);
     std::normal_distribution<float> normal(0, 1);
     auto fill = [&](RowMatrix* m, int cols) {
@@ -153,8 +158,8 @@ class CompressedAttentionTest : public ::testing::Test {
     return (a.middleRows(first_row, rows) - b.middleRows(first_row, rows)).cwiseAbs().maxCoeff();
   }
 
-  ModelConfig config_;
-  RopeTable rope_{kHeadDim, 10000.0, kT};
+  ModelConfig config_ = TestConfig();
+  RopeTable rope_{TestConfig(), kT};
   RowMatrix q_, k_pre_, k_, v_;
   LayerTensors in_;
 };

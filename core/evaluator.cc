@@ -8,6 +8,7 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <functional>
 #include <thread>
 
 #include "absl/status/status.h"
@@ -74,21 +75,23 @@ double Seconds(std::chrono::steady_clock::time_point since) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
 }
 
-// Runs fn(i) for i in [0, n) on up to `threads` threads.
-template <typename Fn>
-void ParallelFor(int n, int threads, Fn fn) {
-  threads = std::max(1, std::min(threads, n));
-  if (threads == 1) {
-    for (int i = 0; i < n; ++i) fn(i);
+// Runs fn(i, pool) for the n windows of an evaluation on `threads` threads: up to n windows
+// at a time, each with a pool of the remaining threads for its matrix products and heads.
+// Windows are independent and the pools do not change results, so neither does `threads`.
+void ForEachWindow(int n, int threads, const std::function<void(int, ThreadPool*)>& fn) {
+  const int outer = std::max(1, std::min(threads, n));
+  const int inner = std::max(1, threads / outer);
+  auto run = [&](int t) {
+    std::unique_ptr<ThreadPool> pool = inner > 1 ? std::make_unique<ThreadPool>(inner) : nullptr;
+    for (int i = t; i < n; i += outer) fn(i, pool.get());
+  };
+  if (outer == 1) {
+    run(0);
     return;
   }
-  std::vector<std::thread> pool;
-  for (int t = 0; t < threads; ++t) {
-    pool.emplace_back([&, t] {
-      for (int i = t; i < n; i += threads) fn(i);
-    });
-  }
-  for (auto& th : pool) th.join();
+  std::vector<std::thread> workers;
+  for (int t = 0; t < outer; ++t) workers.emplace_back(run, t);
+  for (auto& th : workers) th.join();
 }
 
 EvaluationResult ErrorResult(const absl::Status& status) {
@@ -130,15 +133,19 @@ absl::StatusOr<std::shared_ptr<EvaluationContext>> EvaluationContext::Create(
                                             "' does not exist (looked in ", UserWorkingDirectory(),
                                             " and the runfiles)"));
   }
-  auto model = LlamaModel::Load(model_dir);
+  {
+    // The window must fit the model's context (and any sliding window) before the weights
+    // are read.
+    auto config = LoadModelConfig(model_dir + "/config.json");
+    if (config.ok()) {
+      absl::Status s = CheckWindowLength(*config, spec.window_length(), "evaluation.window_length");
+      if (!s.ok()) return s;
+    }
+  }
+  auto model = DecoderModel::Load(model_dir, spec.window_length());
   if (!model.ok()) return model.status();
   ctx->model_ = std::move(*model);
   const ModelConfig& config = ctx->model_->config();
-  if (spec.window_length() > ctx->model_->rope().max_positions()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "evaluation.window_length: ", spec.window_length(), " exceeds the model's context of ",
-        ctx->model_->rope().max_positions(), " tokens"));
-  }
   const std::string text_path =
       spec.text_path().empty() ? model_dir + "/eval.txt" : ResolveInputPath(spec.text_path());
   auto tokens = LoadTokens(text_path, spec.input_format(), config.vocab_size);
@@ -210,8 +217,8 @@ const EvaluationContext::Baseline& EvaluationContext::baseline() const {
     const int n = spec_.eval_windows_size();
     b->window_nll_sum.resize(n);
     std::vector<int> scored(n);
-    ParallelFor(n, spec_.threads(), [&](int i) {
-      ForwardResult r = ForwardWindow(*model_, Window(spec_.eval_windows(i)), exact, chunk());
+    ForEachWindow(n, spec_.threads(), [&](int i, ThreadPool* pool) {
+      ForwardResult r = ForwardWindow(*model_, Window(spec_.eval_windows(i)), exact, chunk(), nullptr, pool);
       b->window_nll_sum[i] = r.nll_sum;
       scored[i] = r.scored;
     });
@@ -240,10 +247,11 @@ absl::StatusOr<const EvaluationContext::Probe*> EvaluationContext::GetProbe(int 
     exact.exact = true;
     ForwardCapture cap;
     cap.layer_inputs = true;
-    ForwardWindow(*model_, Window(spec_.probe_window()).subspan(0, tokens), exact, chunk(), &cap);
+    std::unique_ptr<ThreadPool> pool = spec_.threads() > 1 ? std::make_unique<ThreadPool>(spec_.threads()) : nullptr;
+    ForwardWindow(*model_, Window(spec_.probe_window()).subspan(0, tokens), exact, chunk(), &cap, pool.get());
     p->layers = std::move(cap.layers);
     std::vector<LayerRunStats> stats;
-    RunAttentionOnly(*model_, exact, p->layers, chunk(), &p->exact_outputs, &stats);
+    RunAttentionOnly(*model_, exact, p->layers, chunk(), &p->exact_outputs, &stats, pool.get());
     slot = std::move(p);
   }
   return slot.get();
@@ -259,11 +267,11 @@ const EvaluationContext::Calibration& EvaluationContext::GetCalibration() const 
     std::vector<std::vector<std::vector<double>>> q2(nw);
     ModelPlan exact;
     exact.exact = true;
-    ParallelFor(nw, spec_.threads(), [&](int w) {
+    ForEachWindow(nw, spec_.threads(), [&](int w, ThreadPool* pool) {
       ForwardCapture cap;
       cap.layer_inputs = true;
       cap.attention_received = true;
-      ForwardWindow(*model_, Window(spec_.calibration_windows(w)), exact, chunk(), &cap);
+      ForwardWindow(*model_, Window(spec_.calibration_windows(w)), exact, chunk(), &cap, pool);
       q2[w].assign(c.num_layers, std::vector<double>(c.num_kv_heads * c.head_dim, 0.0));
       for (int l = 0; l < c.num_layers; ++l) {
         CapturedLayer& cl = cap.layers[l];
@@ -416,8 +424,8 @@ EvaluationResult Evaluator::EvaluatePlan(ModelPlan plan) const {
   const EvaluationSpec& spec = ctx.spec();
   const int n = spec.eval_windows_size();
   std::vector<ForwardResult> windows(n);
-  ParallelFor(n, spec.threads(), [&](int i) {
-    windows[i] = ForwardWindow(ctx.model(), ctx.Window(spec.eval_windows(i)), plan, ctx.chunk());
+  ForEachWindow(n, spec.threads(), [&](int i, ThreadPool* pool) {
+    windows[i] = ForwardWindow(ctx.model(), ctx.Window(spec.eval_windows(i)), plan, ctx.chunk(), nullptr, pool);
   });
   const ModelConfig& c = ctx.config();
   double nll = 0, cache_bits = 0, fp16_bits = 0, end_ratio = 0;
@@ -466,7 +474,10 @@ EvaluationResult Evaluator::EvaluatePlan(ModelPlan plan) const {
   auto probe = ctx.GetProbe(std::min(256, ctx.window_length()));
   std::vector<RowMatrix> outputs;
   std::vector<LayerRunStats> probe_stats;
-  if (probe.ok()) RunAttentionOnly(ctx.model(), plan, (*probe)->layers, ctx.chunk(), &outputs, &probe_stats);
+  if (probe.ok()) {
+    std::unique_ptr<ThreadPool> pool = spec.threads() > 1 ? std::make_unique<ThreadPool>(spec.threads()) : nullptr;
+    RunAttentionOnly(ctx.model(), plan, (*probe)->layers, ctx.chunk(), &outputs, &probe_stats, pool.get());
+  }
   for (int l = 0; l < c.num_layers; ++l) {
     LayerMetrics* lm = r.add_layers();
     lm->set_layer(l);

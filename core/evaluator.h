@@ -13,7 +13,7 @@
 #include "absl/types/span.h"
 #include "core/forward.h"
 #include "core/layer_plan.h"
-#include "core/llama_model.h"
+#include "core/decoder_model.h"
 #include "protos/evaluation.pb.h"
 #include "protos/experiment.pb.h"
 #include "protos/pipeline_graph.pb.h"
@@ -34,7 +34,7 @@ class EvaluationContext {
   // length against the model's context); errors name the field or path.
   static absl::StatusOr<std::shared_ptr<EvaluationContext>> Create(const EvaluationSpec& spec);
 
-  const LlamaModel& model() const { return *model_; }
+  const DecoderModel& model() const { return *model_; }
   const ModelConfig& config() const { return model_->config(); }
   // The spec with defaults filled in (eval/calibration windows listed explicitly).
   const EvaluationSpec& spec() const { return spec_; }
@@ -76,7 +76,7 @@ class EvaluationContext {
   const ValueTable* NuqCodebook(int layer, bool values, bool pre_rope, const QuantizerConfig& q) const;
 
   EvaluationSpec spec_;
-  std::unique_ptr<LlamaModel> model_;
+  std::unique_ptr<DecoderModel> model_;
   std::vector<int> tokens_;
   std::string fingerprint_;
 

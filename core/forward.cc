@@ -5,8 +5,8 @@
 
 namespace fecsearch {
 
-ForwardResult ForwardWindow(const LlamaModel& model, absl::Span<const int> tokens,
-                            const ModelPlan& plan, int chunk, ForwardCapture* capture) {
+ForwardResult ForwardWindow(const DecoderModel& model, absl::Span<const int> tokens,
+                            const ModelPlan& plan, int chunk, ForwardCapture* capture, ThreadPool* pool) {
   const ModelConfig& c = model.config();
   ForwardResult result;
   result.layers.resize(c.num_layers);
@@ -14,11 +14,12 @@ ForwardResult ForwardWindow(const LlamaModel& model, absl::Span<const int> token
   model.Embed(tokens, &h);
   if (capture && capture->layer_inputs) capture->layers.resize(c.num_layers);
   for (int l = 0; l < c.num_layers; ++l) {
-    model.AttentionInputs(l, h, &q, &k_pre, &k, &v);
+    model.AttentionInputs(l, h, &q, &k_pre, &k, &v, pool);
     LayerTensors in{&q, &k_pre, &k, &v};
     LayerRunOptions opt;
     opt.chunk = chunk;
     opt.exact = plan.exact;
+    opt.pool = pool;
     std::vector<float> received;
     if (capture && capture->attention_received) opt.attention_received = &received;
     RunCompressedAttention(c, model.rope(), plan.layers.empty() ? LayerPlan() : plan.layers[l], in,
@@ -31,27 +32,21 @@ ForwardResult ForwardWindow(const LlamaModel& model, absl::Span<const int> token
       cl.v = v;
       cl.attention_received = std::move(received);
     }
-    model.FinishLayer(l, attn, &h);
+    model.FinishLayer(l, attn, &h, pool);
   }
-  RowMatrix logits;
-  model.Logits(h, &logits);
-  for (Eigen::Index t = 0; t + 1 < logits.rows(); ++t) {
-    const float m = logits.row(t).maxCoeff();
-    const double lse = m + std::log(static_cast<double>((logits.row(t).array() - m).exp().sum()));
-    result.nll_sum += lse - logits(t, tokens[t + 1]);
-    ++result.scored;
-  }
-  if (capture && capture->want_logits) capture->logits = std::move(logits);
+  result.nll_sum = model.NextTokenNll(h, tokens, pool, capture && capture->want_logits ? &capture->logits : nullptr);
+  result.scored = static_cast<int>(tokens.size()) - 1;
   return result;
 }
 
-void RunAttentionOnly(const LlamaModel& model, const ModelPlan& plan,
+void RunAttentionOnly(const DecoderModel& model, const ModelPlan& plan,
                       const std::vector<CapturedLayer>& inputs, int chunk,
-                      std::vector<RowMatrix>* outputs, std::vector<LayerRunStats>* stats) {
+                      std::vector<RowMatrix>* outputs, std::vector<LayerRunStats>* stats, ThreadPool* pool) {
   const ModelConfig& c = model.config();
   outputs->resize(inputs.size());
   stats->assign(inputs.size(), LayerRunStats());
-  for (size_t l = 0; l < inputs.size(); ++l) {
+  // Layers are independent here (each reads its captured inputs): one task per layer.
+  ParallelFor(pool, static_cast<int>(inputs.size()), [&](int l) {
     const CapturedLayer& cl = inputs[l];
     LayerTensors in{&cl.q, &cl.k_pre, &cl.k, &cl.v};
     LayerRunOptions opt;
@@ -59,7 +54,7 @@ void RunAttentionOnly(const LlamaModel& model, const ModelPlan& plan,
     opt.exact = plan.exact;
     RunCompressedAttention(c, model.rope(), plan.layers.empty() ? LayerPlan() : plan.layers[l], in,
                            opt, &(*outputs)[l], &(*stats)[l]);
-  }
+  });
 }
 
 }  // namespace fecsearch

@@ -9,7 +9,7 @@
 #include "absl/types/span.h"
 #include "core/compressed_attention.h"
 #include "core/layer_plan.h"
-#include "core/llama_model.h"
+#include "core/decoder_model.h"
 
 namespace fecsearch {
 
@@ -33,14 +33,18 @@ struct ForwardResult {
   std::vector<LayerRunStats> layers;
 };
 
-ForwardResult ForwardWindow(const LlamaModel& model, absl::Span<const int> tokens,
-                            const ModelPlan& plan, int chunk, ForwardCapture* capture = nullptr);
+// `pool` (may be null) runs matrix products and attention heads in parallel; the result is
+// the same for every thread count.
+ForwardResult ForwardWindow(const DecoderModel& model, absl::Span<const int> tokens,
+                            const ModelPlan& plan, int chunk, ForwardCapture* capture = nullptr,
+                            ThreadPool* pool = nullptr);
 
 // Runs every layer's compressed attention on captured inputs (no propagation between
 // layers): the functional-hash probe and the per-layer error diagnostic.
-void RunAttentionOnly(const LlamaModel& model, const ModelPlan& plan,
+void RunAttentionOnly(const DecoderModel& model, const ModelPlan& plan,
                       const std::vector<CapturedLayer>& inputs, int chunk,
-                      std::vector<RowMatrix>* outputs, std::vector<LayerRunStats>* stats);
+                      std::vector<RowMatrix>* outputs, std::vector<LayerRunStats>* stats,
+                      ThreadPool* pool = nullptr);
 
 }  // namespace fecsearch
 

@@ -5,7 +5,7 @@
 #include <sstream>
 
 #include "core/forward.h"
-#include "core/llama_model.h"
+#include "core/decoder_model.h"
 #include "core/model_test_util.h"
 #include "core/safetensors.h"
 #include "gtest/gtest.h"
@@ -35,7 +35,7 @@ void ExpectFirst8(const float* actual, const nlohmann::json& expected, const std
 }
 
 TEST(GoldenTest, ShippedModelReproducesEveryWindowAndTensor) {
-  auto model = LlamaModel::Load(kShippedModel);
+  auto model = DecoderModel::Load(kShippedModel);
   ASSERT_TRUE(model.ok()) << model.status();
   const nlohmann::json golden = ReadJson(std::string(kShippedModel) + "/golden.json");
   const std::string text = std::string(kShippedModel) + "/eval.txt";
@@ -64,7 +64,7 @@ TEST(GoldenTest, ShippedModelReproducesEveryWindowAndTensor) {
 }
 
 TEST(GoldenTest, ChunkLengthDoesNotChangeTheUncompressedModel) {
-  auto model = LlamaModel::Load(kShippedModel);
+  auto model = DecoderModel::Load(kShippedModel);
   ASSERT_TRUE(model.ok());
   const auto tokens = Bytes(std::string(kShippedModel) + "/eval.txt", 0, 1024);
   const double a = ForwardWindow(**model, tokens, Exact(), 1).nll_sum;
@@ -78,10 +78,10 @@ struct GqaGolden {
 };
 
 void CheckGqa(const std::string& dir) {
-  auto model = LlamaModel::Load(dir);
+  auto model = DecoderModel::Load(dir);
   ASSERT_TRUE(model.ok()) << model.status();
   EXPECT_EQ((*model)->config().num_kv_heads, 2);
-  EXPECT_EQ((*model)->config().rope_theta, 500000.0);
+  EXPECT_EQ((*model)->config().rope.theta, 500000.0);
   const nlohmann::json golden = ReadJson(std::string(kGqaFixture) + "/golden.json");
   ForwardCapture cap;
   cap.want_logits = true;
@@ -100,7 +100,7 @@ TEST(GoldenTest, GqaBf16FixtureReproduces) { CheckGqa(kGqaFixture); }
 
 TEST(GoldenTest, F32AndTopLevelRopeThetaVariantsEvaluateIdentically) {
   const auto tokens = Bytes(std::string(kShippedModel) + "/eval.txt", 0, 512);
-  auto original = LlamaModel::Load(kGqaFixture);
+  auto original = DecoderModel::Load(kGqaFixture);
   ASSERT_TRUE(original.ok());
   const double reference = ForwardWindow(**original, tokens, Exact(), 16).nll_sum;
 
@@ -108,7 +108,7 @@ TEST(GoldenTest, F32AndTopLevelRopeThetaVariantsEvaluateIdentically) {
   WriteModelVariant(kGqaFixture, f32, "F32", nullptr);
   auto f32_model = SafetensorsFile::Open(f32 + "/model.safetensors");
   ASSERT_TRUE(f32_model.ok());
-  EXPECT_EQ(f32_model->tensors().at("lm_head.weight").dtype, "F32");
+  EXPECT_EQ((*f32_model)->tensors().at("lm_head.weight").dtype, "F32");
   CheckGqa(f32);
 
   const std::string top = TestTempDir("gqa_top_level_theta");
@@ -119,14 +119,14 @@ TEST(GoldenTest, F32AndTopLevelRopeThetaVariantsEvaluateIdentically) {
   });
   CheckGqa(top);
   for (const std::string& dir : {f32, top}) {
-    auto m = LlamaModel::Load(dir);
+    auto m = DecoderModel::Load(dir);
     ASSERT_TRUE(m.ok());
     EXPECT_EQ(ForwardWindow(**m, tokens, Exact(), 16).nll_sum, reference) << dir;
   }
 }
 
 TEST(LoaderErrorsTest, MissingDirectoryNamesThePath) {
-  auto m = LlamaModel::Load("/nonexistent/model");
+  auto m = DecoderModel::Load("/nonexistent/model");
   ASSERT_FALSE(m.ok());
   EXPECT_NE(m.status().message().find("/nonexistent/model/config.json"), std::string::npos);
 }
@@ -142,12 +142,12 @@ TEST(LoaderErrorsTest, TruncatedWeightsAreDataLoss) {
     bytes = ss.str();
   }
   std::ofstream(dir + "/model.safetensors", std::ios::binary) << bytes.substr(0, bytes.size() / 2);
-  auto m = LlamaModel::Load(dir);
+  auto m = DecoderModel::Load(dir);
   ASSERT_FALSE(m.ok());
   EXPECT_EQ(m.status().code(), absl::StatusCode::kDataLoss);
   EXPECT_NE(m.status().message().find("model.safetensors"), std::string::npos) << m.status();
   std::ofstream(dir + "/model.safetensors", std::ios::binary) << "garbage";
-  m = LlamaModel::Load(dir);
+  m = DecoderModel::Load(dir);
   ASSERT_FALSE(m.ok());
   EXPECT_NE(m.status().message().find("too short"), std::string::npos) << m.status();
 }
@@ -158,7 +158,7 @@ TEST(LoaderErrorsTest, WrongShapeNamesTheTensor) {
     auto& t = h["model.layers.1.mlp.down_proj.weight"];
     t["shape"] = {t["shape"][1], t["shape"][0]};
   });
-  auto m = LlamaModel::Load(dir);
+  auto m = DecoderModel::Load(dir);
   ASSERT_FALSE(m.ok());
   EXPECT_NE(m.status().message().find("model.layers.1.mlp.down_proj.weight"), std::string::npos) << m.status();
   EXPECT_NE(m.status().message().find("expected [128, 352]"), std::string::npos) << m.status();
@@ -168,7 +168,7 @@ TEST(LoaderErrorsTest, UnsupportedDtypeIsNamed) {
   const std::string dir = TestTempDir("gqa_i16");
   WriteModelVariant(kGqaFixture, dir, "", nullptr,
                     [](nlohmann::json& h) { h["model.norm.weight"]["dtype"] = "I16"; });
-  auto m = LlamaModel::Load(dir);
+  auto m = DecoderModel::Load(dir);
   ASSERT_FALSE(m.ok());
   EXPECT_NE(m.status().message().find("I16"), std::string::npos) << m.status();
   EXPECT_NE(m.status().message().find("model.norm.weight"), std::string::npos) << m.status();
@@ -177,28 +177,28 @@ TEST(LoaderErrorsTest, UnsupportedDtypeIsNamed) {
 TEST(LoaderErrorsTest, BadConfigIsNamed) {
   const std::string dir = TestTempDir("gqa_bad_config");
   WriteModelVariant(kGqaFixture, dir, "", [](nlohmann::json& c) { c.erase("hidden_size"); });
-  auto m = LlamaModel::Load(dir);
+  auto m = DecoderModel::Load(dir);
   ASSERT_FALSE(m.ok());
   EXPECT_NE(m.status().message().find("hidden_size"), std::string::npos) << m.status();
   WriteModelVariant(kGqaFixture, dir, "", [](nlohmann::json& c) { c["num_key_value_heads"] = 3; });
-  m = LlamaModel::Load(dir);
+  m = DecoderModel::Load(dir);
   ASSERT_FALSE(m.ok());
   EXPECT_NE(m.status().message().find("num_key_value_heads"), std::string::npos) << m.status();
-  // Scaled RoPE is refused, in either spelling, rather than run unscaled.
+  // An unknown RoPE type is refused, in either spelling, rather than run unscaled.
   WriteModelVariant(kGqaFixture, dir, "", [](nlohmann::json& c) {
-    c["rope_scaling"] = {{"type", "linear"}, {"factor", 8}};
+    c["rope_scaling"] = {{"type", "su"}, {"factor", 8}};
   });
-  m = LlamaModel::Load(dir);
+  m = DecoderModel::Load(dir);
   ASSERT_FALSE(m.ok());
-  EXPECT_NE(m.status().message().find("rope_scaling.type 'linear'"), std::string::npos) << m.status();
+  EXPECT_NE(m.status().message().find("rope_scaling.type 'su'"), std::string::npos) << m.status();
   WriteModelVariant(kGqaFixture, dir, "", [](nlohmann::json& c) {
-    c["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4}};
+    c["rope_parameters"] = {{"rope_type", "longrope"}, {"factor", 4}};
   });
-  m = LlamaModel::Load(dir);
+  m = DecoderModel::Load(dir);
   ASSERT_FALSE(m.ok());
-  EXPECT_NE(m.status().message().find("rope_scaling.rope_type 'yarn'"), std::string::npos) << m.status();
+  EXPECT_NE(m.status().message().find("rope_parameters.rope_type 'longrope'"), std::string::npos) << m.status();
   std::ofstream(dir + "/config.json") << "{not json";
-  m = LlamaModel::Load(dir);
+  m = DecoderModel::Load(dir);
   ASSERT_FALSE(m.ok());
   EXPECT_NE(m.status().message().find("config.json"), std::string::npos) << m.status();
 }

@@ -34,16 +34,19 @@ void WriteModelVariant(const std::string& src, const std::string& dst, const std
   nlohmann::json config = ReadJson(src + "/config.json");
   if (edit_config) edit_config(config);
   std::ofstream(dst + "/config.json") << config.dump(1);
-  auto file = SafetensorsFile::Open(src + "/model.safetensors");
-  ASSERT_TRUE(file.ok()) << file.status();
+  auto ckpt = Checkpoint::Open(src);
+  ASSERT_TRUE(ckpt.ok()) << ckpt.status();
   nlohmann::json header = nlohmann::json::object();
   std::string data;
-  for (const auto& [name, info] : file->tensors()) {
+  for (const std::string& name : (*ckpt)->Names()) {
+    const TensorInfo& info = *(*ckpt)->Info(name);
     const std::string out_dtype = dtype.empty() ? info.dtype : dtype;
-    auto values = file->ReadFloat(name, info.shape);
-    ASSERT_TRUE(values.ok());
+    size_t n = 1;
+    for (int64_t d : info.shape) n *= static_cast<size_t>(d);
+    std::vector<float> values(n);
+    ASSERT_TRUE((*ckpt)->ReadFloat(name, info.shape, values.data()).ok()) << name;
     const size_t begin = data.size();
-    for (float v : *values) {
+    for (float v : values) {
       if (out_dtype == "F32") {
         data.append(reinterpret_cast<const char*>(&v), 4);
       } else if (out_dtype == "F16") {
@@ -62,12 +65,13 @@ void WriteModelVariant(const std::string& src, const std::string& dst, const std
   std::ofstream out(dst + "/model.safetensors", std::ios::binary);
   out.write(reinterpret_cast<const char*>(&len), 8);
   out << h << data;
-  // Keep the evaluation text next to the model.
-  std::ifstream text(src + "/eval.txt", std::ios::binary);
-  if (text) {
+  // Keep the evaluation text and the tokenizer next to the model.
+  for (const char* extra : {"eval.txt", "tokenizer.json", "tokenizer_config.json"}) {
+    std::ifstream in(src + "/" + extra, std::ios::binary);
+    if (!in) continue;
     std::stringstream ss;
-    ss << text.rdbuf();
-    std::ofstream(dst + "/eval.txt", std::ios::binary) << ss.str();
+    ss << in.rdbuf();
+    std::ofstream(dst + "/" + extra, std::ios::binary) << ss.str();
   }
 }
 

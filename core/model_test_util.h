@@ -16,7 +16,7 @@ inline constexpr char kGqaFixture[] = "tests/data/tiny-gqa-bf16";
 std::string TestTempDir(const std::string& name);
 
 // Copies `src` model dir to `dst`, rewriting config.json through `edit_config` and the
-// safetensors file so that every tensor is stored as `dtype` ("F32", "F16", "BF16", or
+// weights (one model.safetensors, even from a sharded source) so that every tensor is stored as `dtype` ("F32", "F16", "BF16", or
 // "" to keep). `edit_header` may change the safetensors header JSON afterwards.
 void WriteModelVariant(const std::string& src, const std::string& dst, const std::string& dtype,
                        const std::function<void(nlohmann::json&)>& edit_config,

@@ -1,0 +1,61 @@
+// Data-parallel loops inside one evaluation: a small thread pool, and matrix products split
+// into fixed column blocks so that results are bit-identical whatever the thread count.
+#ifndef FECSEARCH_CORE_PARALLEL_H_
+#define FECSEARCH_CORE_PARALLEL_H_
+
+#include <atomic>
+#include <functional>
+#include <thread>
+#include <vector>
+
+#include "Eigen/Core"
+#include "absl/synchronization/mutex.h"
+
+namespace fecsearch {
+
+using RowMatrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+// `threads` threads in all, the caller included (threads - 1 are started). One ParallelFor
+// at a time; a ParallelFor called from inside a task runs inline. Not copyable.
+class ThreadPool {
+ public:
+  explicit ThreadPool(int threads);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int threads() const { return static_cast<int>(workers_.size()) + 1; }
+  // Runs fn(i) for every i in [0, n) and returns when all are done. Indices are handed out
+  // dynamically: fn's result must not depend on which thread runs it.
+  void ParallelFor(int n, const std::function<void(int)>& fn);
+
+ private:
+  void WorkerLoop();
+  void RunTasks();
+
+  std::vector<std::thread> workers_;
+  absl::Mutex mu_;
+  absl::CondVar wake_, done_;
+  const std::function<void(int)>* fn_ ABSL_GUARDED_BY(mu_) = nullptr;
+  int n_ = 0;
+  std::atomic<int> next_{0};
+  int active_ ABSL_GUARDED_BY(mu_) = 0;  // workers inside the current job
+  uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+// fn(i) for i in [0, n): on `pool` when there is one, else in order on this thread.
+void ParallelFor(ThreadPool* pool, int n, const std::function<void(int)>& fn);
+
+// out = x * w^T (x: T x K, w: N x K, out: T x N), computed in blocks of kColumnBlock output
+// columns, each block a task on `pool` (may be null). The blocking is fixed, so the result
+// does not depend on the number of threads.
+inline constexpr int kColumnBlock = 256;
+void MatMulTransposed(const RowMatrix& x, const RowMatrix& w, RowMatrix* out, ThreadPool* pool);
+
+// The same with `out += x * w^T`.
+void MatMulTransposedAdd(const RowMatrix& x, const RowMatrix& w, RowMatrix* out, ThreadPool* pool);
+
+}  // namespace fecsearch
+
+#endif  // FECSEARCH_CORE_PARALLEL_H_
