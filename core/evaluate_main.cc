@@ -32,7 +32,7 @@ ABSL_FLAG(std::string, model, "", "Model directory (overrides the experiment).")
 ABSL_FLAG(std::string, text, "", "Evaluation text (overrides the experiment).");
 ABSL_FLAG(std::string, windows, "", "Comma-separated evaluation windows, e.g. 0,1,2,3.");
 ABSL_FLAG(int, chunk, 0, "Chunk length in tokens (0 = the experiment's, default 16).");
-ABSL_FLAG(int, threads, 2, "Threads (windows are evaluated in parallel).");
+ABSL_FLAG(int, eval_threads, 2, "Threads of the evaluation: windows in parallel, and matrix products and heads within a window (results do not depend on it).");
 ABSL_FLAG(bool, json, false, "Print the EvaluationResult as JSON instead of a table.");
 
 namespace fecsearch {
@@ -104,10 +104,16 @@ int Main() {
   }
   if (!absl::GetFlag(FLAGS_model).empty()) spec.set_model_path(absl::GetFlag(FLAGS_model));
   if (!absl::GetFlag(FLAGS_text).empty()) spec.set_text_path(absl::GetFlag(FLAGS_text));
+  if (!absl::GetFlag(FLAGS_model).empty() && absl::GetFlag(FLAGS_text).empty() && !absl::GetFlag(FLAGS_experiment).empty()) {
+    // A new model without a new text reads the model directory's eval.txt.
+    spec.clear_text_path();
+  }
   if (absl::GetFlag(FLAGS_chunk) < 0) return Fail(absl::StrCat("--chunk: ", absl::GetFlag(FLAGS_chunk), " tokens is negative"), 2);
-  if (absl::GetFlag(FLAGS_threads) < 1) return Fail(absl::StrCat("--threads: ", absl::GetFlag(FLAGS_threads), " is not at least 1"), 2);
+  if (absl::GetFlag(FLAGS_eval_threads) < 1 || absl::GetFlag(FLAGS_eval_threads) > 256) {
+    return Fail(absl::StrCat("--eval_threads: ", absl::GetFlag(FLAGS_eval_threads), " is outside 1..256"), 2);
+  }
   if (absl::GetFlag(FLAGS_chunk) > 0) spec.set_chunk_length(absl::GetFlag(FLAGS_chunk));
-  spec.set_threads(absl::GetFlag(FLAGS_threads));
+  spec.set_threads(absl::GetFlag(FLAGS_eval_threads));
   if (!absl::GetFlag(FLAGS_windows).empty()) {
     spec.clear_eval_windows();
     for (absl::string_view w : absl::StrSplit(absl::GetFlag(FLAGS_windows), ',')) {
@@ -120,6 +126,9 @@ int Main() {
   auto context = EvaluationContext::Create(spec);
   if (!context.ok()) return Fail(std::string(context.status().message()), 2);
   Evaluator evaluator(*context);
+  std::fprintf(stderr, "evaluate: %s, %lld parameters; text: %s, %d windows of %d tokens\n",
+               (*context)->config().model_type.c_str(), static_cast<long long>((*context)->model().parameter_count()),
+               (*context)->text_description().c_str(), (*context)->window_count(), (*context)->window_length());
   std::fprintf(stderr, "evaluate: uncompressed reference on %d windows ...\n",
                (*context)->spec().eval_windows_size());
   (*context)->baseline();

@@ -24,47 +24,6 @@
 
 namespace fecsearch {
 
-absl::StatusOr<std::vector<int>> LoadTokens(const std::string& path,
-                                            EvaluationSpec::InputFormat format, int vocab_size) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::NotFoundError(absl::StrCat(path, ": cannot open evaluation text (", std::strerror(errno), ")"));
-  }
-  std::stringstream ss;
-  ss << in.rdbuf();
-  const std::string text = ss.str();
-  std::vector<int> tokens;
-  if (format == EvaluationSpec::TOKEN_IDS) {
-    std::istringstream is(text);
-    std::string word;
-    long count = 0;
-    while (is >> word) {
-      char* end = nullptr;
-      const long id = std::strtol(word.c_str(), &end, 10);
-      if (end == word.c_str() || *end != 0) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(path, ": token ", count, " ('", word, "') is not a decimal integer"));
-      }
-      if (id < 0 || id >= vocab_size) {
-        return absl::InvalidArgumentError(absl::StrCat(path, ": token ", count, " = ", id,
-                                                       " is outside the vocabulary 0..",
-                                                       vocab_size - 1));
-      }
-      tokens.push_back(static_cast<int>(id));
-      ++count;
-    }
-  } else {
-    if (vocab_size < 256) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          path, ": byte input needs a vocabulary of 256, the model has ", vocab_size,
-          " (use input_format: TOKEN_IDS)"));
-    }
-    tokens.reserve(text.size());
-    for (unsigned char c : text) tokens.push_back(c);
-  }
-  return tokens;
-}
-
 namespace {
 
 std::string Hex128(XXH128_hash_t h) {
@@ -109,10 +68,6 @@ absl::StatusOr<std::shared_ptr<EvaluationContext>> EvaluationContext::Create(
   std::shared_ptr<EvaluationContext> ctx(new EvaluationContext());
   EvaluationSpec& spec = ctx->spec_;
   spec = spec_in;
-  if (spec.eval_windows_size() == 0)
-    for (int w : {0, 1, 2, 3}) spec.add_eval_windows(w);
-  if (spec.calibration_windows_size() == 0)
-    for (int w : {60, 61, 62, 63}) spec.add_calibration_windows(w);
   if (spec.window_length() < 2) {
     return absl::InvalidArgumentError(absl::StrCat("evaluation.window_length: ", spec.window_length(),
                                                    " must be at least 2 tokens"));
@@ -148,16 +103,36 @@ absl::StatusOr<std::shared_ptr<EvaluationContext>> EvaluationContext::Create(
   const ModelConfig& config = ctx->model_->config();
   const std::string text_path =
       spec.text_path().empty() ? model_dir + "/eval.txt" : ResolveInputPath(spec.text_path());
-  auto tokens = LoadTokens(text_path, spec.input_format(), config.vocab_size);
-  if (!tokens.ok()) return tokens.status();
-  ctx->tokens_ = std::move(*tokens);
+  auto text = LoadEvaluationText(text_path, spec, model_dir, config.vocab_size);
+  if (!text.ok()) return text.status();
+  ctx->tokens_ = std::move(text->tokens);
+  ctx->bos_ = text->bos;
+  ctx->text_description_ = text->description;
+  // Windows of W tokens; with a BOS each is BOS followed by the next W-1 tokens of the text.
   const long W = spec.window_length();
-  const long available = static_cast<long>(ctx->tokens_.size()) / W;
+  const long stride = ctx->bos_ >= 0 ? W - 1 : W;
+  const long available = static_cast<long>(ctx->tokens_.size()) / stride;
+  ctx->window_count_ = static_cast<int>(available);
+  // Default placement, relative to the windows the text yields (64 for the shipped text:
+  // evaluation 0-3, probe 56, calibration 60-63; docs/DOMAIN.md section 4).
+  const bool defaults = spec.calibration_windows_size() == 0 || !spec.has_probe_window();
+  if (defaults && available < 12 && spec.eval_windows_size() == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "evaluation.text_path: ", text_path, " yields ", available, " windows of ", W, " tokens (",
+        ctx->tokens_.size(), " tokens", ctx->bos_ >= 0 ? ", each window starting with BOS" : "",
+        "); the default placement (evaluation 0-3, probe N-8, calibration the last 4) needs at least 12: "
+        "use a longer text, a shorter window_length, or set eval_windows, probe_window and calibration_windows"));
+  }
+  if (spec.eval_windows_size() == 0)
+    for (int w : {0, 1, 2, 3}) spec.add_eval_windows(w);
+  if (spec.calibration_windows_size() == 0)
+    for (long w = std::max(0L, available - 4); w < available; ++w) spec.add_calibration_windows(static_cast<int>(w));
+  if (!spec.has_probe_window()) spec.set_probe_window(static_cast<int>(std::max(0L, available - 8)));
   auto check_window = [&](int w, const std::string& field) -> absl::Status {
     if (w < 0 || w >= available) {
       return absl::InvalidArgumentError(absl::StrCat(
-          field, ": window ", w, " needs tokens [", w * W, ", ", (w + 1) * W, ") but ",
-          text_path, " holds ", ctx->tokens_.size(), " tokens (", available, " windows of ", W, ")"));
+          field, ": window ", w, " needs tokens [", w * stride, ", ", (w + 1) * stride, ") but ", text_path,
+          " holds ", ctx->tokens_.size(), " tokens (", available, " windows of ", W, ")"));
     }
     return absl::OkStatus();
   };
@@ -186,6 +161,15 @@ absl::StatusOr<std::shared_ptr<EvaluationContext>> EvaluationContext::Create(
           "evaluation.probe_window: window ", p, " overlaps the evaluation or calibration windows"));
     }
   }
+  // The windows an experiment reads, materialised (with their BOS).
+  std::set<int> needed(used.begin(), used.end());
+  needed.insert(spec.calibration_windows().begin(), spec.calibration_windows().end());
+  needed.insert(spec.probe_window());
+  for (int w : needed) {
+    std::vector<int>& win = ctx->windows_[w];
+    if (ctx->bos_ >= 0) win.push_back(ctx->bos_);
+    win.insert(win.end(), ctx->tokens_.begin() + w * stride, ctx->tokens_.begin() + (w + 1) * stride);
+  }
   XXH3_state_t* st = XXH3_createState();
   XXH3_128bits_reset(st);
   auto add = [&](const std::string& s) {
@@ -195,6 +179,7 @@ absl::StatusOr<std::shared_ptr<EvaluationContext>> EvaluationContext::Create(
   add(kEvaluatorVersion);
   add(ctx->model_->fingerprint());
   XXH3_128bits_update(st, ctx->tokens_.data(), ctx->tokens_.size() * sizeof(int));
+  if (ctx->bos_ >= 0) add(absl::StrCat("bos ", ctx->bos_));
   add(absl::StrCat(W, "|", spec.chunk_length(), "|", absl::StrJoin(spec.eval_windows(), ","), "|",
                    absl::StrJoin(spec.calibration_windows(), ","), "|", spec.probe_window(), "|",
                    spec.deployment_context()));
@@ -204,8 +189,12 @@ absl::StatusOr<std::shared_ptr<EvaluationContext>> EvaluationContext::Create(
 }
 
 absl::Span<const int> EvaluationContext::Window(int index) const {
-  const size_t W = spec_.window_length();
-  return absl::MakeConstSpan(tokens_).subspan(index * W, W);
+  auto it = windows_.find(index);
+  if (it == windows_.end()) {
+    std::fprintf(stderr, "EvaluationContext::Window(%d): not an evaluation, probe or calibration window\n", index);
+    std::abort();
+  }
+  return it->second;
 }
 
 const EvaluationContext::Baseline& EvaluationContext::baseline() const {

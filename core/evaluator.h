@@ -14,16 +14,12 @@
 #include "core/forward.h"
 #include "core/layer_plan.h"
 #include "core/decoder_model.h"
+#include "core/evaluation_text.h"
 #include "protos/evaluation.pb.h"
 #include "protos/experiment.pb.h"
 #include "protos/pipeline_graph.pb.h"
 
 namespace fecsearch {
-
-// Loads the token ids of `path`: raw bytes (BYTES) or whitespace-separated decimal ids
-// (TOKEN_IDS), each checked against `vocab_size`.
-absl::StatusOr<std::vector<int>> LoadTokens(const std::string& path,
-                                            EvaluationSpec::InputFormat format, int vocab_size);
 
 // Everything fixed for an experiment's evaluations: model, text, windows, the uncompressed
 // reference, calibration data and fitted codebooks, the probe capture. Thread-safe: lazily
@@ -40,7 +36,12 @@ class EvaluationContext {
   const EvaluationSpec& spec() const { return spec_; }
   int chunk() const { return spec_.chunk_length(); }
   int window_length() const { return spec_.window_length(); }
+  // The tokens of window `index` (an evaluation, calibration or probe window; with a BOS
+  // first when the tokenizer adds one).
   absl::Span<const int> Window(int index) const;
+  // Windows the text yields, and a line saying what the text is (tokens, tokenizer).
+  int window_count() const { return window_count_; }
+  const std::string& text_description() const { return text_description_; }
   // Hex fingerprint of weights, text, windows, chunk length and evaluator version.
   const std::string& fingerprint() const { return fingerprint_; }
 
@@ -77,7 +78,11 @@ class EvaluationContext {
 
   EvaluationSpec spec_;
   std::unique_ptr<DecoderModel> model_;
-  std::vector<int> tokens_;
+  std::vector<int> tokens_;  // the whole text, without BOS
+  int bos_ = -1;
+  int window_count_ = 0;
+  std::string text_description_;
+  std::map<int, std::vector<int>> windows_;  // the windows the experiment reads
   std::string fingerprint_;
 
   mutable absl::Mutex mu_;

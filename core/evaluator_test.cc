@@ -201,7 +201,7 @@ TEST_F(EvaluatorTest, BadGenesAreNamed) {
            {"layers { keys { sink_tokens: 2000 } }", "sink_tokens 2000 exceeds the evaluation window"},
            {"layers { eviction { policy: H2O keep_ratio: 0 } }", "keep_ratio"},
            {"layers { head_clusters: 5 }", "head_clusters"},
-           {"layers {} layers {} layers {} layers {}", "4 entries do not divide the model's 6 layers"},
+           {"layers {} layers {} layers {} layers {} layers {} layers {} layers {}", "7 entries exceed the model's 6 layers"},
            {"layers { keys { format: INT bits: 4 axis: PER_TOKEN group_size: 48 } }", "group_size"},
        }) {
     Candidate cand;

@@ -88,14 +88,17 @@ void ParallelFor(ThreadPool* pool, int n, const std::function<void(int)>& fn) {
 namespace {
 
 void Blocked(const RowMatrix& x, const RowMatrix& w, RowMatrix* out, ThreadPool* pool, bool add) {
-  const int n = static_cast<int>(w.rows());
-  const int blocks = (n + kColumnBlock - 1) / kColumnBlock;
-  ParallelFor(pool, blocks, [&](int b) {
-    const int first = b * kColumnBlock, count = std::min(kColumnBlock, n - first);
+  const int n = static_cast<int>(w.rows()), t = static_cast<int>(x.rows());
+  const int col_blocks = (n + kColumnBlock - 1) / kColumnBlock;
+  const int row_blocks = (t + kRowBlock - 1) / kRowBlock;
+  ParallelFor(pool, col_blocks * row_blocks, [&](int b) {
+    const int c0 = (b % col_blocks) * kColumnBlock, cn = std::min(kColumnBlock, n - c0);
+    const int r0 = (b / col_blocks) * kRowBlock, rn = std::min(kRowBlock, t - r0);
+    auto dst = out->block(r0, c0, rn, cn);
     if (add) {
-      out->middleCols(first, count).noalias() += x * w.middleRows(first, count).transpose();
+      dst.noalias() += x.middleRows(r0, rn) * w.middleRows(c0, cn).transpose();
     } else {
-      out->middleCols(first, count).noalias() = x * w.middleRows(first, count).transpose();
+      dst.noalias() = x.middleRows(r0, rn) * w.middleRows(c0, cn).transpose();
     }
   });
 }

@@ -47,10 +47,11 @@ class ThreadPool {
 // fn(i) for i in [0, n): on `pool` when there is one, else in order on this thread.
 void ParallelFor(ThreadPool* pool, int n, const std::function<void(int)>& fn);
 
-// out = x * w^T (x: T x K, w: N x K, out: T x N), computed in blocks of kColumnBlock output
-// columns, each block a task on `pool` (may be null). The blocking is fixed, so the result
-// does not depend on the number of threads.
-inline constexpr int kColumnBlock = 256;
+// out = x * w^T (x: T x K, w: N x K, out: T x N), computed in tiles of kRowBlock x
+// kColumnBlock outputs, each tile a task on `pool` (may be null). The tiling is fixed, so the
+// result does not depend on the number of threads.
+inline constexpr int kRowBlock = 256;
+inline constexpr int kColumnBlock = 128;
 void MatMulTransposed(const RowMatrix& x, const RowMatrix& w, RowMatrix* out, ThreadPool* pool);
 
 // The same with `out += x * w^T`.

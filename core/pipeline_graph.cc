@@ -534,21 +534,6 @@ LayerPipeline GenomeLayerToPipeline(const LayerCompression& layer) {
 
 namespace {
 
-// Index of the entry that applies to `layer`, given `entries` groups.
-int GroupOf(int layer, int entries, int num_layers) {
-  return entries == 1 ? 0 : layer / (num_layers / entries);
-}
-
-absl::Status CheckGroupCount(int entries, int num_layers, const std::string& field) {
-  if (entries == 0) return absl::OkStatus();
-  if (entries != 1 && (entries > num_layers || num_layers % entries != 0)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        field, ": ", entries, " entries do not divide the model's ", num_layers,
-        " layers (use 1 entry for all layers, or a divisor of the layer count)"));
-  }
-  return absl::OkStatus();
-}
-
 absl::Status CheckStream(const StreamCompression& s, bool keys, const ModelConfig& model,
                          const std::string& where) {
   if (!NumberFormat_IsValid(s.format())) {
@@ -608,6 +593,18 @@ absl::Status CheckGenomeLayer(const LayerCompression& l, const ModelConfig& mode
 
 }  // namespace
 
+int LayerGroupOf(int layer, int groups, int num_layers) {
+  return groups <= 1 ? 0 : static_cast<int>((static_cast<int64_t>(layer + 1) * groups - 1) / num_layers);
+}
+
+absl::Status CheckLayerGroupCount(int entries, int num_layers, const std::string& field) {
+  if (entries > num_layers) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ": ", entries, " entries exceed the model's ", num_layers,
+                                                   " layers (one entry per group of consecutive layers)"));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<CandidateGraphs> CandidateToGraphEntries(const Candidate& candidate, const ModelConfig& model) {
   std::vector<LayerPipeline> entries;
   std::string field;
@@ -627,7 +624,7 @@ absl::StatusOr<CandidateGraphs> CandidateToGraphEntries(const Candidate& candida
     }
     if (entries.empty()) entries.push_back(GenomeLayerToPipeline(LayerCompression()));
   }
-  absl::Status s = CheckGroupCount(static_cast<int>(entries.size()), model.num_layers, field);
+  absl::Status s = CheckLayerGroupCount(static_cast<int>(entries.size()), model.num_layers, field);
   if (!s.ok()) return s;
   CandidateGraphs graphs;
   for (size_t i = 0; i < entries.size(); ++i) {
@@ -636,7 +633,7 @@ absl::StatusOr<CandidateGraphs> CandidateToGraphEntries(const Candidate& candida
     graphs.entries.push_back(std::move(*g));
   }
   for (int l = 0; l < model.num_layers; ++l) {
-    graphs.entry_of_layer.push_back(GroupOf(l, static_cast<int>(entries.size()), model.num_layers));
+    graphs.entry_of_layer.push_back(LayerGroupOf(l, static_cast<int>(entries.size()), model.num_layers));
   }
   return graphs;
 }

@@ -47,6 +47,13 @@ class PipelineGraph {
 // Converts one genome layer entry into the graph of the fixed pipeline it describes.
 LayerPipeline GenomeLayerToPipeline(const LayerCompression& layer);
 
+// Layer groups: N entries (1 <= N <= num_layers) split the layers into N consecutive groups
+// as equal as possible, entry i covering layers [floor(i L / N), floor((i + 1) L / N)) (with
+// N dividing L, blocks of L / N). The entry that applies to `layer`:
+int LayerGroupOf(int layer, int groups, int num_layers);
+// OK if `entries` groups fit `num_layers` layers; else an error naming `field`.
+absl::Status CheckLayerGroupCount(int entries, int num_layers, const std::string& field);
+
 // A candidate's graphs: one per entry (layer group), and which entry each model layer uses.
 struct CandidateGraphs {
   std::vector<PipelineGraph> entries;

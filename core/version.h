@@ -6,7 +6,7 @@
 namespace fecsearch {
 
 inline constexpr char kVersion[] = "0.1.0";
-inline constexpr char kEvaluatorVersion[] = "fecsearch-evaluator-4";
+inline constexpr char kEvaluatorVersion[] = "fecsearch-evaluator-5";
 
 }  // namespace fecsearch
 

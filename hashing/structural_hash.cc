@@ -93,11 +93,8 @@ absl::StatusOr<Hash128> StructuralHasher::Hash(const Candidate& candidate) const
     return absl::InvalidArgumentError("pipeline.layers: a pipeline candidate needs at least one layer graph");
   }
   const int n = std::max(1, entries);
-  if (n != 1 && (n > model_.num_layers || model_.num_layers % n != 0)) {
-    return absl::InvalidArgumentError(absl::StrCat(field, ": ", n, " entries do not divide the model's ",
-                                                   model_.num_layers,
-                                                   " layers (use 1 entry for all layers, or a divisor of the layer count)"));
-  }
+  absl::Status groups = CheckLayerGroupCount(n, model_.num_layers, field);
+  if (!groups.ok()) return groups;
   // Remembered errors are stored relative to their entry ("<entry>.keys.bits: ...") and
   // named after this candidate's entry when returned.
   const std::string placeholder = "<entry>";
@@ -148,7 +145,7 @@ absl::StatusOr<Hash128> StructuralHasher::Hash(const Candidate& candidate) const
     per_entry[i] = e.hash;
   }
   std::vector<Hash128> parts;
-  for (int l = 0; l < model_.num_layers; ++l) parts.push_back(per_entry[n == 1 ? 0 : l / (model_.num_layers / n)]);
+  for (int l = 0; l < model_.num_layers; ++l) parts.push_back(per_entry[LayerGroupOf(l, n, model_.num_layers)]);
   return HashOf(parts, Hash128{static_cast<uint64_t>(parts.size()), 1});
 }
 

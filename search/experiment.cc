@@ -202,9 +202,9 @@ absl::Status ValidateExperiment(const LoadedExperiment& e, const ModelConfig* mo
   if (!spec.has_search_space()) c.Fail("search_space", "is required: say which genes are searched");
   const SearchSpaceSpec& ss = spec.search_space();
   c.Range("search_space.layer_groups", ss.layer_groups(), 1, 4096);
-  if (model && ss.layer_groups() >= 1 && model->num_layers % ss.layer_groups() != 0) {
-    c.Fail("search_space.layer_groups", absl::StrCat(ss.layer_groups(), " does not divide the model's ",
-                                                     model->num_layers, " layers"));
+  if (model && ss.layer_groups() > model->num_layers) {
+    c.Fail("search_space.layer_groups", absl::StrCat(ss.layer_groups(), " exceeds the model's ", model->num_layers,
+                                                     " layers (groups are consecutive layers, as equal as possible)"));
   }
   if (ss.has_keys()) CheckStreamSpace(ss.keys(), "search_space.keys", true, model, &c);
   if (ss.has_values()) CheckStreamSpace(ss.values(), "search_space.values", false, model, &c);

@@ -66,7 +66,7 @@ TEST(ExperimentTest, InvalidFieldsNameFieldAndLine) {
   for (Case c : std::vector<Case>{
            {"search_space { keys { formats { format: INT bits: 4 } } }\nsearch {\n  tournament_size: 50\n}",
             "spec:3: search.tournament_size: 50 is outside 1..32"},
-           {"search_space {\n  layer_groups: 4\n}", "spec:2: search_space.layer_groups: 4 does not divide"},
+           {"search_space {\n  layer_groups: 7\n}", "spec:2: search_space.layer_groups: 7 exceeds the model's 6 layers"},
            {"search_space {\n  keys {\n    formats { format: INT bits: 4 }\n    formats { format: INT bits: 12 }\n  }\n}",
             "spec:4: search_space.keys.formats[1].bits: 12 is out of range"},
            {"search_space { keys { token_group_sizes: [16, 24] } }", "search_space.keys.token_group_sizes[1]: 24 does not divide"},

@@ -39,7 +39,10 @@ ABSL_FLAG(std::string, experiment, "", "Experiment spec (text proto). Default: t
 ABSL_FLAG(std::string, db, "", "SQLite database for candidates and the cache (default: the spec's, fecsearch.db).");
 ABSL_FLAG(bool, resume, false, "Continue the latest experiment in --db (after a crash or Ctrl-C).");
 ABSL_FLAG(int64_t, resume_experiment, 0, "Continue this experiment id instead of the latest.");
-ABSL_FLAG(int, threads, 0, "In-process evaluation threads (default: the machine's cores).");
+ABSL_FLAG(int, threads, 0, "Candidates evaluated at a time in-process (default: the machine's cores / --eval_threads).");
+ABSL_FLAG(int, eval_threads, 0, "Threads inside one evaluation (windows, matrix products, heads; default: the spec's evaluation.threads, 1). Results do not depend on it.");
+ABSL_FLAG(std::string, model, "", "Hugging Face model directory to search for (overrides evaluation.model_path; docs/MODELS.md).");
+ABSL_FLAG(std::string, text, "", "Evaluation text, plain UTF-8 for a model with tokenizer.json (overrides evaluation.text_path; default: the model directory's eval.txt).");
 ABSL_FLAG(std::string, workers, "", "Evaluate on gRPC workers instead: comma-separated host:port, dns:///name:port or file:PATH.");
 ABSL_FLAG(int64_t, max_evaluations, -1, "Evaluation budget (overrides the spec; 0 = unlimited).");
 ABSL_FLAG(int64_t, max_candidates, -1, "Candidate budget (overrides the spec; 0 = unlimited).");
@@ -105,6 +108,9 @@ absl::Status CheckFlags() {
   }
   if (absl::GetFlag(FLAGS_threads) < 0) {
     return absl::InvalidArgumentError(absl::StrCat("--threads: ", absl::GetFlag(FLAGS_threads), " is negative (0 = the machine's cores)"));
+  }
+  if (absl::GetFlag(FLAGS_eval_threads) < 0 || absl::GetFlag(FLAGS_eval_threads) > 256) {
+    return absl::InvalidArgumentError(absl::StrCat("--eval_threads: ", absl::GetFlag(FLAGS_eval_threads), " is outside 0..256 (0 = the spec's)"));
   }
   if (absl::GetFlag(FLAGS_seed) < -1) {
     return absl::InvalidArgumentError(absl::StrCat("--seed: ", absl::GetFlag(FLAGS_seed), " is negative"));
@@ -189,6 +195,14 @@ int Main() {
     }
   }
   if (!absl::GetFlag(FLAGS_report).empty()) spec.mutable_output()->set_report_path(absl::GetFlag(FLAGS_report));
+  // A model or text given anew (also on --resume, when the files moved: the context
+  // fingerprint below must still match).
+  if (!absl::GetFlag(FLAGS_model).empty()) {
+    spec.mutable_evaluation()->set_model_path(absl::GetFlag(FLAGS_model));
+    if (absl::GetFlag(FLAGS_text).empty()) spec.mutable_evaluation()->clear_text_path();
+  }
+  if (!absl::GetFlag(FLAGS_text).empty()) spec.mutable_evaluation()->set_text_path(absl::GetFlag(FLAGS_text));
+  if (absl::GetFlag(FLAGS_eval_threads) > 0) spec.mutable_evaluation()->set_threads(absl::GetFlag(FLAGS_eval_threads));
   absl::Status valid = ValidateExperiment(*loaded, nullptr);
   if (!valid.ok()) return Fail(valid, 2);
   const std::string report_path = ResolveOutputPath(spec.output().report_path());
@@ -199,11 +213,15 @@ int Main() {
 
   // 2. The model, text and protocol.
   Log(absl::StrCat("experiment '", spec.name(), "' from ", loaded->source, "; loading ", spec.evaluation().model_path()));
-  EvaluationSpec eval_spec = spec.evaluation();
-  eval_spec.set_threads(1);  // parallelism comes from evaluating several candidates at once
-  auto context = EvaluationContext::Create(eval_spec);
+  // The search host loads the model too: it captures the probe for the functional hash
+  // (and evaluates locally unless workers are given).
+  auto context = EvaluationContext::Create(spec.evaluation());
   if (!context.ok()) return Fail(LocateError(*loaded, context.status()), 2);
   const ModelConfig& model = (*context)->config();
+  Log(absl::StrFormat("model: %s, %d layers, %d heads (%d KV heads of %d), %lld parameters; text: %s, %d windows of %d tokens",
+                      model.model_type, model.num_layers, model.num_heads, model.num_kv_heads, model.head_dim,
+                      static_cast<long long>((*context)->model().parameter_count()), (*context)->text_description(),
+                      (*context)->window_count(), (*context)->window_length()));
   valid = ValidateExperiment(*loaded, &model);
   if (!valid.ok()) return Fail(valid, 2);
   if (resume && previous.context != (*context)->fingerprint()) {
@@ -256,8 +274,12 @@ int Main() {
   Keyer keyer = [h](const Candidate& c) { return h->Hash(c); };
 
   // 4. Where evaluations run.
-  const int threads = absl::GetFlag(FLAGS_threads) > 0 ? absl::GetFlag(FLAGS_threads)
-                                                       : std::max(1u, std::thread::hardware_concurrency());
+  // Cores are shared between candidates at a time (--threads) and threads inside each
+  // evaluation (--eval_threads): by default their product is the machine's cores.
+  const int eval_threads = std::max(1, spec.evaluation().threads());
+  const int threads = absl::GetFlag(FLAGS_threads) > 0
+                          ? absl::GetFlag(FLAGS_threads)
+                          : std::max(1, static_cast<int>(std::max(1u, std::thread::hardware_concurrency())) / eval_threads);
   auto pool = MakeEvaluationPool(spec, *context, threads);
   if (!pool.ok()) return Fail(LocateError(*loaded, pool.status()), 2);
   Log(absl::StrCat("evaluating on ", (*pool)->Describe(), "; deduplication: ", dedup_name));

@@ -23,10 +23,8 @@ absl::StatusOr<SearchSpace> SearchSpace::Create(const SearchSpaceSpec& spec, con
   s.spec_ = spec;
   s.layer_groups_ = std::max(1, spec.layer_groups());
   s.head_dim_ = model.head_dim;
-  if (model.num_layers % s.layer_groups_ != 0) {
-    return absl::InvalidArgumentError(absl::StrCat("search_space.layer_groups: ", s.layer_groups_,
-                                                   " does not divide the model's ", model.num_layers, " layers"));
-  }
+  absl::Status groups = CheckLayerGroupCount(s.layer_groups_, model.num_layers, "search_space.layer_groups");
+  if (!groups.ok()) return groups;
   // Genes with a single allowed value are fixed and never mutated.
   auto add = [&](int id, int values) {
     if (values > 1) s.genes_.push_back({id, values});

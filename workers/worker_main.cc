@@ -29,7 +29,9 @@ ABSL_FLAG(std::string, name, "", "Name reported with every result (default: the 
 ABSL_FLAG(int, capacity, 1, "Candidates evaluated at a time (one core each with the model).");
 ABSL_FLAG(std::string, mode, "model", "model (the built-in evaluator), command (an external program per candidate) or simulated.");
 ABSL_FLAG(std::string, experiment, "", "Experiment spec whose evaluation section to use (model mode; default: built-in defaults).");
-ABSL_FLAG(std::string, model, "", "Model directory (overrides the experiment).");
+ABSL_FLAG(std::string, model, "", "Hugging Face model directory (overrides the experiment; docs/MODELS.md).");
+ABSL_FLAG(std::string, text, "", "Evaluation text (overrides the experiment; default: the model directory's eval.txt).");
+ABSL_FLAG(int, eval_threads, 1, "Threads of one evaluation (windows, matrix products, heads); --capacity x --eval_threads should not exceed the cores.");
 ABSL_FLAG(std::string, command, "", "command mode: the program and its arguments, space-separated (no shell).");
 ABSL_FLAG(double, command_timeout_seconds, 600, "command mode: kill the program after this long.");
 ABSL_FLAG(double, simulate_seconds, 1.0, "simulated mode: seconds each evaluation sleeps.");
@@ -101,11 +103,20 @@ int Main() {
       if (!e.ok()) return Fail(std::string(e.status().message()), 2);
       spec = e->spec.evaluation();
     }
-    if (!absl::GetFlag(FLAGS_model).empty()) spec.set_model_path(absl::GetFlag(FLAGS_model));
-    spec.set_threads(1);
+    if (!absl::GetFlag(FLAGS_model).empty()) {
+      spec.set_model_path(absl::GetFlag(FLAGS_model));
+      spec.clear_text_path();
+    }
+    if (!absl::GetFlag(FLAGS_text).empty()) spec.set_text_path(absl::GetFlag(FLAGS_text));
+    if (absl::GetFlag(FLAGS_eval_threads) < 1 || absl::GetFlag(FLAGS_eval_threads) > 256) {
+      return Fail(absl::StrCat("--eval_threads: ", absl::GetFlag(FLAGS_eval_threads), " is outside 1..256"), 2);
+    }
+    spec.set_threads(absl::GetFlag(FLAGS_eval_threads));
     std::fprintf(stderr, "worker: loading %s ...\n", spec.model_path().c_str());
     auto ctx = EvaluationContext::Create(spec);
     if (!ctx.ok()) return Fail(std::string(ctx.status().message()), 2);
+    std::fprintf(stderr, "worker: %s, %lld parameters; text: %s\n", (*ctx)->config().model_type.c_str(),
+                 static_cast<long long>((*ctx)->model().parameter_count()), (*ctx)->text_description().c_str());
     (*ctx)->baseline();  // computed once, before serving
     backend = MakeModelBackend(*ctx);
   } else if (mode == "command") {

@@ -1,0 +1,137 @@
+// The KV-compression protocol on every supported family: the invariants evaluator_test checks
+// on the shipped model (an fp16 cache is nearly exact, 8-bit is close, memory is charged as the
+// formula says, eviction keeps its ratio, CHAI stores one key set per cluster, pre-RoPE keys
+// are re-rotated by the model's own RoPE) hold for llama (every RoPE variant), mistral, qwen2
+// with its key biases, and qwen3 with its k_norm; and results do not depend on threads.
+#include <cmath>
+#include <memory>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "core/evaluator.h"
+#include "core/text_proto.h"
+#include "gtest/gtest.h"
+
+namespace fecsearch {
+namespace {
+
+const char* const kFixtures[] = {
+    "tests/data/llama3-rope-bf16",  "tests/data/llama-yarn-sharded", "tests/data/llama-linear-bias",
+    "tests/data/llama-dynamic",     "tests/data/mistral-gqa",        "tests/data/qwen2-bias-tied",
+    "tests/data/qwen2-bias-untied-bf16", "tests/data/qwen3-qknorm-sharded-bf16",
+};
+
+constexpr int kWindow = 128;
+
+std::shared_ptr<EvaluationContext> Context(const std::string& dir, int threads) {
+  EvaluationSpec spec;
+  spec.set_model_path(dir);
+  // The shipped text: tokenized where the fixture carries a tokenizer.json, else as bytes.
+  spec.set_text_path("data/tinylm-bytes-5m/eval.txt");
+  spec.set_window_length(kWindow);
+  spec.set_chunk_length(16);
+  spec.set_threads(threads);
+  auto ctx = EvaluationContext::Create(spec);
+  EXPECT_TRUE(ctx.ok()) << dir << ": " << ctx.status();
+  return ctx.ok() ? *ctx : nullptr;
+}
+
+class CompressionFamilyTest : public ::testing::TestWithParam<const char*> {
+ protected:
+  void SetUp() override {
+    context_ = Context(GetParam(), 2);
+    ASSERT_NE(context_, nullptr);
+    evaluator_ = std::make_unique<Evaluator>(context_);
+  }
+  EvaluationResult Eval(const std::string& genome) {
+    Candidate c;
+    EXPECT_TRUE(ParseTextProto(genome, "test", c.mutable_genome()).ok()) << genome;
+    EvaluationResult r = evaluator_->Evaluate(c);
+    EXPECT_EQ(r.status().code(), 0) << GetParam() << ": " << r.status().message();
+    return r;
+  }
+  double HeadDim() const { return context_->config().head_dim; }
+
+  std::shared_ptr<EvaluationContext> context_;
+  std::unique_ptr<Evaluator> evaluator_;
+};
+
+TEST_P(CompressionFamilyTest, Fp16CacheIsNearlyExactAndEightBitsIsClose) {
+  const EvaluationResult fp16 = Eval("");
+  EXPECT_NEAR(fp16.objectives().effective_bits(), 16.0, 1e-12);
+  const EvaluationResult int8 = Eval("layers { keys { format: INT bits: 8 } values { format: INT bits: 8 } }");
+  const EvaluationResult int2 = Eval("layers { keys { format: INT bits: 2 } values { format: INT bits: 2 } }");
+  // Per-token groups of a whole head vector: 8 bits + an fp16 scale and zero per vector.
+  EXPECT_NEAR(int8.objectives().effective_bits(), 8 + 32 / HeadDim(), 1e-9);
+  const double d16 = std::fabs(fp16.delta_nll()), d8 = std::fabs(int8.delta_nll()), d2 = std::fabs(int2.delta_nll());
+  EXPECT_LT(d16, 1e-3) << "fp16 rounding of the cache moves the NLL by " << d16 << " nats";
+  EXPECT_LT(d8, 0.02) << "8-bit keys and values move the NLL by " << d8 << " nats";
+  EXPECT_GT(d2, 5 * d8) << "2 bits should hurt far more than 8 bits";
+}
+
+TEST_P(CompressionFamilyTest, PreRopeKeysAreReRotatedWithTheModelsRope) {
+  // Quantized before RoPE (after the bias and k_norm) and rotated after dequantization by the
+  // model's own tables: at 8 bits as close to the uncompressed model as post-RoPE keys.
+  const EvaluationResult pre = Eval("layers { keys { format: INT bits: 8 axis: PER_CHANNEL group_size: 16 pre_rope: true } }");
+  const EvaluationResult post = Eval("layers { keys { format: INT bits: 8 axis: PER_CHANNEL group_size: 16 } }");
+  EXPECT_LT(std::fabs(pre.delta_nll()), 0.02) << "pre-RoPE keys moved the NLL by " << pre.delta_nll();
+  EXPECT_LT(std::fabs(pre.delta_nll()), 3 * std::fabs(post.delta_nll()) + 2e-3);
+  EXPECT_NE(pre.objectives().mean_nll(), post.objectives().mean_nll()) << "pre_rope had no effect";
+}
+
+TEST_P(CompressionFamilyTest, MemoryIsChargedAsTheFormulaSays) {
+  // int4 per-token keys and values with a 64-token fp16 window: at the end of a 128-token
+  // window, 64 tokens hold 4 + 32/head_dim bits and 64 hold 16.
+  const EvaluationResult r = Eval(
+      "layers { keys { format: INT bits: 4 recent_window: 64 } values { format: INT bits: 4 recent_window: 64 } }");
+  EXPECT_NEAR(r.end_of_window_effective_bits(), (64 * (4 + 32 / HeadDim()) + 64 * 16) / 128.0, 1e-9);
+  const ModelConfig& m = context_->config();
+  const double elements_per_token = 2.0 * m.num_layers * m.num_kv_heads * m.head_dim;
+  for (int64_t bytes : r.end_of_window_cache_bytes()) {
+    EXPECT_EQ(bytes, std::llround((64 * (4 + 32 / HeadDim()) + 64 * 16) * elements_per_token / 8));
+  }
+}
+
+TEST_P(CompressionFamilyTest, EveryEvictionPolicyKeepsItsRatio) {
+  for (const char* policy : {"STREAMING_LLM", "H2O", "SNAPKV", "KEY_NORM", "VALUE_NORM", "TEMPORAL_REDUNDANCY"}) {
+    const EvaluationResult r =
+        Eval(absl::StrCat("layers { keys { sink_tokens: 4 } eviction { policy: ", policy, " keep_ratio: 0.5 } }"));
+    EXPECT_TRUE(std::isfinite(r.objectives().mean_nll())) << policy;
+    EXPECT_NEAR(r.end_of_window_effective_bits(), 8.0, 0.2) << policy;
+    for (const LayerMetrics& l : r.layers()) EXPECT_NEAR(l.kept_token_fraction(), 0.5, 0.02) << policy;
+    EXPECT_GT(r.delta_nll(), 0) << policy << ": evicting half of the cache cost nothing";
+  }
+}
+
+TEST_P(CompressionFamilyTest, ChaiStoresOneKeySetPerCluster) {
+  // The fixtures have 2 KV heads: one cluster keeps one of the two key sets and both values.
+  const EvaluationResult r = Eval("layers { head_clusters: 1 }");
+  EXPECT_NEAR(r.objectives().effective_bits(), (0.5 * 16 + 16) / 2, 1e-9);
+}
+
+TEST_P(CompressionFamilyTest, ResultsDoNotDependOnTheThreadCount) {
+  const std::string genome =
+      "layers { keys { format: NUQ bits: 3 axis: PER_CHANNEL group_size: 16 outlier_fraction: 0.01 pre_rope: true } "
+      "values { format: INT bits: 3 } eviction { policy: H2O keep_ratio: 0.6 } head_clusters: 1 }";
+  Candidate c;
+  ASSERT_TRUE(ParseTextProto(genome, "test", c.mutable_genome()).ok());
+  const EvaluationResult two = evaluator_->Evaluate(c);
+  for (int threads : {1, 3}) {
+    Evaluator other(Context(GetParam(), threads));
+    const EvaluationResult r = other.Evaluate(c);
+    EXPECT_EQ(r.objectives().mean_nll(), two.objectives().mean_nll()) << threads << " threads";
+    EXPECT_EQ(r.cache_bytes(), two.cache_bytes()) << threads << " threads";
+    EXPECT_EQ(r.context_fingerprint(), two.context_fingerprint());
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, CompressionFamilyTest, ::testing::ValuesIn(kFixtures),
+                         [](const ::testing::TestParamInfo<const char*>& info) {
+                           std::string name = info.param + std::string("tests/data/").size();
+                           for (char& ch : name)
+                             if (!isalnum(static_cast<unsigned char>(ch))) ch = '_';
+                           return name;
+                         });
+
+}  // namespace
+}  // namespace fecsearch
