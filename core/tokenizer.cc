@@ -29,6 +29,7 @@
 
 #include "absl/base/macros.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
@@ -917,6 +918,9 @@ struct Tokenizer::Impl {
     int result;
   };
   absl::flat_hash_map<uint64_t, Merge> merges;
+  // Adjacent code points (a << 21 | b) inside some merge result: BPE never joins a pair of
+  // characters not in this set, so a long word can be cut there and encoded in parts exactly.
+  absl::flat_hash_set<uint64_t> merge_bigrams;
   int ascii_piece[128];
   absl::flat_hash_map<uint32_t, int> code_point_piece;
   int byte_piece[256];  // "<0x41>" etc., -1 where absent
@@ -952,7 +956,7 @@ struct Tokenizer::Impl {
   struct EncodeState {
     MatchScratch match;
     // BPE results (pieces) by word: [offset, length) into cached_pieces.
-    absl::flat_hash_map<std::string, std::pair<uint32_t, uint32_t>> cache;
+    absl::flat_hash_map<std::string, std::pair<uint32_t, uint32_t>> cache, part_cache;
     std::vector<int> cached_pieces;
     std::vector<int> model_output;  // pieces of the current subsection
     std::string byte_level_buffer;
@@ -961,8 +965,9 @@ struct Tokenizer::Impl {
   absl::Status Normalize(absl::string_view in, std::string* out, MatchScratch* scratch) const;
   absl::Status PreTokenize(size_t step, absl::string_view piece, int section_index, EncodeState* st) const;
   void ByteLevelMap(absl::string_view piece, bool add_prefix_space, std::string* out) const;
-  void EmitWord(absl::string_view key, absl::string_view word_or_raw, bool raw, EncodeState* st) const;
-  void Bpe(absl::string_view word, std::vector<int>* out) const;
+  void EmitWord(absl::string_view word, bool raw, EncodeState* st) const;
+  void EmitCached(absl::string_view key, bool raw, bool whole_word, EncodeState* st) const;
+  void Bpe(absl::string_view word, bool whole_word, std::vector<int>* out) const;
   void FinishSymbol(absl::string_view text, int piece, std::vector<int>* out) const;
   void FlushModelOutput(EncodeState* st, std::vector<int>* ids) const;
 };
@@ -1024,7 +1029,7 @@ void Tokenizer::Impl::ByteLevelMap(absl::string_view piece, bool add_prefix_spac
 absl::Status Tokenizer::Impl::PreTokenize(size_t k, absl::string_view piece, int section_index,
                                           EncodeState* st) const {
   if (k == pre_tokenizers.size()) {
-    EmitWord(piece, piece, /*raw=*/false, st);
+    EmitWord(piece, /*raw=*/false, st);
     return absl::OkStatus();
   }
   const PreTokenizerStep& step = pre_tokenizers[k];
@@ -1072,7 +1077,7 @@ absl::Status Tokenizer::Impl::PreTokenize(size_t k, absl::string_view piece, int
       std::string mapped;
       if (step.regex == nullptr) {
         if (k + 1 == pre_tokenizers.size()) {
-          EmitWord(piece, piece, /*raw=*/true, st);
+          EmitWord(piece, /*raw=*/true, st);
           return absl::OkStatus();
         }
         ByteLevelMap(piece, step.add_prefix_space, &mapped);
@@ -1111,26 +1116,52 @@ absl::Status Tokenizer::Impl::PreTokenize(size_t k, absl::string_view piece, int
   return absl::OkStatus();
 }
 
-// Appends the BPE pieces of one pre-token to st->model_output, through the per-call cache. With
-// raw, `word_or_raw` is the input of the final ByteLevel step, mapped here only on a miss.
-void Tokenizer::Impl::EmitWord(absl::string_view key, absl::string_view word_or_raw, bool raw,
-                               EncodeState* st) const {
-  if (key.size() > 256 && !raw) {  // whole texts without a pre-tokenizer: not worth keeping
-    Bpe(word_or_raw, &st->model_output);
+// Appends the BPE pieces of one pre-token to st->model_output. With raw, `word` is the input of
+// the final (regex-free) ByteLevel step, mapped only on a cache miss.
+void Tokenizer::Impl::EmitWord(absl::string_view word, bool raw, EncodeState* st) const {
+  constexpr size_t kLongWord = 256;
+  if (raw || word.size() <= kLongWord) {
+    EmitCached(word, raw, /*whole_word=*/true, st);
     return;
   }
-  auto it = st->cache.find(key);
-  if (it == st->cache.end()) {
+  // A long word (a whole text when there is no pre-tokenizer, as in Llama 2): cut it where no
+  // merge can join the neighbours and encode the parts through the cache. ignore_merges looks
+  // at the whole word only, as in JS.
+  if (ignore_merges) {
+    const int p = LookupPiece(word);
+    if (p >= 0 && piece_model_id[p] >= 0) {
+      st->model_output.push_back(p);
+      return;
+    }
+  }
+  size_t start = 0;
+  int len;
+  uint32_t prev = DecodeAt(word, 0, &len);
+  for (size_t i = len; i < word.size(); i += len) {
+    const uint32_t cp = DecodeAt(word, i, &len);
+    if (!merge_bigrams.contains((static_cast<uint64_t>(prev) << 21) | cp)) {
+      EmitCached(word.substr(start, i - start), /*raw=*/false, /*whole_word=*/false, st);
+      start = i;
+    }
+    prev = cp;
+  }
+  EmitCached(word.substr(start), /*raw=*/false, /*whole_word=*/false, st);
+}
+
+void Tokenizer::Impl::EmitCached(absl::string_view key, bool raw, bool whole_word, EncodeState* st) const {
+  // Parts of a cut word skip ignore_merges, so they may encode differently from the same string
+  // as a whole word: they have their own cache.
+  auto& cache = whole_word || !ignore_merges ? st->cache : st->part_cache;
+  auto it = cache.find(key);
+  if (it == cache.end()) {
     const uint32_t offset = static_cast<uint32_t>(st->cached_pieces.size());
-    absl::string_view word = word_or_raw;
+    absl::string_view word = key;
     if (raw) {
-      ByteLevelMap(word_or_raw, pre_tokenizers.back().add_prefix_space, &st->byte_level_buffer);
+      ByteLevelMap(key, pre_tokenizers.back().add_prefix_space, &st->byte_level_buffer);
       word = st->byte_level_buffer;
     }
-    Bpe(word, &st->cached_pieces);
-    it = st->cache
-             .emplace(std::string(key),
-                      std::make_pair(offset, static_cast<uint32_t>(st->cached_pieces.size()) - offset))
+    Bpe(word, whole_word, &st->cached_pieces);
+    it = cache.emplace(std::string(key), std::make_pair(offset, static_cast<uint32_t>(st->cached_pieces.size()) - offset))
              .first;
   }
   const auto [offset, length] = it->second;
@@ -1156,9 +1187,9 @@ void Tokenizer::Impl::FinishSymbol(absl::string_view text, int piece, std::vecto
 
 // Merges by rank, leftmost first among equal ranks: the JS priority queue orders by
 // rank + start / length, which is this order.
-void Tokenizer::Impl::Bpe(absl::string_view word, std::vector<int>* out) const {
+void Tokenizer::Impl::Bpe(absl::string_view word, bool whole_word, std::vector<int>* out) const {
   if (word.empty()) return;
-  if (ignore_merges) {
+  if (ignore_merges && whole_word) {
     const int p = LookupPiece(word);
     if (p >= 0 && piece_model_id[p] >= 0) {
       out->push_back(p);
@@ -1184,6 +1215,7 @@ void Tokenizer::Impl::Bpe(absl::string_view word, std::vector<int>* out) const {
       int rank;
       int left;  // symbol index (= its first character's index, the JS tie-break)
       int left_piece, right_piece;
+      int result;
     };
     auto later = [](const Candidate& a, const Candidate& b) {
       return a.rank != b.rank ? a.rank > b.rank : a.left > b.left;
@@ -1194,7 +1226,7 @@ void Tokenizer::Impl::Bpe(absl::string_view word, std::vector<int>* out) const {
       if (right < 0 || sym[left].piece < 0 || sym[right].piece < 0) return;
       auto it = merges.find((static_cast<uint64_t>(sym[left].piece) << 32) | static_cast<uint32_t>(sym[right].piece));
       if (it == merges.end()) return;
-      heap.push_back({it->second.rank, left, sym[left].piece, sym[right].piece});
+      heap.push_back({it->second.rank, left, sym[left].piece, sym[right].piece, it->second.result});
       std::push_heap(heap.begin(), heap.end(), later);
     };
     for (int i = 0; i + 1 < static_cast<int>(sym.size()); ++i) consider(i);
@@ -1206,8 +1238,7 @@ void Tokenizer::Impl::Bpe(absl::string_view word, std::vector<int>* out) const {
       // Stale: the left symbol merged away (piece -2) or either side changed since.
       if (left.piece != c.left_piece || left.next < 0 || sym[left.next].piece != c.right_piece) continue;
       const int right = left.next;
-      left.piece = merges.find((static_cast<uint64_t>(c.left_piece) << 32) | static_cast<uint32_t>(c.right_piece))
-                       ->second.result;
+      left.piece = c.result;
       left.end = sym[right].end;
       left.next = sym[right].next;
       if (left.next >= 0) sym[left.next].prev = c.left;
@@ -1606,6 +1637,14 @@ absl::Status Loader::Model(const Json& model) {
     const int result = Intern(left + right);
     // A repeated pair keeps its last rank, as the JS Map does.
     t_->merges[(static_cast<uint64_t>(a) << 32) | static_cast<uint32_t>(b)] = {static_cast<int>(i), result};
+    const std::string& joined = t_->piece_text[result];
+    int len;
+    uint32_t prev = DecodeAt(joined, 0, &len);
+    for (size_t k = len; k < joined.size(); k += len) {
+      const uint32_t cp = DecodeAt(joined, k, &len);
+      t_->merge_bigrams.insert((static_cast<uint64_t>(prev) << 21) | cp);
+      prev = cp;
+    }
   }
 
   const Json* unk = Field(model, "unk_token");
