@@ -59,4 +59,26 @@ for ((i = 0; i < ${#labels[@]}; i += 2)); do
   cat job.$i.*.log
 done
 echo "${#labels[@]} tokenizers compared"
+
+# Bad input: exit code 2 and a message naming the file (and field), never a crash.
+expect_bad() {
+  local what=$1 pattern=$2
+  shift 2
+  "$TOKENIZE" "$@" >/dev/null 2>bad.err
+  local rc=$?
+  [ $rc -eq 2 ] && grep -q -- "$pattern" bad.err || fail "$what: exit $rc, $(cat bad.err)"
+}
+mkdir -p malformed unsupported
+echo '{"model": [' >malformed/tokenizer.json
+node -e 'const fs = require("fs"); const j = JSON.parse(fs.readFileSync(process.argv[1], "utf8"));
+  j.model.type = "WordPiece"; fs.writeFileSync(process.argv[2], JSON.stringify(j));' \
+  "${dirs[llama2]}/tokenizer.json" unsupported/tokenizer.json
+printf 'ok \xff' >bad_utf8.txt
+expect_bad "missing directory" "no_such_dir/tokenizer.json" --tokenizer=no_such_dir --string=x
+expect_bad "malformed JSON" "malformed/tokenizer.json: not valid JSON" --tokenizer=malformed --string=x
+expect_bad "unsupported model" "unsupported/tokenizer.json: model.type 'WordPiece' is not supported" \
+  --tokenizer=unsupported --string=x
+expect_bad "invalid UTF-8" "bad_utf8.txt: invalid UTF-8 at byte offset 3" --tokenizer="${dirs[llama2]}" --text=bad_utf8.txt
+expect_bad "missing text" "no_such.txt: cannot read" --tokenizer="${dirs[llama2]}" --text=no_such.txt
+[ "$("$TOKENIZE" --tokenizer="${dirs[llama3]}" --string='Hello world')" = "9906 1917" ] || fail "--string output"
 finish
