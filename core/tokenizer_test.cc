@@ -174,6 +174,16 @@ TEST(RealTokenizerTest, Qwen3NormalizesToNfc) {
   EXPECT_THAT(Ids(*t, "1234567"), ElementsAre(16, 17, 18, 19, 20, 21, 22));
 }
 
+// Compositions newer than utf8proc's Unicode 15 tables (ids from node 20, Unicode 17):
+// U+105D2 U+0307 -> U+105C9, also past a U+0323 of lower class; U+1611E U+1611E U+1611F -> U+16126.
+TEST(RealTokenizerTest, Qwen3ComposesLikeNewerUnicode) {
+  auto t = LoadReal("qwen3");
+  ASSERT_NE(t, nullptr);
+  EXPECT_THAT(Ids(*t, "\xF0\x90\x97\x92\xCC\x87"), ElementsAre(123934, 245, 231));
+  EXPECT_THAT(Ids(*t, "\xF0\x90\x97\x92\xCC\xA3\xCC\x87"), ElementsAre(123934, 245, 231, 136, 96));
+  EXPECT_THAT(Ids(*t, "\xF0\x96\x84\x9E\xF0\x96\x84\x9E\xF0\x96\x84\x9F"), ElementsAre(125427, 226, 99));
+}
+
 TEST(RealTokenizerTest, Llama2PrependsBosAndFallsBackToBytes) {
   auto t = LoadReal("llama2");
   ASSERT_NE(t, nullptr);

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Prints the C++ tables in core/tokenizer.cc (kLetterAdditions, kNumberAdditions): the code points
+# Prints the C++ tables in core/tokenizer.cc: kLetterAdditions / kNumberAdditions, the code points
 # that node's RegExp \p{L} / \p{N} match but Debian's PCRE2 does not (PCRE2 10.42 has Unicode
-# 14.0 tables; node's ICU is newer). Needs gcc, libpcre2-dev and node; rerun when either changes.
+# 14.0 tables; node's ICU is newer), and kCompositionAdditions, the canonical compositions that
+# node's String.prototype.normalize("NFC") makes and utf8proc (Unicode 15.0) does not. Needs gcc,
+# libpcre2-dev, libutf8proc-dev and node; rerun when any of them changes.
 set -euo pipefail
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -27,8 +29,45 @@ int main(int argc, char** argv) {
   return 0;
 }
 C
+cat > "$work/compose.c" <<'C'
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <utf8proc.h>
+// stdin: "first second composite" (hex) per line; prints the lines utf8proc does not compose.
+int main(void) {
+  unsigned a, b, c;
+  while (scanf("%x %x %x", &a, &b, &c) == 3) {
+    utf8proc_uint8_t in[8], *out;
+    utf8proc_ssize_t n = utf8proc_encode_char(a, in);
+    n += utf8proc_encode_char(b, in + n);
+    utf8proc_ssize_t m = utf8proc_map(in, n, &out, UTF8PROC_STABLE | UTF8PROC_COMPOSE);
+    utf8proc_int32_t got = -1;
+    if (m <= 0 || utf8proc_iterate(out, m, &got) != m || (unsigned)got != c) printf("%x %x %x\n", a, b, c);
+    free(out);
+  }
+  return 0;
+}
+C
 gcc -O2 "$work/probe.c" -o "$work/probe" -lpcre2-8
+gcc -O2 "$work/compose.c" -o "$work/compose" -lutf8proc
 for p in L N; do "$work/probe" "\\p{$p}" > "$work/pcre_$p"; done
+# Primary composites per node: c whose NFD minus its last code point composes to one code point a,
+# with NFC(a + last) == c.
+node -e '
+const out = [];
+for (let cp = 0; cp < 0x110000; ++cp) {
+  if (cp >= 0xd800 && cp < 0xe000) continue;
+  const c = String.fromCodePoint(cp);
+  if (c.normalize("NFC") !== c) continue;
+  const d = [...c.normalize("NFD")];
+  if (d.length < 2) continue;
+  const a = d.slice(0, -1).join("").normalize("NFC"), b = d[d.length - 1];
+  if ([...a].length === 1 && (a + b).normalize("NFC") === c) {
+    out.push([a.codePointAt(0), b.codePointAt(0), cp].map((x) => x.toString(16)).join(" "));
+  }
+}
+console.log(out.join("\n"));' | "$work/compose" > "$work/compositions"
 node - "$work" <<'JS'
 const fs = require("fs");
 const work = process.argv[2];
@@ -55,4 +94,14 @@ for (const [p, name] of [["L", "kLetterAdditions"], ["N", "kNumberAdditions"]]) 
   }
   console.log(out + line + "\n};");
 }
+const hex = (x) => "0x" + parseInt(x, 16).toString(16).toUpperCase();
+const compositions = fs.readFileSync(`${work}/compositions`, "utf8").trim().split("\n").filter((l) => l);
+let out = "constexpr Composition kCompositionAdditions[] = {";
+let line = "\n   ";
+for (const c of compositions) {
+  const it = `{${c.split(" ").map(hex).join(", ")}}`;
+  if (line.length + it.length + 2 > 98) { out += line; line = "\n   "; }
+  line += " " + it + ",";
+}
+console.log(out + line + "\n};");
 JS
