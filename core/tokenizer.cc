@@ -434,7 +434,7 @@ class PatternTranslator {
     return false;
   }
 
-  // \p{L}, \p{N} and their complements; false (with *ok) if `rest` is no braced property.
+  // \p{L}, \p{N} and their complements; *found is false if no braced property follows.
   absl::Status Property(size_t at, CharSet* set, bool* negated, bool* found) {
     *found = false;
     const absl::string_view rest = p_.substr(i_);
