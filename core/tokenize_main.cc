@@ -16,15 +16,18 @@
 #include "core/tokenizer.h"
 #include "nlohmann/json.hpp"
 
-ABSL_FLAG(std::string, tokenizer, "", "Directory with tokenizer.json (and optionally tokenizer_config.json).");
+ABSL_FLAG(std::string, tokenizer, "",
+          "Directory with tokenizer.json (and optionally tokenizer_config.json).");
 ABSL_FLAG(std::string, text, "", "UTF-8 text file to encode (the whole file is one string).");
 ABSL_FLAG(std::string, string, "", "Text to encode, given inline (e.g. --string='Hello world').");
 ABSL_FLAG(std::string, batch, "",
           "JSON file holding an array of strings: each is encoded and printed on its own line.");
 ABSL_FLAG(bool, add_special_tokens, true,
           "Add the post-processor's special tokens (BOS etc.); --noadd_special_tokens to leave them out.");
-ABSL_FLAG(std::string, format, "ids", "Output: 'ids' (space-separated on one line) or 'json' (a JSON array).");
-ABSL_FLAG(bool, info, false, "Also print the tokenizer's kind, vocab size, BOS id and fingerprint to stderr.");
+ABSL_FLAG(std::string, format, "ids",
+          "Output: 'ids' (space-separated on one line) or 'json' (a JSON array).");
+ABSL_FLAG(bool, info, false,
+          "Also print the tokenizer's kind, vocab size, BOS id and fingerprint to stderr.");
 
 namespace fecsearch {
 namespace {
@@ -53,7 +56,8 @@ int Main() {
   const std::string dir = absl::GetFlag(FLAGS_tokenizer);
   const std::string format = absl::GetFlag(FLAGS_format);
   if (dir.empty()) return Fail("--tokenizer=DIR is required (a directory with tokenizer.json)");
-  if (format != "ids" && format != "json") return Fail(absl::StrCat("--format='", format, "' must be ids or json"));
+  if (format != "ids" && format != "json")
+    return Fail(absl::StrCat("--format='", format, "' must be ids or json"));
   const bool json = format == "json";
   const int sources = !absl::GetFlag(FLAGS_text).empty() + !absl::GetFlag(FLAGS_string).empty() +
                       !absl::GetFlag(FLAGS_batch).empty();
@@ -64,8 +68,9 @@ int Main() {
   absl::StatusOr<std::unique_ptr<Tokenizer>> tokenizer = Tokenizer::Load(dir);
   if (!tokenizer.ok()) return Fail(std::string(tokenizer.status().message()));
   if (absl::GetFlag(FLAGS_info)) {
-    std::fprintf(stderr, "kind: %s\nvocab_size: %d\nbos_id: %d\nfingerprint: %s\n", (*tokenizer)->kind().c_str(),
-                 (*tokenizer)->vocab_size(), (*tokenizer)->bos_id(), (*tokenizer)->fingerprint().c_str());
+    std::fprintf(stderr, "kind: %s\nvocab_size: %d\nbos_id: %d\nfingerprint: %s\n",
+                 (*tokenizer)->kind().c_str(), (*tokenizer)->vocab_size(), (*tokenizer)->bos_id(),
+                 (*tokenizer)->fingerprint().c_str());
   }
   const bool special = absl::GetFlag(FLAGS_add_special_tokens);
 
@@ -76,7 +81,8 @@ int Main() {
     std::string content;
     if (!ReadFile(path, &content)) return Fail(absl::StrCat(path, ": cannot read"));
     nlohmann::json list = nlohmann::json::parse(content, nullptr, /*allow_exceptions=*/false);
-    if (list.is_discarded() || !list.is_array()) return Fail(absl::StrCat(path, ": not a JSON array of strings"));
+    if (list.is_discarded() || !list.is_array())
+      return Fail(absl::StrCat(path, ": not a JSON array of strings"));
     for (size_t i = 0; i < list.size(); ++i) {
       if (!list[i].is_string()) return Fail(absl::StrCat(path, ": element ", i, " is not a string"));
       texts.push_back(list[i].get<std::string>());

@@ -147,20 +147,18 @@ constexpr CodePointRange kJsWhiteSpace[] = {
 // Generated (with kCompositionAdditions below) by tests/tokenizer/gen_unicode_additions.sh
 // (node v20.20.2, Unicode 17.0).
 constexpr CodePointRange kLetterAdditions[] = {
-    {0x88F, 0x88F}, {0xC5C, 0xC5C}, {0xCDC, 0xCDC}, {0x1C89, 0x1C8A}, {0xA7CB, 0xA7CF},
-    {0xA7D2, 0xA7D2}, {0xA7D4, 0xA7D4}, {0xA7DA, 0xA7DC}, {0xA7F1, 0xA7F1}, {0x105C0, 0x105F3},
-    {0x10940, 0x10959}, {0x10D4A, 0x10D65}, {0x10D6F, 0x10D85}, {0x10EC2, 0x10EC7},
-    {0x1123F, 0x11240}, {0x11380, 0x11389}, {0x1138B, 0x1138B}, {0x1138E, 0x1138E},
-    {0x11390, 0x113B5}, {0x113B7, 0x113B7}, {0x113D1, 0x113D1}, {0x113D3, 0x113D3},
-    {0x11BC0, 0x11BE0}, {0x11DB0, 0x11DDB}, {0x11F02, 0x11F02}, {0x11F04, 0x11F10},
-    {0x11F12, 0x11F33}, {0x1342F, 0x1342F}, {0x13441, 0x13446}, {0x13460, 0x143FA},
-    {0x16100, 0x1611D}, {0x16D40, 0x16D6C}, {0x16EA0, 0x16EB8}, {0x16EBB, 0x16ED3},
-    {0x16FF2, 0x16FF3}, {0x187F8, 0x187FF}, {0x18CFF, 0x18CFF}, {0x18D09, 0x18D1E},
-    {0x18D80, 0x18DF2}, {0x1B132, 0x1B132}, {0x1B155, 0x1B155}, {0x1DF25, 0x1DF2A},
-    {0x1E030, 0x1E06D}, {0x1E4D0, 0x1E4EB}, {0x1E5D0, 0x1E5ED}, {0x1E5F0, 0x1E5F0},
-    {0x1E6C0, 0x1E6DE}, {0x1E6E0, 0x1E6E2}, {0x1E6E4, 0x1E6E5}, {0x1E6E7, 0x1E6ED},
-    {0x1E6F0, 0x1E6F4}, {0x1E6FE, 0x1E6FF}, {0x2B739, 0x2B73F}, {0x2CEA2, 0x2CEAD},
-    {0x2EBF0, 0x2EE5D}, {0x31350, 0x33479},
+    {0x88F, 0x88F},     {0xC5C, 0xC5C},     {0xCDC, 0xCDC},     {0x1C89, 0x1C8A},   {0xA7CB, 0xA7CF},
+    {0xA7D2, 0xA7D2},   {0xA7D4, 0xA7D4},   {0xA7DA, 0xA7DC},   {0xA7F1, 0xA7F1},   {0x105C0, 0x105F3},
+    {0x10940, 0x10959}, {0x10D4A, 0x10D65}, {0x10D6F, 0x10D85}, {0x10EC2, 0x10EC7}, {0x1123F, 0x11240},
+    {0x11380, 0x11389}, {0x1138B, 0x1138B}, {0x1138E, 0x1138E}, {0x11390, 0x113B5}, {0x113B7, 0x113B7},
+    {0x113D1, 0x113D1}, {0x113D3, 0x113D3}, {0x11BC0, 0x11BE0}, {0x11DB0, 0x11DDB}, {0x11F02, 0x11F02},
+    {0x11F04, 0x11F10}, {0x11F12, 0x11F33}, {0x1342F, 0x1342F}, {0x13441, 0x13446}, {0x13460, 0x143FA},
+    {0x16100, 0x1611D}, {0x16D40, 0x16D6C}, {0x16EA0, 0x16EB8}, {0x16EBB, 0x16ED3}, {0x16FF2, 0x16FF3},
+    {0x187F8, 0x187FF}, {0x18CFF, 0x18CFF}, {0x18D09, 0x18D1E}, {0x18D80, 0x18DF2}, {0x1B132, 0x1B132},
+    {0x1B155, 0x1B155}, {0x1DF25, 0x1DF2A}, {0x1E030, 0x1E06D}, {0x1E4D0, 0x1E4EB}, {0x1E5D0, 0x1E5ED},
+    {0x1E5F0, 0x1E5F0}, {0x1E6C0, 0x1E6DE}, {0x1E6E0, 0x1E6E2}, {0x1E6E4, 0x1E6E5}, {0x1E6E7, 0x1E6ED},
+    {0x1E6F0, 0x1E6F4}, {0x1E6FE, 0x1E6FF}, {0x2B739, 0x2B73F}, {0x2CEA2, 0x2CEAD}, {0x2EBF0, 0x2EE5D},
+    {0x31350, 0x33479},
 };
 constexpr CodePointRange kNumberAdditions[] = {
     {0x10D40, 0x10D49}, {0x116D0, 0x116E3}, {0x11BF0, 0x11BF9}, {0x11DE0, 0x11DE9},
@@ -173,7 +171,7 @@ struct Composition {
   uint32_t first, second, composite;
 };
 constexpr Composition kCompositionAdditions[] = {
-    {0x105D2, 0x307, 0x105C9}, {0x105DA, 0x307, 0x105E4}, {0x11382, 0x113C9, 0x11383},
+    {0x105D2, 0x307, 0x105C9},   {0x105DA, 0x307, 0x105E4},   {0x11382, 0x113C9, 0x11383},
     {0x11384, 0x113BB, 0x11385}, {0x1138B, 0x113C2, 0x1138E}, {0x11390, 0x113C9, 0x11391},
     {0x113C2, 0x113C2, 0x113C5}, {0x113C2, 0x113B8, 0x113C7}, {0x113C2, 0x113C9, 0x113C8},
     {0x1611E, 0x1611E, 0x16121}, {0x1611E, 0x16129, 0x16122}, {0x1611E, 0x1611F, 0x16123},
@@ -186,7 +184,8 @@ constexpr Composition kCompositionAdditions[] = {
 // last starter unless something between has combining class 0 or one >= its own. All of these
 // pairs start at U+105C0 or later, so text without 4-byte UTF-8 is left alone at once.
 void ComposeAdditions(std::string* text) {
-  if (std::none_of(text->begin(), text->end(), [](char c) { return static_cast<unsigned char>(c) >= 0xF0; })) return;
+  if (std::none_of(text->begin(), text->end(), [](char c) { return static_cast<unsigned char>(c) >= 0xF0; }))
+    return;
   std::vector<uint32_t> out;
   size_t starter = std::string::npos;
   int last_class = 0;
@@ -196,7 +195,8 @@ void ComposeAdditions(std::string* text) {
     const uint32_t cp = DecodeAt(*text, i, &len);
     i += len;
     const int cls = utf8proc_get_property(static_cast<utf8proc_int32_t>(cp))->combining_class;
-    if (starter != std::string::npos && (starter + 1 == out.size() || (last_class != 0 && last_class < cls))) {
+    if (starter != std::string::npos &&
+        (starter + 1 == out.size() || (last_class != 0 && last_class < cls))) {
       const Composition* hit = nullptr;
       for (const Composition& c : kCompositionAdditions) {
         if (c.first == out[starter] && c.second == cp) hit = &c;
@@ -296,7 +296,8 @@ class PatternTranslator {
   // `field` names the pattern in errors ("tokenizer.json: pre_tokenizer.pattern.Regex").
   // `js_whitespace`: the pattern is a JS literal, whose \s is JavaScript's.
   PatternTranslator(absl::string_view pattern, bool js_whitespace, std::string field)
-      : p_(pattern), white_space_(js_whitespace ? CharSet::kJsWhiteSpace : CharSet::kWhiteSpace),
+      : p_(pattern),
+        white_space_(js_whitespace ? CharSet::kJsWhiteSpace : CharSet::kWhiteSpace),
         field_(std::move(field)) {}
 
   absl::StatusOr<TranslatedPattern> Run() {
@@ -379,8 +380,9 @@ class PatternTranslator {
   bool Peek(char c) const { return i_ < p_.size() && p_[i_] == c; }
 
   absl::Status Unsupported(size_t at, absl::string_view what) const {
-    return absl::InvalidArgumentError(absl::StrCat(field_, ": ", what, " at offset ", at, " of the pattern \"",
-                                                   absl::CHexEscape(p_), "\" is not supported"));
+    return absl::InvalidArgumentError(absl::StrCat(field_, ": ", what, " at offset ", at,
+                                                   " of the pattern \"", absl::CHexEscape(p_),
+                                                   "\" is not supported"));
   }
 
   static std::string Literal(uint32_t c, bool fold) {
@@ -409,10 +411,14 @@ class PatternTranslator {
       *v = 0;
       for (char ch : h) {
         int d;
-        if (ch >= '0' && ch <= '9') d = ch - '0';
-        else if (ch >= 'a' && ch <= 'f') d = ch - 'a' + 10;
-        else if (ch >= 'A' && ch <= 'F') d = ch - 'A' + 10;
-        else return false;
+        if (ch >= '0' && ch <= '9')
+          d = ch - '0';
+        else if (ch >= 'a' && ch <= 'f')
+          d = ch - 'a' + 10;
+        else if (ch >= 'A' && ch <= 'F')
+          d = ch - 'A' + 10;
+        else
+          return false;
         *v = *v * 16 + d;
       }
       return *v <= 0x10FFFF && !(*v >= 0xD800 && *v < 0xE000);
@@ -478,13 +484,27 @@ class PatternTranslator {
       case 'S':
         EmitAtom(absl::StrCat("[^", SetItems(white_space_), "]"));
         return absl::OkStatus();
-      case 'n': EmitAtom(Hex(0x0A)); return absl::OkStatus();
-      case 'r': EmitAtom(Hex(0x0D)); return absl::OkStatus();
-      case 't': EmitAtom(Hex(0x09)); return absl::OkStatus();
-      case 'f': EmitAtom(Hex(0x0C)); return absl::OkStatus();
-      case 'v': EmitAtom(Hex(0x0B)); return absl::OkStatus();  // PCRE2's \v is a class
-      case 'a': EmitAtom(Hex(0x07)); return absl::OkStatus();
-      case 'e': EmitAtom(Hex(0x1B)); return absl::OkStatus();
+      case 'n':
+        EmitAtom(Hex(0x0A));
+        return absl::OkStatus();
+      case 'r':
+        EmitAtom(Hex(0x0D));
+        return absl::OkStatus();
+      case 't':
+        EmitAtom(Hex(0x09));
+        return absl::OkStatus();
+      case 'f':
+        EmitAtom(Hex(0x0C));
+        return absl::OkStatus();
+      case 'v':
+        EmitAtom(Hex(0x0B));
+        return absl::OkStatus();  // PCRE2's \v is a class
+      case 'a':
+        EmitAtom(Hex(0x07));
+        return absl::OkStatus();
+      case 'e':
+        EmitAtom(Hex(0x1B));
+        return absl::OkStatus();
       case '0':
         if (i_ < p_.size() && p_[i_] >= '0' && p_[i_] <= '9') break;
         EmitAtom(Hex(0));
@@ -546,7 +566,8 @@ class PatternTranslator {
         return Unsupported(here, "a character-class intersection (&&)");
       } else if (c == '-') {
         const bool terminal = Peek(']') || absl::StartsWith(p_.substr(i_), "&&");
-        if (tail == Tail::kSet && !terminal) return Unsupported(here, "a character-class range starting at a set");
+        if (tail == Tail::kSet && !terminal)
+          return Unsupported(here, "a character-class range starting at a set");
         if (tail == Tail::kScalar && !terminal) {
           tail = Tail::kRangeOpen;
         } else {
@@ -575,18 +596,27 @@ class PatternTranslator {
     if (CodePointEscape(&cp)) return add_scalar(cp, at);
     const uint32_t c = Next();
     switch (c) {
-      case 's': return add_set(white_space_, at);
-      case 'n': return add_scalar(0x0A, at);
-      case 'r': return add_scalar(0x0D, at);
-      case 't': return add_scalar(0x09, at);
-      case 'f': return add_scalar(0x0C, at);
-      case 'v': return add_scalar(0x0B, at);
-      case 'a': return add_scalar(0x07, at);
-      case 'e': return add_scalar(0x1B, at);
+      case 's':
+        return add_set(white_space_, at);
+      case 'n':
+        return add_scalar(0x0A, at);
+      case 'r':
+        return add_scalar(0x0D, at);
+      case 't':
+        return add_scalar(0x09, at);
+      case 'f':
+        return add_scalar(0x0C, at);
+      case 'v':
+        return add_scalar(0x0B, at);
+      case 'a':
+        return add_scalar(0x07, at);
+      case 'e':
+        return add_scalar(0x1B, at);
       default:
         if (!IsAsciiAlnum(c)) return add_scalar(c, at);
     }
-    return Unsupported(at, absl::StrCat("the escape \\", p_.substr(at + 1, i_ - at - 1), " inside a character class"));
+    return Unsupported(
+        at, absl::StrCat("the escape \\", p_.substr(at + 1, i_ - at - 1), " inside a character class"));
   }
 
   // Like the JS tokenizer, (?i:...) adds the other case of each ASCII letter that the class
@@ -1093,7 +1123,8 @@ absl::Status Tokenizer::Impl::PreTokenize(size_t k, absl::string_view piece, int
         if (!found.ok()) return found.status();
         if (!*found) break;
         absl::Status s;
-        if (prev < b && !(s = PreTokenize(k + 1, piece.substr(prev, b - prev), section_index, st)).ok()) return s;
+        if (prev < b && !(s = PreTokenize(k + 1, piece.substr(prev, b - prev), section_index, st)).ok())
+          return s;
         if (e > b && !(s = PreTokenize(k + 1, piece.substr(b, e - b), section_index, st)).ok()) return s;
         prev = e;
         pos = e == b ? AdvanceOne(piece, e) : e;
@@ -1211,7 +1242,9 @@ void Tokenizer::Impl::EmitCached(absl::string_view key, bool raw, bool whole_wor
       word = st->byte_level_buffer;
     }
     Bpe(word, whole_word, &st->cached_pieces);
-    it = cache.emplace(std::string(key), std::make_pair(offset, static_cast<uint32_t>(st->cached_pieces.size()) - offset))
+    it = cache
+             .emplace(std::string(key),
+                      std::make_pair(offset, static_cast<uint32_t>(st->cached_pieces.size()) - offset))
              .first;
   }
   const auto [offset, length] = it->second;
@@ -1256,7 +1289,8 @@ void Tokenizer::Impl::Bpe(absl::string_view word, bool whole_word, std::vector<i
     int len;
     const uint32_t cp = DecodeAt(word, i, &len);
     const int n = static_cast<int>(sym.size());
-    sym.push_back({CodePointPiece(cp), static_cast<uint32_t>(i), static_cast<uint32_t>(i + len), n - 1, n + 1});
+    sym.push_back(
+        {CodePointPiece(cp), static_cast<uint32_t>(i), static_cast<uint32_t>(i + len), n - 1, n + 1});
     i += len;
   }
   sym.back().next = -1;
@@ -1274,7 +1308,8 @@ void Tokenizer::Impl::Bpe(absl::string_view word, bool whole_word, std::vector<i
     auto consider = [&](int left) {
       const int right = sym[left].next;
       if (right < 0 || sym[left].piece < 0 || sym[right].piece < 0) return;
-      auto it = merges.find((static_cast<uint64_t>(sym[left].piece) << 32) | static_cast<uint32_t>(sym[right].piece));
+      auto it = merges.find((static_cast<uint64_t>(sym[left].piece) << 32) |
+                            static_cast<uint32_t>(sym[right].piece));
       if (it == merges.end()) return;
       heap.push_back({it->second.rank, left, sym[left].piece, sym[right].piece, it->second.result});
       std::push_heap(heap.begin(), heap.end(), later);
@@ -1305,7 +1340,9 @@ void Tokenizer::Impl::Bpe(absl::string_view word, bool whole_word, std::vector<i
 
 // fuse_unk (runs of pieces whose model id is the unk id become the first of them), then ids.
 void Tokenizer::Impl::FlushModelOutput(EncodeState* st, std::vector<int>* ids) const {
-  auto model_id = [&](int piece) { return piece_model_id[piece] >= 0 ? piece_model_id[piece] : unk_vocab_id; };
+  auto model_id = [&](int piece) {
+    return piece_model_id[piece] >= 0 ? piece_model_id[piece] : unk_vocab_id;
+  };
   bool previous_unk = false;
   for (int piece : st->model_output) {
     const bool unk = fuse_unk && model_id(piece) == unk_vocab_id;
@@ -1327,7 +1364,9 @@ const Json* Field(const Json& object, const char* key) {
 }
 bool IsNull(const Json* j) { return j == nullptr || j->is_null(); }
 
-std::string Quoted(const Json& j) { return j.is_string() ? absl::StrCat("'", j.get<std::string>(), "'") : j.dump(); }
+std::string Quoted(const Json& j) {
+  return j.is_string() ? absl::StrCat("'", j.get<std::string>(), "'") : j.dump();
+}
 
 // Error messages: "<file>: <json path> <problem>".
 class Errors {
@@ -1434,7 +1473,8 @@ int Loader::Intern(const std::string& s) {
 absl::StatusOr<std::shared_ptr<const Regex>> Loader::Pattern(const Json& owner, const std::string& path,
                                                              bool* has_capture, bool* is_string) {
   const Json* pattern = Field(owner, "pattern");
-  if (pattern == nullptr || !pattern->is_object()) return e_.Bad(path + ".pattern", "must be an object with Regex or String");
+  if (pattern == nullptr || !pattern->is_object())
+    return e_.Bad(path + ".pattern", "must be an object with Regex or String");
   *has_capture = false;
   *is_string = false;
   if (const Json* regex = Field(*pattern, "Regex"); regex != nullptr) {
@@ -1464,7 +1504,8 @@ absl::Status Loader::Normalizer(const Json& j, const std::string& path) {
     const Json* list = Field(j, "normalizers");
     if (list == nullptr || !list->is_array()) return e_.Bad(path + ".normalizers", "must be an array");
     for (size_t i = 0; i < list->size(); ++i) {
-      if (absl::Status s = Normalizer((*list)[i], absl::StrCat(path, ".normalizers[", i, "]")); !s.ok()) return s;
+      if (absl::Status s = Normalizer((*list)[i], absl::StrCat(path, ".normalizers[", i, "]")); !s.ok())
+        return s;
     }
     return absl::OkStatus();
   }
@@ -1505,7 +1546,8 @@ absl::Status Loader::PreTokenizer(const Json& j, const std::string& path) {
     const Json* list = Field(j, "pretokenizers");
     if (list == nullptr || !list->is_array()) return e_.Bad(path + ".pretokenizers", "must be an array");
     for (size_t i = 0; i < list->size(); ++i) {
-      if (absl::Status s = PreTokenizer((*list)[i], absl::StrCat(path, ".pretokenizers[", i, "]")); !s.ok()) return s;
+      if (absl::Status s = PreTokenizer((*list)[i], absl::StrCat(path, ".pretokenizers[", i, "]")); !s.ok())
+        return s;
     }
     return absl::OkStatus();
   }
@@ -1529,7 +1571,8 @@ absl::Status Loader::PreTokenizer(const Json& j, const std::string& path) {
       if (is_string && inv != nullptr && inv->is_boolean()) {
         step.kind = PreTokenizerStep::kSplitIsolated;
       } else if (has_capture) {
-        return e_.Bad(path + ".pattern.Regex", "with capturing groups is not supported with behavior Removed");
+        return e_.Bad(path + ".pattern.Regex",
+                      "with capturing groups is not supported with behavior Removed");
       } else {
         step.kind = PreTokenizerStep::kSplitRemoved;
       }
@@ -1545,9 +1588,11 @@ absl::Status Loader::PreTokenizer(const Json& j, const std::string& path) {
     if (use_regex) {
       // The JS tokenizer's own literal, with JavaScript's \s.
       const std::string field = absl::StrCat(e_.where(), ": ", path, " (GPT-2 pattern)");
-      absl::StatusOr<TranslatedPattern> t = PatternTranslator(
-          "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+", /*js_whitespace=*/true,
-          field).Run();
+      absl::StatusOr<TranslatedPattern> t =
+          PatternTranslator(
+              "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+",
+              /*js_whitespace=*/true, field)
+              .Run();
       if (!t.ok()) return t.status();
       absl::StatusOr<std::shared_ptr<const Regex>> regex = Regex::Compile(t->pcre2, field);
       if (!regex.ok()) return regex.status();
@@ -1567,7 +1612,8 @@ absl::Status Loader::PreTokenizer(const Json& j, const std::string& path) {
       bool add_prefix_space = true;
       if (absl::Status s = e_.Bool(j, "add_prefix_space", path, &add_prefix_space); !s.ok()) return s;
       // JS ignores add_prefix_space and prepends; Rust would not: ambiguous.
-      if (!add_prefix_space) return e_.Bad(path + ".add_prefix_space", "false without a prepend_scheme is not supported");
+      if (!add_prefix_space)
+        return e_.Bad(path + ".add_prefix_space", "false without a prepend_scheme is not supported");
       scheme = "always";
     }
     if (scheme == "always") {
@@ -1595,7 +1641,8 @@ absl::Status Loader::PostProcessor(const Json& j, const std::string& path) {
     const Json* list = Field(j, "processors");
     if (list == nullptr || !list->is_array()) return e_.Bad(path + ".processors", "must be an array");
     for (size_t i = 0; i < list->size(); ++i) {
-      if (absl::Status s = PostProcessor((*list)[i], absl::StrCat(path, ".processors[", i, "]")); !s.ok()) return s;
+      if (absl::Status s = PostProcessor((*list)[i], absl::StrCat(path, ".processors[", i, "]")); !s.ok())
+        return s;
     }
     return absl::OkStatus();
   }
@@ -1610,10 +1657,13 @@ absl::Status Loader::PostProcessor(const Json& j, const std::string& path) {
     const Json& item = (*single)[i];
     if (const Json* special = Field(item, "SpecialToken"); special != nullptr) {
       std::string token;
-      if (absl::Status s = e_.String(*special, "id", item_path + ".SpecialToken", true, &token); !s.ok()) return s;
+      if (absl::Status s = e_.String(*special, "id", item_path + ".SpecialToken", true, &token); !s.ok())
+        return s;
       // JS emits the token string and resolves it like any token (added tokens first).
       const int id = t_->FinalId(token);
-      if (id < 0) return e_.Bad(item_path + ".SpecialToken.id", absl::StrCat("'", token, "' is neither an added token nor in model.vocab"));
+      if (id < 0)
+        return e_.Bad(item_path + ".SpecialToken.id",
+                      absl::StrCat("'", token, "' is neither an added token nor in model.vocab"));
       step.items.push_back(id);
     } else if (const Json* sequence = Field(item, "Sequence"); sequence != nullptr) {
       std::string id;
@@ -1633,11 +1683,13 @@ absl::Status Loader::Model(const Json& model) {
   const Json* type = Field(model, "type");
   if (IsNull(type)) return e_.Bad("model.type", "is missing (supported: BPE)");
   if (*type != "BPE") return e_.Unsupported("model.type", *type, "BPE");
-  if (!IsNull(Field(model, "dropout"))) return e_.Bad("model.dropout", "must be null (BPE dropout is not supported)");
+  if (!IsNull(Field(model, "dropout")))
+    return e_.Bad("model.dropout", "must be null (BPE dropout is not supported)");
   for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix", "continuing_subword_suffix"}) {
     const Json* j = Field(model, key);
     if (!IsNull(j) && !(j->is_string() && j->get<std::string>().empty())) {
-      return e_.Bad(absl::StrCat("model.", key), absl::StrCat(j->dump(), " is not supported (must be null or \"\")"));
+      return e_.Bad(absl::StrCat("model.", key),
+                    absl::StrCat(j->dump(), " is not supported (must be null or \"\")"));
     }
   }
   if (absl::Status s = e_.Bool(model, "byte_fallback", "model", &t_->byte_fallback); !s.ok()) return s;
@@ -1650,8 +1702,10 @@ absl::Status Loader::Model(const Json& model) {
   vocab_.reserve(vocab->size());
   t_->piece_text.reserve(vocab->size() + 1024);
   for (auto it = vocab->begin(); it != vocab->end(); ++it) {
-    if (!it.value().is_number_integer() || it.value().get<int64_t>() < 0 || it.value().get<int64_t>() >= (1 << 30)) {
-      return e_.Bad(absl::StrCat("model.vocab['", it.key(), "']"), absl::StrCat("must be a non-negative id, got ", it.value().dump()));
+    if (!it.value().is_number_integer() || it.value().get<int64_t>() < 0 ||
+        it.value().get<int64_t>() >= (1 << 30)) {
+      return e_.Bad(absl::StrCat("model.vocab['", it.key(), "']"),
+                    absl::StrCat("must be a non-negative id, got ", it.value().dump()));
     }
     const int id = it.value().get<int>();
     vocab_[it.key()] = id;
@@ -1680,8 +1734,9 @@ absl::Status Loader::Model(const Json& model) {
       }
     }
     if (left.empty() || right.empty()) {
-      return e_.Bad(absl::StrCat("model.merges[", i, "]"),
-                    absl::StrCat(m.dump(), " is not a merge (need \"a b\" or [\"a\", \"b\"], one form throughout)"));
+      return e_.Bad(
+          absl::StrCat("model.merges[", i, "]"),
+          absl::StrCat(m.dump(), " is not a merge (need \"a b\" or [\"a\", \"b\"], one form throughout)"));
     }
     const int a = Intern(left), b = Intern(right);
     const int result = Intern(left + right);
@@ -1701,7 +1756,8 @@ absl::Status Loader::Model(const Json& model) {
   if (!IsNull(unk)) {
     if (!unk->is_string()) return e_.Bad("model.unk_token", "must be a string or null");
     auto it = vocab_.find(unk->get<std::string>());
-    if (it == vocab_.end()) return e_.Bad("model.unk_token", absl::StrCat(Quoted(*unk), " is not in model.vocab"));
+    if (it == vocab_.end())
+      return e_.Bad("model.unk_token", absl::StrCat(Quoted(*unk), " is not in model.vocab"));
     t_->unk_vocab_id = it->second;
     t_->unk_piece = Intern(unk->get<std::string>());
   }
@@ -1719,7 +1775,8 @@ absl::Status Loader::AddedTokens(const Json* list) {
     if (absl::Status s = e_.String(j, "content", path, true, &token.content); !s.ok()) return s;
     if (token.content.empty()) return e_.Bad(path + ".content", "is empty");
     const Json* id = Field(j, "id");
-    if (id == nullptr || !id->is_number_integer() || id->get<int64_t>() < 0 || id->get<int64_t>() >= (1 << 30)) {
+    if (id == nullptr || !id->is_number_integer() || id->get<int64_t>() < 0 ||
+        id->get<int64_t>() >= (1 << 30)) {
       return e_.Bad(path + ".id", "must be a non-negative integer");
     }
     token.id = id->get<int>();
@@ -1753,7 +1810,8 @@ absl::Status Loader::AddedTokens(const Json* list) {
 absl::Status Loader::Load(const Json& root, const Json& config, const Errors& config_errors) {
   if (!root.is_object()) return e_.Bad("(top level)", "is not a JSON object");
   for (const char* key : {"truncation", "padding"}) {
-    if (!IsNull(Field(root, key))) return e_.Bad(key, "must be null (truncation and padding are not supported)");
+    if (!IsNull(Field(root, key)))
+      return e_.Bad(key, "must be null (truncation and padding are not supported)");
   }
   const Json* model = Field(root, "model");
   if (model == nullptr) return e_.Bad("model", "is missing");
@@ -1772,7 +1830,8 @@ absl::Status Loader::Load(const Json& root, const Json& config, const Errors& co
   // Final ids and the single-code-point and byte-fallback tables, now that every piece exists.
   t_->piece_final_id.resize(t_->piece_text.size());
   for (size_t p = 0; p < t_->piece_text.size(); ++p) t_->piece_final_id[p] = t_->FinalId(t_->piece_text[p]);
-  for (uint32_t c = 0; c < 128; ++c) t_->ascii_piece[c] = t_->LookupPiece(std::string(1, static_cast<char>(c)));
+  for (uint32_t c = 0; c < 128; ++c)
+    t_->ascii_piece[c] = t_->LookupPiece(std::string(1, static_cast<char>(c)));
   for (size_t p = 0; p < t_->piece_text.size(); ++p) {
     const std::string& s = t_->piece_text[p];
     if (s.empty() || static_cast<unsigned char>(s[0]) < 0x80) continue;
@@ -1795,7 +1854,8 @@ absl::Status Loader::Load(const Json& root, const Json& config, const Errors& co
   }
   t_->byte_to_unicode = BytesToUnicode();
   bool byte_level = false;
-  for (const PreTokenizerStep& step : t_->pre_tokenizers) byte_level |= step.kind == PreTokenizerStep::kByteLevel;
+  for (const PreTokenizerStep& step : t_->pre_tokenizers)
+    byte_level |= step.kind == PreTokenizerStep::kByteLevel;
   t_->kind = byte_level ? "byte-level BPE" : t_->byte_fallback ? "BPE with byte fallback" : "BPE";
 
   // tokenizer_config.json: the JS tokenizer's encode reads remove_space and
@@ -1831,18 +1891,21 @@ absl::Status Loader::Load(const Json& root, const Json& config, const Errors& co
     int token_id = -1;
     if (const Json* token = Field(config, flag.token_key); token != nullptr) {
       if (token->is_string()) token_id = t_->FinalId(token->get<std::string>());
-      if (token->is_object() && Field(*token, "content") != nullptr && Field(*token, "content")->is_string()) {
+      if (token->is_object() && Field(*token, "content") != nullptr &&
+          Field(*token, "content")->is_string()) {
         token_id = t_->FinalId(Field(*token, "content")->get<std::string>());
       }
     }
-    const bool template_adds = token_id >= 0 ? std::count(flag.template_ids.begin(), flag.template_ids.end(), token_id) > 0
-                                             : !flag.template_ids.empty();
+    const bool template_adds =
+        token_id >= 0 ? std::count(flag.template_ids.begin(), flag.template_ids.end(), token_id) > 0
+                      : !flag.template_ids.empty();
     if (add != template_adds) {
       return config_errors.Bad(
-          flag.key, absl::StrCat(add ? "is true" : "is false", " but ", e_.where(), "'s post_processor ",
-                                 template_adds ? flag.where : absl::StrCat("never ", flag.where), " that token ",
-                                 "(Hugging Face's JavaScript tokenizer follows the post_processor, Python may "
-                                 "follow the flag): make them agree"));
+          flag.key,
+          absl::StrCat(add ? "is true" : "is false", " but ", e_.where(), "'s post_processor ",
+                       template_adds ? flag.where : absl::StrCat("never ", flag.where), " that token ",
+                       "(Hugging Face's JavaScript tokenizer follows the post_processor, Python may "
+                       "follow the flag): make them agree"));
     }
   }
   return absl::OkStatus();
@@ -1903,10 +1966,13 @@ absl::StatusOr<std::unique_ptr<Tokenizer>> Tokenizer::Load(const std::string& di
   const std::string tokenizer_path = absl::StrCat(base, "/tokenizer.json");
   std::string tokenizer_json, config_json;
   if (absl::Status s = read(tokenizer_path, &tokenizer_json); !s.ok()) {
-    if (absl::IsNotFound(s)) return absl::NotFoundError(absl::StrCat(tokenizer_path, ": no such file (", dir, " has no tokenizer.json)"));
+    if (absl::IsNotFound(s))
+      return absl::NotFoundError(
+          absl::StrCat(tokenizer_path, ": no such file (", dir, " has no tokenizer.json)"));
     return s;
   }
-  if (absl::Status s = read(absl::StrCat(base, "/tokenizer_config.json"), &config_json); !s.ok() && !absl::IsNotFound(s)) {
+  if (absl::Status s = read(absl::StrCat(base, "/tokenizer_config.json"), &config_json);
+      !s.ok() && !absl::IsNotFound(s)) {
     return s;
   }
   return FromJson(tokenizer_json, config_json, tokenizer_path);

@@ -78,7 +78,7 @@ TEST(TokenizerTest, MergesAsArraysEncodeAlike) {
 
 TEST(TokenizerTest, ByteFallbackThenUnk) {
   auto t = FromJsonOrDie(TinyTokenizer());
-  EXPECT_THAT(Ids(*t, "zz"), ElementsAre(9, 9));                     // <0x7A> twice
+  EXPECT_THAT(Ids(*t, "zz"), ElementsAre(9, 9));                        // <0x7A> twice
   EXPECT_THAT(Ids(*t, "\xC3\xA9x\xC3\xA9z"), ElementsAre(0, 0, 0, 9));  // no <0xC3>: <unk>
   EXPECT_EQ(t->kind(), "BPE with byte fallback");
 }
@@ -161,7 +161,10 @@ TEST(RealTokenizerTest, Llama3) {
   // U+FEFF is no Oniguruma \s (it is JavaScript's): "'a" stays a pre-token of its own.
   EXPECT_THAT(Ids(*t, "a\xEF\xBB\xBF'a"), ElementsAre(64, 3305, 6, 64));
   // (?i:'s) folds ASCII only: U+017F (long s) does not make "'s".
-  EXPECT_THAT(Ids(*t, "it'\xC5\xBF" "elf"), ElementsAre(275, 6, 129, 123, 491));
+  EXPECT_THAT(Ids(*t,
+                  "it'\xC5\xBF"
+                  "elf"),
+              ElementsAre(275, 6, 129, 123, 491));
 }
 
 TEST(RealTokenizerTest, Qwen3NormalizesToNfc) {
@@ -170,7 +173,7 @@ TEST(RealTokenizerTest, Qwen3NormalizesToNfc) {
   EXPECT_EQ(t->bos_id(), -1);
   EXPECT_EQ(t->vocab_size(), 151669);
   EXPECT_THAT(Ids(*t, "cafe\xCC\x81"), ElementsAre(924, 58858));  // e + U+0301
-  EXPECT_THAT(Ids(*t, "caf\xC3\xA9"), ElementsAre(924, 58858));    // precomposed
+  EXPECT_THAT(Ids(*t, "caf\xC3\xA9"), ElementsAre(924, 58858));   // precomposed
   EXPECT_THAT(Ids(*t, "1234567"), ElementsAre(16, 17, 18, 19, 20, 21, 22));
 }
 
@@ -208,7 +211,8 @@ TEST(RealTokenizerTest, Llama3Throughput) {
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   ASSERT_TRUE(ids.ok()) << ids.status();
   const double mb_per_s = text.size() / 1e6 / seconds;
-  std::printf("Llama 3: %.1f MB in %.3f s = %.1f MB/s, %zu tokens\n", text.size() / 1e6, seconds, mb_per_s, ids->size());
+  std::printf("Llama 3: %.1f MB in %.3f s = %.1f MB/s, %zu tokens\n", text.size() / 1e6, seconds, mb_per_s,
+              ids->size());
   RecordProperty("llama3_mb_per_s", static_cast<int>(mb_per_s));
   EXPECT_GT(mb_per_s, 1.0);  // measured ~25 MB/s; this only catches a pathological slowdown
 }
@@ -254,13 +258,17 @@ TEST(TokenizerErrorsTest, InvalidUtf8NamesTheOffset) {
   absl::StatusOr<std::vector<int>> ids = t->Encode("abc\xC3(", false);
   ASSERT_FALSE(ids.ok());
   EXPECT_EQ(ids.status().message(), "invalid UTF-8 at byte offset 3 (byte 0xc3)");
-  EXPECT_THAT(std::string(t->Encode("ab\xED\xA0\x80", false).status().message()), HasSubstr("offset 2"));  // surrogate
-  EXPECT_THAT(std::string(t->Encode("\xC0\xAF", false).status().message()), HasSubstr("offset 0"));       // overlong
-  EXPECT_THAT(std::string(t->Encode("a\xF4\x90\x80\x80", false).status().message()), HasSubstr("offset 1"));  // > U+10FFFF
+  EXPECT_THAT(std::string(t->Encode("ab\xED\xA0\x80", false).status().message()),
+              HasSubstr("offset 2"));  // surrogate
+  EXPECT_THAT(std::string(t->Encode("\xC0\xAF", false).status().message()),
+              HasSubstr("offset 0"));  // overlong
+  EXPECT_THAT(std::string(t->Encode("a\xF4\x90\x80\x80", false).status().message()),
+              HasSubstr("offset 1"));  // > U+10FFFF
 }
 
 TEST(TokenizerErrorsTest, MalformedJson) {
-  absl::StatusOr<std::unique_ptr<Tokenizer>> t = Tokenizer::FromJson("{\"model\": [", "", "dir/tokenizer.json");
+  absl::StatusOr<std::unique_ptr<Tokenizer>> t =
+      Tokenizer::FromJson("{\"model\": [", "", "dir/tokenizer.json");
   ASSERT_FALSE(t.ok());
   EXPECT_THAT(std::string(t.status().message()), HasSubstr("dir/tokenizer.json: not valid JSON ("));
   t = Tokenizer::FromJson(TinyTokenizer().dump(), "{oops", "dir/tokenizer.json");
@@ -270,22 +278,26 @@ TEST(TokenizerErrorsTest, MalformedJson) {
 
 TEST(TokenizerErrorsTest, UnsupportedComponentsNameTheFieldPath) {
   Json j = TinyTokenizer();
-  j["normalizer"] = Json::parse(R"({"type": "Sequence", "normalizers": [{"type": "NFC"}, {"type": "Lowercase"}]})");
-  EXPECT_EQ(LoadError(j), "tokenizer.json: normalizer.normalizers[1].type 'Lowercase' is not supported "
-                          "(supported: NFC, Prepend, Replace, Sequence)");
+  j["normalizer"] =
+      Json::parse(R"({"type": "Sequence", "normalizers": [{"type": "NFC"}, {"type": "Lowercase"}]})");
+  EXPECT_EQ(LoadError(j),
+            "tokenizer.json: normalizer.normalizers[1].type 'Lowercase' is not supported "
+            "(supported: NFC, Prepend, Replace, Sequence)");
   j = TinyTokenizer();
   j["pre_tokenizer"] = Json::parse(R"({"type": "Sequence", "pretokenizers": [
       {"type": "Split", "pattern": {"Regex": "\\d+"}, "behavior": "Isolated"}]})");
-  EXPECT_THAT(LoadError(j), HasSubstr("tokenizer.json: pre_tokenizer.pretokenizers[0].pattern.Regex: the escape \\d at "
-                                      "offset 0 of the pattern \"\\\\d+\" is not supported"));
+  EXPECT_THAT(LoadError(j),
+              HasSubstr("tokenizer.json: pre_tokenizer.pretokenizers[0].pattern.Regex: the escape \\d at "
+                        "offset 0 of the pattern \"\\\\d+\" is not supported"));
   j["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"] = "[[:alpha:]]";
   EXPECT_THAT(LoadError(j), HasSubstr("a nested character class or POSIX bracket"));
   j["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"] = "\\p{Han}";
   EXPECT_THAT(LoadError(j), HasSubstr("\\p{Han} (supported: \\p{L}, \\p{N})"));
   j["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"] = "a";
   j["pre_tokenizer"]["pretokenizers"][0]["behavior"] = "MergedWithPrevious";
-  EXPECT_EQ(LoadError(j), "tokenizer.json: pre_tokenizer.pretokenizers[0].behavior 'MergedWithPrevious' is not "
-                          "supported (supported: Isolated, Removed)");
+  EXPECT_EQ(LoadError(j),
+            "tokenizer.json: pre_tokenizer.pretokenizers[0].behavior 'MergedWithPrevious' is not "
+            "supported (supported: Isolated, Removed)");
   j = TinyTokenizer();
   j["pre_tokenizer"] = Json::parse(R"({"type": "Whitespace"})");
   EXPECT_THAT(LoadError(j), HasSubstr("pre_tokenizer.type 'Whitespace' is not supported"));
@@ -298,14 +310,17 @@ TEST(TokenizerErrorsTest, UnsupportedComponentsNameTheFieldPath) {
 }
 
 TEST(TokenizerErrorsTest, ConfigThatContradictsTheTemplate) {
-  EXPECT_THAT(LoadError(TinyTokenizer(), R"({"add_bos_token": false, "bos_token": "<s>"})"),
-              HasSubstr("tokenizer_config.json: add_bos_token is false but tokenizer.json's post_processor prepends"));
+  EXPECT_THAT(
+      LoadError(TinyTokenizer(), R"({"add_bos_token": false, "bos_token": "<s>"})"),
+      HasSubstr(
+          "tokenizer_config.json: add_bos_token is false but tokenizer.json's post_processor prepends"));
   EXPECT_THAT(LoadError(TinyTokenizer(), R"({"add_eos_token": true, "eos_token": "<sep>"})"),
               HasSubstr("tokenizer_config.json: add_eos_token is true"));
   EXPECT_THAT(LoadError(TinyTokenizer(), R"({"remove_space": true})"),
               HasSubstr("tokenizer_config.json: remove_space true is not supported"));
   // Agreement loads.
-  EXPECT_NE(FromJsonOrDie(TinyTokenizer(), R"({"add_bos_token": true, "add_eos_token": false, "bos_token": "<s>"})"),
+  EXPECT_NE(FromJsonOrDie(TinyTokenizer(),
+                          R"({"add_bos_token": true, "add_eos_token": false, "bos_token": "<s>"})"),
             nullptr);
 }
 
