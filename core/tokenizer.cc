@@ -1122,10 +1122,11 @@ absl::Status Tokenizer::Impl::PreTokenize(size_t k, absl::string_view piece, int
         absl::StatusOr<bool> found = step.regex->Find(piece, pos, &st->match, &b, &e);
         if (!found.ok()) return found.status();
         if (!*found) break;
-        absl::Status s;
-        if (prev < b && !(s = PreTokenize(k + 1, piece.substr(prev, b - prev), section_index, st)).ok())
-          return s;
-        if (e > b && !(s = PreTokenize(k + 1, piece.substr(b, e - b), section_index, st)).ok()) return s;
+        for (const auto& [from, to] : {std::make_pair(prev, b), std::make_pair(b, e)}) {
+          if (from == to) continue;
+          absl::Status s = PreTokenize(k + 1, piece.substr(from, to - from), section_index, st);
+          if (!s.ok()) return s;
+        }
         prev = e;
         pos = e == b ? AdvanceOne(piece, e) : e;
       }
