@@ -86,6 +86,20 @@ _LIBS = {
         header = "nlohmann/json.hpp",
         package = "nlohmann-json3-dev",
     ),
+    "pcre2": struct(
+        # 8-bit PCRE2 with UTF and Unicode properties: the tokenizer's pre-tokenizer regexes.
+        modules = ["libpcre2-8"],
+        linkopts = [],
+        header = "pcre2.h",
+        package = "libpcre2-dev",
+    ),
+    "utf8proc": struct(
+        # Unicode normalization (NFC) for tokenizer normalizers.
+        modules = ["libutf8proc"],
+        linkopts = [],
+        header = "utf8proc.h",
+        package = "libutf8proc-dev",
+    ),
     "glog": struct(
         modules = ["libglog"],
         linkopts = [],

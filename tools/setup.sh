@@ -9,7 +9,7 @@ PACKAGES=(
   # Libraries linked through third_party/system_libs.bzl (pkg-config).
   libabsl-dev libprotobuf-dev protobuf-compiler libgrpc++-dev protobuf-compiler-grpc
   libxxhash-dev libboost-graph-dev libeigen3-dev libsqlite3-dev nlohmann-json3-dev
-  libgoogle-glog-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libgoogle-glog-dev libgtest-dev libgmock-dev libbenchmark-dev libpcre2-dev libutf8proc-dev
   # Tests and examples: report rendering, Python worker, manifests, TLS, network namespaces.
   chromium python3 python3-grpcio python3-numpy python3-protobuf python3-yaml openssl iproute2 sqlite3
   ca-certificates
@@ -17,6 +17,10 @@ PACKAGES=(
 # kubectl validates deploy/kubernetes offline; any kubectl already on PATH (for example the
 # google-cloud-sdk one, which conflicts with Debian's package) serves as well.
 command -v kubectl >/dev/null 2>&1 || PACKAGES+=(kubernetes-client)
+# Node.js runs Hugging Face's JavaScript tokenizer, the reference for the tokenizer tests. Any
+# node already on PATH (Debian's 18 or a newer one) serves; npm comes with most of them.
+command -v node >/dev/null 2>&1 || PACKAGES+=(nodejs)
+command -v npm >/dev/null 2>&1 || PACKAGES+=(npm)
 
 if [ "$(id -u)" -eq 0 ]; then
   SUDO=()
@@ -45,4 +49,16 @@ else
   "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   echo "setup.sh: installed ${missing[*]}"
 fi
-echo "setup.sh: ready: bazel-bootstrap $(dpkg-query -W -f='${Version}' bazel-bootstrap), $(protoc --version)"
+
+# The JavaScript tokenizer and the tokenizer.json files it is compared on, at the versions that
+# tools/npm/package-lock.json pins (into the git-ignored tools/npm/node_modules; never at build time).
+NPM_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/npm"
+if node "$NPM_DIR/verify_installed.mjs" >/dev/null 2>&1; then
+  echo "setup.sh: tools/npm/node_modules already matches package-lock.json; nothing to do"
+else
+  echo "setup.sh: installing tools/npm/node_modules from package-lock.json ($(node "$NPM_DIR/verify_installed.mjs"))"
+  (cd "$NPM_DIR" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null)
+  node "$NPM_DIR/verify_installed.mjs"
+  echo "setup.sh: installed tools/npm/node_modules"
+fi
+echo "setup.sh: ready: bazel-bootstrap $(dpkg-query -W -f='${Version}' bazel-bootstrap), $(protoc --version), node $(node --version)"
