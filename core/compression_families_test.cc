@@ -51,6 +51,11 @@ class CompressionFamilyTest : public ::testing::TestWithParam<const char*> {
     return r;
   }
   double HeadDim() const { return context_->config().head_dim; }
+  static double MeanAttentionError(const EvaluationResult& r) {
+    double sum = 0;
+    for (const LayerMetrics& l : r.layers()) sum += l.attention_relative_error();
+    return r.layers_size() > 0 ? sum / r.layers_size() : 0;
+  }
 
   std::shared_ptr<EvaluationContext> context_;
   std::unique_ptr<Evaluator> evaluator_;
@@ -63,10 +68,16 @@ TEST_P(CompressionFamilyTest, Fp16CacheIsNearlyExactAndEightBitsIsClose) {
   const EvaluationResult int2 = Eval("layers { keys { format: INT bits: 2 } values { format: INT bits: 2 } }");
   // Per-token groups of a whole head vector: 8 bits + an fp16 scale and zero per vector.
   EXPECT_NEAR(int8.objectives().effective_bits(), 8 + 32 / HeadDim(), 1e-9);
-  const double d16 = std::fabs(fp16.delta_nll()), d8 = std::fabs(int8.delta_nll()), d2 = std::fabs(int2.delta_nll());
+  const double d16 = std::fabs(fp16.delta_nll()), d8 = std::fabs(int8.delta_nll());
   EXPECT_LT(d16, 1e-3) << "fp16 rounding of the cache moves the NLL by " << d16 << " nats";
   EXPECT_LT(d8, 0.02) << "8-bit keys and values move the NLL by " << d8 << " nats";
-  EXPECT_GT(d2, 5 * d8) << "2 bits should hurt far more than 8 bits";
+  // A random-weight model's NLL can move either way under compression; the attention error
+  // on the probe window orders the settings.
+  const double e16 = MeanAttentionError(fp16), e8 = MeanAttentionError(int8), e2 = MeanAttentionError(int2);
+  EXPECT_LT(e16, 1e-3);
+  EXPECT_LT(e8, 0.02);
+  EXPECT_GT(e8, e16);
+  EXPECT_GT(e2, 10 * e8) << "2 bits should distort attention far more than 8 bits";
 }
 
 TEST_P(CompressionFamilyTest, PreRopeKeysAreReRotatedWithTheModelsRope) {
@@ -99,7 +110,8 @@ TEST_P(CompressionFamilyTest, EveryEvictionPolicyKeepsItsRatio) {
     EXPECT_TRUE(std::isfinite(r.objectives().mean_nll())) << policy;
     EXPECT_NEAR(r.end_of_window_effective_bits(), 8.0, 0.2) << policy;
     for (const LayerMetrics& l : r.layers()) EXPECT_NEAR(l.kept_token_fraction(), 0.5, 0.02) << policy;
-    EXPECT_GT(r.delta_nll(), 0) << policy << ": evicting half of the cache cost nothing";
+    EXPECT_GT(MeanAttentionError(r), 1e-3) << policy << ": evicting half of the cache changed nothing";
+    EXPECT_NE(r.delta_nll(), 0) << policy;
   }
 }
 

@@ -115,19 +115,29 @@ absl::StatusOr<std::shared_ptr<EvaluationContext>> EvaluationContext::Create(
   ctx->window_count_ = static_cast<int>(available);
   // Default placement, relative to the windows the text yields (64 for the shipped text:
   // evaluation 0-3, probe 56, calibration 60-63; docs/DOMAIN.md section 4).
-  const bool defaults = spec.calibration_windows_size() == 0 || !spec.has_probe_window();
-  if (defaults && available < 12 && spec.eval_windows_size() == 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "evaluation.text_path: ", text_path, " yields ", available, " windows of ", W, " tokens (",
-        ctx->tokens_.size(), " tokens", ctx->bos_ >= 0 ? ", each window starting with BOS" : "",
-        "); the default placement (evaluation 0-3, probe N-8, calibration the last 4) needs at least 12: "
-        "use a longer text, a shorter window_length, or set eval_windows, probe_window and calibration_windows"));
-  }
+  const bool placed = spec.eval_windows_size() == 0 || spec.calibration_windows_size() == 0 || !spec.has_probe_window();
   if (spec.eval_windows_size() == 0)
     for (int w : {0, 1, 2, 3}) spec.add_eval_windows(w);
   if (spec.calibration_windows_size() == 0)
     for (long w = std::max(0L, available - 4); w < available; ++w) spec.add_calibration_windows(static_cast<int>(w));
   if (!spec.has_probe_window()) spec.set_probe_window(static_cast<int>(std::max(0L, available - 8)));
+  if (placed) {
+    // Windows placed by default must exist and be distinct: else the text is too short.
+    std::set<int> distinct(spec.eval_windows().begin(), spec.eval_windows().end());
+    distinct.insert(spec.calibration_windows().begin(), spec.calibration_windows().end());
+    distinct.insert(spec.probe_window());
+    const size_t wanted = spec.eval_windows_size() + spec.calibration_windows_size() + 1;
+    // (A given window beyond the text is reported below, by its field.)
+    const bool in_range = *distinct.rbegin() < available && *distinct.begin() >= 0;
+    if (in_range && (distinct.size() < wanted || spec.calibration_windows_size() < 4)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "evaluation.text_path: ", text_path, " yields ", available, " windows of ", W, " tokens (",
+          ctx->tokens_.size(), " tokens", ctx->bos_ >= 0 ? ", each window starting with BOS" : "",
+          "), too few for distinct evaluation windows, probe window (default N-8) and 4 calibration windows "
+          "(default N-4..N-1): use a longer text or a shorter window_length, or place them with eval_windows, "
+          "probe_window and calibration_windows"));
+    }
+  }
   auto check_window = [&](int w, const std::string& field) -> absl::Status {
     if (w < 0 || w >= available) {
       return absl::InvalidArgumentError(absl::StrCat(
