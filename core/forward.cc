@@ -1,6 +1,7 @@
 // Layer-major forward pass with compressed attention.
 #include "core/forward.h"
 
+#include <chrono>
 #include <cmath>
 
 namespace fecsearch {
@@ -22,8 +23,10 @@ ForwardResult ForwardWindow(const DecoderModel& model, absl::Span<const int> tok
     opt.pool = pool;
     std::vector<float> received;
     if (capture && capture->attention_received) opt.attention_received = &received;
+    const auto t0 = std::chrono::steady_clock::now();
     RunCompressedAttention(c, model.rope(), plan.layers.empty() ? LayerPlan() : plan.layers[l], in,
                            opt, &attn, &result.layers[l]);
+    result.attention_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (capture && capture->layer_inputs) {
       CapturedLayer& cl = capture->layers[l];
       cl.q = q;

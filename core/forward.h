@@ -31,6 +31,9 @@ struct ForwardResult {
   double nll_sum = 0;  // nats, over positions 1..T-1
   int scored = 0;
   std::vector<LayerRunStats> layers;
+  // Wall time of the attention over the (compressed) cache, all layers: the rest of the pass
+  // is matrix products, norms and RoPE. Seconds.
+  double attention_seconds = 0;
 };
 
 // `pool` (may be null) runs matrix products and attention heads in parallel; the result is
