@@ -256,8 +256,9 @@ class LayerSimulator {
       const float m = S.row(row).maxCoeff();
       // Probabilities below the smallest normal float are set to zero: they weigh nothing,
       // and subnormal operands slow the S x V product down by an order of magnitude.
-      auto p = (S.row(row).array() - m).exp();
-      S.row(row) = (p >= std::numeric_limits<float>::min()).select(p, 0.0f).matrix();
+      S.row(row) = (S.row(row).array() - m).exp().matrix();
+      constexpr float kSmallest = std::numeric_limits<float>::min();
+      for (int k = 0; k < n; ++k) srow[k] = srow[k] < kSmallest ? 0.0f : srow[k];
       S.row(row) /= S.row(row).sum();
     }
     Statistics(r, S, s, c, chunk_index);

@@ -168,7 +168,8 @@ double GemmPeak(int threads) {
     RowMatrix a = RowMatrix::Random(n, n), b = RowMatrix::Random(n, n), c;
     std::unique_ptr<ThreadPool> pool = threads > 1 ? std::make_unique<ThreadPool>(threads) : nullptr;
     MatMulTransposed(a, b, &c, pool.get());
-    for (int rep = 0; rep < 5; ++rep) {
+    // The best of 20: the machine is shared, and a peak is the least disturbed run.
+    for (int rep = 0; rep < 20; ++rep) {
       const double t0 = Now();
       MatMulTransposed(a, b, &c, pool.get());
       peak = std::max(peak, 2.0 * n * n * n / (Now() - t0) / 1e9);
