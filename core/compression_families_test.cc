@@ -137,6 +137,32 @@ TEST_P(CompressionFamilyTest, ResultsDoNotDependOnTheThreadCount) {
   }
 }
 
+// Windows of 8192 tokens run with the chunked protocol (the shipped text as bytes yields 8 of
+// them for the 64 KiB eval.txt, so the windows are placed explicitly).
+TEST(LongWindowTest, EightThousandTokenWindowsEvaluate) {
+  EvaluationSpec spec;
+  spec.set_model_path("tests/data/qwen2-bias-tied");
+  spec.set_text_path("data/tinylm-bytes-5m/eval.txt");
+  spec.set_input_format(EvaluationSpec::BYTES);
+  spec.set_window_length(8192);
+  spec.add_eval_windows(0);
+  spec.set_probe_window(1);
+  for (int w : {4, 5, 6, 7}) spec.add_calibration_windows(w);
+  spec.set_threads(2);
+  auto ctx = EvaluationContext::Create(spec);
+  ASSERT_TRUE(ctx.ok()) << ctx.status();
+  Evaluator evaluator(*ctx);
+  Candidate c;
+  ASSERT_TRUE(ParseTextProto("layers { keys { format: INT bits: 4 } values { format: INT bits: 4 } "
+                             "eviction { policy: H2O keep_ratio: 0.5 } }",
+                             "test", c.mutable_genome()).ok());
+  const EvaluationResult r = evaluator.Evaluate(c);
+  ASSERT_EQ(r.status().code(), 0) << r.status().message();
+  EXPECT_EQ(r.tokens_scored(), 8191);
+  EXPECT_TRUE(std::isfinite(r.objectives().mean_nll()));
+  for (const LayerMetrics& l : r.layers()) EXPECT_NEAR(l.kept_token_fraction(), 0.5, 0.01);
+}
+
 INSTANTIATE_TEST_SUITE_P(Fixtures, CompressionFamilyTest, ::testing::ValuesIn(kFixtures),
                          [](const ::testing::TestParamInfo<const char*>& info) {
                            std::string name = info.param + std::string("tests/data/").size();

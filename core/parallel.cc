@@ -24,35 +24,31 @@ ThreadPool::~ThreadPool() {
   for (std::thread& t : workers_) t.join();
 }
 
-void ThreadPool::RunTasks() {
-  const std::function<void(int)>* fn;
-  int n;
-  {
-    absl::MutexLock lock(&mu_);
-    fn = fn_;
-    n = n_;
-  }
+void ThreadPool::RunTasks(Job& job) {
   const ThreadPool* was = running_in;
   running_in = this;
-  for (int i = next_.fetch_add(1); i < n; i = next_.fetch_add(1)) (*fn)(i);
+  for (int i = job.next.fetch_add(1); i < job.n; i = job.next.fetch_add(1)) {
+    (*job.fn)(i);
+    if (job.pending.fetch_sub(1) == 1) {
+      absl::MutexLock lock(&mu_);  // the last task: wake the caller
+      done_.SignalAll();
+    }
+  }
   running_in = was;
 }
 
 void ThreadPool::WorkerLoop() {
   uint64_t seen = 0;
   while (true) {
+    std::shared_ptr<Job> job;
     {
       absl::MutexLock lock(&mu_);
       while (!stop_ && generation_ == seen) wake_.Wait(&mu_);
       if (stop_) return;
       seen = generation_;
-      ++active_;
+      job = job_;
     }
-    RunTasks();
-    {
-      absl::MutexLock lock(&mu_);
-      if (--active_ == 0) done_.SignalAll();
-    }
+    if (job) RunTasks(*job);
   }
 }
 
@@ -62,19 +58,21 @@ void ThreadPool::ParallelFor(int n, const std::function<void(int)>& fn) {
     for (int i = 0; i < n; ++i) fn(i);
     return;
   }
+  auto job = std::make_shared<Job>();
+  job->fn = &fn;
+  job->n = n;
+  job->pending.store(n);
   {
     absl::MutexLock lock(&mu_);
-    fn_ = &fn;
-    n_ = n;
-    next_.store(0);
+    job_ = job;
     ++generation_;
   }
   wake_.SignalAll();
-  RunTasks();
+  RunTasks(*job);
   absl::MutexLock lock(&mu_);
-  // Every index has been taken once next_ passed n; wait for the workers still running one.
-  while (active_ > 0) done_.Wait(&mu_);
-  fn_ = nullptr;
+  // Every task has been claimed; wait until the ones running elsewhere have finished.
+  while (job->pending.load() > 0) done_.Wait(&mu_);
+  job_.reset();
 }
 
 void ParallelFor(ThreadPool* pool, int n, const std::function<void(int)>& fn) {

@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <functional>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -30,16 +31,23 @@ class ThreadPool {
   void ParallelFor(int n, const std::function<void(int)>& fn);
 
  private:
+  // One ParallelFor: its tasks are claimed through `next` and counted down in `pending`.
+  // Shared with the workers, so a worker that wakes late holds the job it saw, never a newer
+  // one's function.
+  struct Job {
+    const std::function<void(int)>* fn = nullptr;
+    int n = 0;
+    std::atomic<int> next{0};
+    std::atomic<int> pending{0};
+  };
   void WorkerLoop();
-  void RunTasks();
+  // Runs tasks of `job` until none is left unclaimed.
+  void RunTasks(Job& job);
 
   std::vector<std::thread> workers_;
   absl::Mutex mu_;
   absl::CondVar wake_, done_;
-  const std::function<void(int)>* fn_ ABSL_GUARDED_BY(mu_) = nullptr;
-  int n_ = 0;
-  std::atomic<int> next_{0};
-  int active_ ABSL_GUARDED_BY(mu_) = 0;  // workers inside the current job
+  std::shared_ptr<Job> job_ ABSL_GUARDED_BY(mu_);
   uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
 };
