@@ -4,12 +4,16 @@
 // are re-rotated by the model's own RoPE) hold for llama (every RoPE variant), mistral, qwen2
 // with its key biases, and qwen3 with its k_norm; and results do not depend on threads.
 #include <cmath>
+#include <fstream>
+#include <sstream>
+#include <vector>
 #include <memory>
 #include <string>
 
 #include "absl/strings/str_cat.h"
 #include "core/evaluator.h"
 #include "core/text_proto.h"
+#include "core/tokenizer.h"
 #include "gtest/gtest.h"
 
 namespace fecsearch {
@@ -23,8 +27,9 @@ const char* const kFixtures[] = {
 
 constexpr int kWindow = 128;
 
-std::shared_ptr<EvaluationContext> Context(const std::string& dir, int threads) {
+std::shared_ptr<EvaluationContext> Context(const std::string& dir, int threads, int windows = 4) {
   EvaluationSpec spec;
+  for (int w = 0; w < windows; ++w) spec.add_eval_windows(w);
   spec.set_model_path(dir);
   // The shipped text: tokenized where the fixture carries a tokenizer.json, else as bytes.
   spec.set_text_path("data/tinylm-bytes-5m/eval.txt");
@@ -127,13 +132,21 @@ TEST_P(CompressionFamilyTest, ResultsDoNotDependOnTheThreadCount) {
       "values { format: INT bits: 3 } eviction { policy: H2O keep_ratio: 0.6 } head_clusters: 1 }";
   Candidate c;
   ASSERT_TRUE(ParseTextProto(genome, "test", c.mutable_genome()).ok());
-  const EvaluationResult two = evaluator_->Evaluate(c);
-  for (int threads : {1, 3}) {
-    Evaluator other(Context(GetParam(), threads));
-    const EvaluationResult r = other.Evaluate(c);
-    EXPECT_EQ(r.objectives().mean_nll(), two.objectives().mean_nll()) << threads << " threads";
-    EXPECT_EQ(r.cache_bytes(), two.cache_bytes()) << threads << " threads";
-    EXPECT_EQ(r.context_fingerprint(), two.context_fingerprint());
+  // One window, so that 2 and 3 threads run inside it (tiled products, per-cluster tasks with
+  // quantisation, eviction and CHAI); and four windows on 3 and 5 threads.
+  for (int windows : {1, 4}) {
+    const EvaluationResult one = Evaluator(Context(GetParam(), 1, windows)).Evaluate(c);
+    ASSERT_EQ(one.status().code(), 0) << one.status().message();
+    for (int threads : {2, 3, 5}) {
+      const EvaluationResult r = Evaluator(Context(GetParam(), threads, windows)).Evaluate(c);
+      EXPECT_EQ(r.objectives().mean_nll(), one.objectives().mean_nll()) << threads << " threads, " << windows << " windows";
+      EXPECT_EQ(r.cache_bytes(), one.cache_bytes()) << threads << " threads";
+      ASSERT_EQ(r.layers_size(), one.layers_size());
+      for (int l = 0; l < r.layers_size(); ++l) {
+        EXPECT_EQ(r.layers(l).attention_relative_error(), one.layers(l).attention_relative_error()) << "layer " << l;
+      }
+      EXPECT_EQ(r.context_fingerprint(), one.context_fingerprint());
+    }
   }
 }
 
@@ -161,6 +174,54 @@ TEST(LongWindowTest, EightThousandTokenWindowsEvaluate) {
   EXPECT_EQ(r.tokens_scored(), 8191);
   EXPECT_TRUE(std::isfinite(r.objectives().mean_nll()));
   for (const LayerMetrics& l : r.layers()) EXPECT_NEAR(l.kept_token_fraction(), 0.5, 0.01);
+}
+
+// Windows cut from a tokenized text: BOS first (counted in the window), N = tokens / (W - 1),
+// the probe at N-8 and calibration at N-4..N-1; the shipped text keeps 0-3 / 56 / 60-63.
+TEST(WindowPlacementTest, TokenizedWindowsStartWithBosAndArePlacedRelativeToTheirCount) {
+  for (const auto& [dir, bos] : std::vector<std::pair<std::string, int>>{{"tests/data/llama3-rope-bf16", 511},
+                                                                         {"tests/data/mistral-gqa", 1}}) {
+    auto tokenizer = Tokenizer::Load(dir);
+    ASSERT_TRUE(tokenizer.ok()) << tokenizer.status();
+    ASSERT_EQ((*tokenizer)->bos_id(), bos) << dir;
+    std::ifstream in("data/tinylm-bytes-5m/eval.txt", std::ios::binary);
+    std::stringstream text;
+    text << in.rdbuf();
+    auto ids = (*tokenizer)->Encode(text.str(), /*add_special_tokens=*/false);
+    ASSERT_TRUE(ids.ok()) << ids.status();
+    auto ctx = Context(dir, 1, 0);  // default placement
+    ASSERT_NE(ctx, nullptr);
+    const int W = kWindow, N = static_cast<int>(ids->size() / (W - 1));
+    EXPECT_EQ(ctx->window_count(), N) << dir;
+    EXPECT_EQ(ctx->spec().probe_window(), N - 8);
+    EXPECT_EQ(std::vector<int>(ctx->spec().calibration_windows().begin(), ctx->spec().calibration_windows().end()),
+              (std::vector<int>{N - 4, N - 3, N - 2, N - 1}));
+    EXPECT_EQ(std::vector<int>(ctx->spec().eval_windows().begin(), ctx->spec().eval_windows().end()),
+              (std::vector<int>{0, 1, 2, 3}));
+    for (int w : {0, 1, 3, N - 8, N - 1}) {
+      absl::Span<const int> win = ctx->Window(w);
+      ASSERT_EQ(static_cast<int>(win.size()), W) << dir << " window " << w;
+      EXPECT_EQ(win[0], bos) << dir << " window " << w;
+      for (int t = 1; t < W; ++t) ASSERT_EQ(win[t], (*ids)[static_cast<size_t>(w) * (W - 1) + t - 1]) << dir << " window " << w << " token " << t;
+    }
+  }
+}
+
+TEST(WindowPlacementTest, TheShippedTextKeepsItsPlacementAndBytesHaveNoBos) {
+  EvaluationSpec spec;
+  auto ctx = EvaluationContext::Create(spec);
+  ASSERT_TRUE(ctx.ok()) << ctx.status();
+  EXPECT_EQ((*ctx)->window_count(), 64);
+  EXPECT_EQ((*ctx)->spec().probe_window(), 56);
+  EXPECT_EQ(std::vector<int>((*ctx)->spec().calibration_windows().begin(), (*ctx)->spec().calibration_windows().end()),
+            (std::vector<int>{60, 61, 62, 63}));
+  std::ifstream in("data/tinylm-bytes-5m/eval.txt", std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  const std::string bytes = text.str();
+  absl::Span<const int> w56 = (*ctx)->Window(56);
+  ASSERT_EQ(w56.size(), 1024u);
+  for (int t = 0; t < 1024; ++t) ASSERT_EQ(w56[t], static_cast<unsigned char>(bytes[56 * 1024 + t]));
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, CompressionFamilyTest, ::testing::ValuesIn(kFixtures),

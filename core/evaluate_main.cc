@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <iostream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -32,7 +33,7 @@ ABSL_FLAG(std::string, model, "", "Model directory (overrides the experiment).")
 ABSL_FLAG(std::string, text, "", "Evaluation text (overrides the experiment).");
 ABSL_FLAG(std::string, windows, "", "Comma-separated evaluation windows, e.g. 0,1,2,3.");
 ABSL_FLAG(int, chunk, 0, "Chunk length in tokens (0 = the experiment's, default 16).");
-ABSL_FLAG(int, eval_threads, 2, "Threads of the evaluation: windows in parallel, and matrix products and heads within a window (results do not depend on it).");
+ABSL_FLAG(int, eval_threads, 0, "Threads of the evaluation: windows in parallel, and matrix products and heads within a window (default 0: the machine's cores; results do not depend on it).");
 ABSL_FLAG(bool, json, false, "Print the EvaluationResult as JSON instead of a table.");
 
 namespace fecsearch {
@@ -109,11 +110,13 @@ int Main() {
     spec.clear_text_path();
   }
   if (absl::GetFlag(FLAGS_chunk) < 0) return Fail(absl::StrCat("--chunk: ", absl::GetFlag(FLAGS_chunk), " tokens is negative"), 2);
-  if (absl::GetFlag(FLAGS_eval_threads) < 1 || absl::GetFlag(FLAGS_eval_threads) > 256) {
-    return Fail(absl::StrCat("--eval_threads: ", absl::GetFlag(FLAGS_eval_threads), " is outside 1..256"), 2);
+  if (absl::GetFlag(FLAGS_eval_threads) < 0 || absl::GetFlag(FLAGS_eval_threads) > 256) {
+    return Fail(absl::StrCat("--eval_threads: ", absl::GetFlag(FLAGS_eval_threads), " is outside 0..256 (0 = the machine's cores)"), 2);
   }
   if (absl::GetFlag(FLAGS_chunk) > 0) spec.set_chunk_length(absl::GetFlag(FLAGS_chunk));
-  spec.set_threads(absl::GetFlag(FLAGS_eval_threads));
+  // One candidate: by default the whole machine works on it.
+  spec.set_threads(absl::GetFlag(FLAGS_eval_threads) > 0 ? absl::GetFlag(FLAGS_eval_threads)
+                                                         : std::max(1, static_cast<int>(std::thread::hardware_concurrency())));
   if (!absl::GetFlag(FLAGS_windows).empty()) {
     spec.clear_eval_windows();
     for (absl::string_view w : absl::StrSplit(absl::GetFlag(FLAGS_windows), ',')) {

@@ -34,11 +34,16 @@ double Seconds(std::chrono::steady_clock::time_point since) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
 }
 
-// Runs fn(i, pool) for the n windows of an evaluation on `threads` threads: up to n windows
-// at a time, each with a pool of the remaining threads for its matrix products and heads.
-// Windows are independent and the pools do not change results, so neither does `threads`.
+// Runs fn(i, pool) for the n windows of an evaluation on `threads` threads. Windows are the
+// cheapest parallelism (independent, no synchronisation), so they run side by side when the
+// threads divide evenly among them: min(threads, n) windows at a time when threads >= n (each
+// with a pool of threads / n for its matrix products and heads) or when threads divides n;
+// otherwise one window at a time on a pool of every thread, so that no thread idles while the
+// last windows finish. Windows are independent and the pools do not change results, so
+// neither does `threads`.
 void ForEachWindow(int n, int threads, const std::function<void(int, ThreadPool*)>& fn) {
-  const int outer = std::max(1, std::min(threads, n));
+  threads = std::max(1, threads);
+  const int outer = threads >= n ? std::max(1, n) : n % threads == 0 ? threads : 1;
   const int inner = std::max(1, threads / outer);
   auto run = [&](int t) {
     std::unique_ptr<ThreadPool> pool = inner > 1 ? std::make_unique<ThreadPool>(inner) : nullptr;

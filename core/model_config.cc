@@ -123,16 +123,13 @@ absl::Status ParseRope(const Json& j, const std::string& where, ModelConfig* c) 
   }
   if (r.type == RopeConfig::Type::kLlama3 || r.type == RopeConfig::Type::kYarn) {
     // transformers' standardize_rope_params: a top-level original_max_position_embeddings
-    // wins; yarn falls back to max_position_embeddings; llama3 requires the field.
+    // wins, else the rope dict's, else max_position_embeddings.
     if (Present(j, "original_max_position_embeddings")) {
       RETURN_IF_ERROR_CFG(ReadInt(j, "original_max_position_embeddings", where, &r.original_max_positions, true));
     } else if (Present(p, "original_max_position_embeddings")) {
       RETURN_IF_ERROR_CFG(ReadInt(p, "original_max_position_embeddings", where, &r.original_max_positions, true, prefix));
-    } else if (r.type == RopeConfig::Type::kYarn) {
-      r.original_max_positions = c->max_positions;
     } else {
-      return absl::InvalidArgumentError(
-          absl::StrCat(where, ": field '", prefix, "original_max_position_embeddings' is missing (llama3 RoPE needs it)"));
+      r.original_max_positions = c->max_positions;  // setdefault(..., max_position_embeddings)
     }
   }
   if (r.type == RopeConfig::Type::kLlama3) {

@@ -185,6 +185,26 @@ void BM_GemmPeak(benchmark::State& state) {
 }
 BENCHMARK(BM_GemmPeak)->Arg(1)->Arg(2)->Iterations(1)->UseManualTime();
 
+// One plain Eigen product (no tiles, one thread): how close the tiled product comes to it.
+void BM_EigenGemm(benchmark::State& state) {
+  const int n = 1024;
+  RowMatrix a = RowMatrix::Random(n, n), b = RowMatrix::Random(n, n), c(n, n);
+  c.noalias() = a * b.transpose();
+  double best = 0;
+  for (auto _ : state) {
+    for (int rep = 0; rep < 20; ++rep) {
+      const double t0 = Now();
+      c.noalias() = a * b.transpose();
+      best = std::max(best, 2.0 * n * n * n / (Now() - t0) / 1e9);
+    }
+    state.SetIterationTime(1);
+  }
+  benchmark::DoNotOptimize(c.data());
+  state.counters["GFLOP/s"] = best;
+  state.counters["tiled_1_thread_vs_plain"] = GemmPeak(1) / best;
+}
+BENCHMARK(BM_EigenGemm)->Iterations(1)->UseManualTime();
+
 // The uncompressed forward pass of one window: tokens/s, matrix-product GFLOP/s (time outside
 // attention) against the GEMM peak of the same thread count.
 void BM_Forward(benchmark::State& state, const Shape* shape) {

@@ -1,7 +1,9 @@
 // Pipeline graphs: validation errors name the vertex; compilation; genome conversion.
 #include "core/pipeline_graph.h"
 
+#include <algorithm>
 #include <random>
+#include <vector>
 
 #include "core/model_config.h"
 #include "core/text_proto.h"
@@ -249,6 +251,44 @@ TEST(PipelineGraphTest, GraphOnlyFeaturesAreRecognised) {
     if (e2.to() == "evict") e2.set_from("k_quant");
   }
   EXPECT_EQ(GraphOnlyFeatures(dequantized, Model()), "eviction scored on dequantized keys");
+}
+
+}  // namespace
+}  // namespace fecsearch
+
+namespace fecsearch {
+namespace {
+
+// Layer groups of any size: N groups split L layers into consecutive runs whose sizes differ
+// by at most one (so a spec's layer_groups fits models of 16, 22, 28, 30 or 32 layers).
+TEST(LayerGroupTest, GroupsAreConsecutiveAndAsEqualAsPossible) {
+  for (int layers : {1, 6, 16, 22, 28, 30, 32}) {
+    for (int groups = 1; groups <= layers; ++groups) {
+      std::vector<int> size(groups, 0);
+      int previous = 0;
+      for (int l = 0; l < layers; ++l) {
+        const int g = LayerGroupOf(l, groups, layers);
+        ASSERT_GE(g, previous) << layers << " layers, " << groups << " groups, layer " << l;
+        ASSERT_LE(g, previous + 1);
+        ASSERT_LT(g, groups);
+        previous = g;
+        ++size[g];
+      }
+      EXPECT_EQ(previous, groups - 1);
+      const auto [lo, hi] = std::minmax_element(size.begin(), size.end());
+      EXPECT_LE(*hi - *lo, 1) << layers << " layers, " << groups << " groups";
+      EXPECT_GE(*lo, 1);
+    }
+  }
+  // The examples the docs give.
+  std::vector<int> sizes(4, 0);
+  for (int l = 0; l < 22; ++l) ++sizes[LayerGroupOf(l, 4, 22)];
+  EXPECT_EQ(sizes, (std::vector<int>{5, 6, 5, 6}));
+  for (int l = 0; l < 30; ++l) EXPECT_EQ(LayerGroupOf(l, 3, 30), l / 10);
+  // Divisors keep the earlier mapping: blocks of L / N.
+  for (int l = 0; l < 32; ++l) EXPECT_EQ(LayerGroupOf(l, 8, 32), l / 4);
+  EXPECT_FALSE(CheckLayerGroupCount(7, 6, "f").ok());
+  EXPECT_TRUE(CheckLayerGroupCount(4, 6, "f").ok());
 }
 
 }  // namespace

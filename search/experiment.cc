@@ -157,6 +157,45 @@ absl::StatusOr<LoadedExperiment> LoadExperiment(const std::string& path) {
   return ParseExperiment(text, path);
 }
 
+namespace {
+
+// Keeps the values `keep` accepts; notes the others. Never empties a list that had values.
+template <typename T, typename Keep>
+void Filter(google::protobuf::RepeatedField<T>* values, const std::string& field, Keep keep, const std::string& why,
+            std::vector<std::string>* notes) {
+  google::protobuf::RepeatedField<T> kept;
+  for (int i = 0; i < values->size(); ++i) {
+    if (keep(values->Get(i))) {
+      kept.Add(values->Get(i));
+    } else {
+      notes->push_back(absl::StrCat(field, ": ", values->Get(i), " dropped (", why, ")"));
+    }
+  }
+  if (kept.empty() && !values->empty()) return;  // nothing legal: the validation names it
+  values->Swap(&kept);
+}
+
+}  // namespace
+
+ExperimentSpec AdaptToModel(const ExperimentSpec& spec, const ModelConfig& model, std::vector<std::string>* notes) {
+  ExperimentSpec out = spec;
+  SearchSpaceSpec* ss = out.mutable_search_space();
+  if (ss->layer_groups() > model.num_layers) {
+    notes->push_back(absl::StrCat("search_space.layer_groups: ", ss->layer_groups(), " capped at the model's ",
+                                  model.num_layers, " layers"));
+    ss->set_layer_groups(model.num_layers);
+  }
+  Filter(ss->mutable_head_clusters(), "search_space.head_clusters", [&](int k) { return k <= model.num_kv_heads; },
+         absl::StrCat("the model has ", model.num_kv_heads, " KV heads"), notes);
+  for (auto [stream, name] : {std::make_pair(ss->mutable_keys(), "keys"), std::make_pair(ss->mutable_values(), "values")}) {
+    if ((name == std::string("keys") && !ss->has_keys()) || (name == std::string("values") && !ss->has_values())) continue;
+    Filter(stream->mutable_token_group_sizes(), absl::StrCat("search_space.", name, ".token_group_sizes"),
+           [&](int g) { return g == 0 || (g <= model.head_dim && model.head_dim % g == 0); },
+           absl::StrCat("it does not divide the model's head_dim ", model.head_dim), notes);
+  }
+  return out;
+}
+
 absl::Status LocateError(const LoadedExperiment& e, const absl::Status& status) {
   if (status.ok()) return status;
   const std::string msg(status.message());

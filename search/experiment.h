@@ -4,6 +4,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "core/model_config.h"
@@ -31,6 +32,14 @@ absl::StatusOr<LoadedExperiment> LoadExperiment(const std::string& path);
 // depends on the model's shape (layer groups, group sizes, cluster counts). Errors read
 // "source:line: field.path: message".
 absl::Status ValidateExperiment(const LoadedExperiment& experiment, const ModelConfig* model);
+
+// The search space fitted to `model`: gene values this model cannot take are dropped
+// (head_clusters above its KV heads, per-token group sizes that do not divide its head_dim)
+// and layer_groups is capped at its layer count, so that one spec serves models of any shape.
+// `notes` receives one line per change ("search_space.head_clusters: 3 dropped (the model
+// has 2 KV heads)"). A list left empty by the drops keeps its first legal value, or is an
+// error the validation then names.
+ExperimentSpec AdaptToModel(const ExperimentSpec& spec, const ModelConfig& model, std::vector<std::string>* notes);
 
 // If `status`'s message starts with a field path ("evaluation.eval_windows[2]: ..."), prefixes
 // it with "source:line: " for that field; otherwise with "source: ".

@@ -222,6 +222,11 @@ int Main() {
                       model.model_type, model.num_layers, model.num_heads, model.num_kv_heads, model.head_dim,
                       static_cast<long long>((*context)->model().parameter_count()), (*context)->text_description(),
                       (*context)->window_count(), (*context)->window_length()));
+  {
+    std::vector<std::string> notes;
+    spec = AdaptToModel(spec, model, &notes);
+    for (const std::string& n : notes) Log(absl::StrCat("fitted to the model: ", n));
+  }
   valid = ValidateExperiment(*loaded, &model);
   if (!valid.ok()) return Fail(valid, 2);
   if (resume && previous.context != (*context)->fingerprint()) {

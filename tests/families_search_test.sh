@@ -28,13 +28,21 @@ for fixture in llama3-rope-bf16 llama-yarn-sharded llama-linear-bias llama-dynam
 done
 grep -q "model: qwen3, 3 layers" qwen3-qknorm-sharded-bf16.err || fail "qwen3 model line: $(grep 'model:' qwen3-qknorm-sharded-bf16.err)"
 
-# --eval_threads changes nothing but the speed: the same search with 2 threads per evaluation.
+# The embedded default experiment fits itself to a 2-KV-head, 16-dimensional-head model (CHAI's
+# 3 clusters and 32-element groups are dropped, with a note) and runs.
+"$SEARCH" --model="$ROOT/tests/data/qwen2-bias-untied-bf16" --text="$TEXT" --db=default.db --report=default.html \
+  --max_evaluations=3 --threads=2 --progress=none >default.out 2>default.err || fail "default experiment: $(tail -3 default.err)"
+grep -q "fitted to the model: search_space.head_clusters: 3 dropped (the model has 2 KV heads)" default.err \
+  || fail "no note on the dropped cluster count: $(grep fitted default.err)"
+grep -q "token_group_sizes: 32 dropped" default.err || fail "no note on the dropped group size: $(grep fitted default.err)"
+
+# --eval_threads changes nothing but the speed: the same search with 4 threads per evaluation.
 "$SEARCH" --experiment="$FAMILY_SPEC" --model="$ROOT/tests/data/qwen2-bias-tied" --text="$TEXT" --db=t1.db \
   --report=t1.html --threads=1 --eval_threads=1 --progress=none >/dev/null 2>t1.err || fail "eval_threads 1: $(tail -2 t1.err)"
 "$SEARCH" --experiment="$FAMILY_SPEC" --model="$ROOT/tests/data/qwen2-bias-tied" --text="$TEXT" --db=t2.db \
-  --report=t2.html --threads=1 --eval_threads=2 --progress=none >/dev/null 2>t2.err || fail "eval_threads 2: $(tail -2 t2.err)"
+  --report=t2.html --threads=1 --eval_threads=4 --progress=none >/dev/null 2>t2.err || fail "eval_threads 4: $(tail -2 t2.err)"
 q="SELECT id, hex(candidate), outcome, mean_nll, effective_bits, functional_hash FROM candidates ORDER BY id"
-[ "$(sqlite3 t1.db "$q")" = "$(sqlite3 t2.db "$q")" ] || fail "--eval_threads=2 changed the search's candidates, results or hashes"
+[ "$(sqlite3 t1.db "$q")" = "$(sqlite3 t2.db "$q")" ] || fail "--eval_threads=4 (2 windows of 2 threads each) changed the search's candidates, results or hashes"
 
 # A worker serving a family: the search sends it the evaluations.
 "$WORKER" --listen=127.0.0.1:0 --port_file=port.txt --model="$ROOT/tests/data/mistral-gqa" --text="$TEXT" \
@@ -65,12 +73,30 @@ expect_exit 2 "evaluation.eval_windows[1]: window 40" "$SEARCH" --experiment=far
 cp -rL "$ROOT/tests/data/llama-yarn-sharded" sharded && chmod -R u+w sharded
 shard=$(ls sharded/model-0000*-of-*.safetensors | head -1)
 head -c 5000 "$shard" > cut && mv cut "$shard"
-expect_exit 2 "$(basename "$shard")" "$SEARCH" --experiment="$FAMILY_SPEC" --model=sharded --text="$TEXT" --db=bad.db \
+expect_exit 2 "$(basename "$shard"): tensor '" "$SEARCH" --experiment="$FAMILY_SPEC" --model=sharded --text="$TEXT" --db=bad.db \
   --progress=none --validate_only
+grep -q "lies outside the data section" err.txt || fail "truncated shard: $(cat err.txt)"
 cp -rL "$ROOT/tests/data/llama-yarn-sharded" missing && chmod -R u+w missing
 rm missing/model-00003-of-00003.safetensors
 expect_exit 2 "names shard 'model-00003-of-00003.safetensors', which cannot be opened" "$SEARCH" --experiment="$FAMILY_SPEC" \
   --model=missing --text="$TEXT" --db=bad.db --progress=none --validate_only
+# An index that is not one, a tensor of the wrong shape, a tensor of an unsupported dtype.
+cp -rL "$ROOT/tests/data/qwen3-qknorm-sharded-bf16" index && chmod -R u+w index
+echo '{"metadata": {}}' > index/model.safetensors.index.json
+expect_exit 2 "model.safetensors.index.json: field 'weight_map' is missing" "$SEARCH" --experiment="$FAMILY_SPEC" \
+  --model=index --text="$TEXT" --db=bad.db --progress=none --validate_only
+for edit in "shape|h['model.norm.weight']['shape'] = [32, 2]|tensor 'model.norm.weight' has shape [32, 2], expected [64]" \
+            "dtype|h['model.norm.weight']['dtype'] = 'I32'|tensor 'model.norm.weight' has dtype I32; supported dtypes are F32, F16 and BF16"; do
+  name=${edit%%|*}; rest=${edit#*|}; code=${rest%%|*}; want=${rest#*|}
+  rm -rf "$name" && cp -rL "$ROOT/tests/data/qwen2-bias-tied" "$name" && chmod -R u+w "$name"
+  python3 - "$name/model.safetensors" "$code" <<'PY'
+import json, struct, sys
+p = sys.argv[1]; b = open(p, "rb").read(); n = struct.unpack("<Q", b[:8])[0]
+h = json.loads(b[8:8 + n]); exec(sys.argv[2]); t = json.dumps(h).encode()
+open(p, "wb").write(struct.pack("<Q", len(t)) + t + b[8 + n:])
+PY
+  expect_exit 2 "$want" "$SEARCH" --experiment="$FAMILY_SPEC" --model="$name" --text="$TEXT" --db=bad.db --progress=none --validate_only
+done
 # A tokenizer.json of a kind that is not supported.
 cp -rL "$ROOT/tests/data/llama3-rope-bf16" wordpiece && chmod -R u+w wordpiece
 python3 - wordpiece/tokenizer.json <<'PY'

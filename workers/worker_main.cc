@@ -26,12 +26,12 @@
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "host:port to serve on (0.0.0.0:PORT for every interface; port 0 = any free port).");
 ABSL_FLAG(std::string, name, "", "Name reported with every result (default: the listen address).");
-ABSL_FLAG(int, capacity, 1, "Candidates evaluated at a time (one core each with the model).");
+ABSL_FLAG(int, capacity, 1, "Candidates evaluated at a time (each on --eval_threads threads with the model).");
 ABSL_FLAG(std::string, mode, "model", "model (the built-in evaluator), command (an external program per candidate) or simulated.");
 ABSL_FLAG(std::string, experiment, "", "Experiment spec whose evaluation section to use (model mode; default: built-in defaults).");
 ABSL_FLAG(std::string, model, "", "Hugging Face model directory (overrides the experiment; docs/MODELS.md).");
 ABSL_FLAG(std::string, text, "", "Evaluation text (overrides the experiment; default: the model directory's eval.txt).");
-ABSL_FLAG(int, eval_threads, 1, "Threads of one evaluation (windows, matrix products, heads); --capacity x --eval_threads should not exceed the cores.");
+ABSL_FLAG(int, eval_threads, 0, "Threads of one evaluation (windows, matrix products, heads; default 0: the experiment's evaluation.threads, 1); --capacity x --eval_threads should not exceed the cores.");
 ABSL_FLAG(std::string, command, "", "command mode: the program and its arguments, space-separated (no shell).");
 ABSL_FLAG(double, command_timeout_seconds, 600, "command mode: kill the program after this long.");
 ABSL_FLAG(double, simulate_seconds, 1.0, "simulated mode: seconds each evaluation sleeps.");
@@ -108,10 +108,10 @@ int Main() {
       spec.clear_text_path();
     }
     if (!absl::GetFlag(FLAGS_text).empty()) spec.set_text_path(absl::GetFlag(FLAGS_text));
-    if (absl::GetFlag(FLAGS_eval_threads) < 1 || absl::GetFlag(FLAGS_eval_threads) > 256) {
-      return Fail(absl::StrCat("--eval_threads: ", absl::GetFlag(FLAGS_eval_threads), " is outside 1..256"), 2);
+    if (absl::GetFlag(FLAGS_eval_threads) < 0 || absl::GetFlag(FLAGS_eval_threads) > 256) {
+      return Fail(absl::StrCat("--eval_threads: ", absl::GetFlag(FLAGS_eval_threads), " is outside 0..256 (0 = the experiment's)"), 2);
     }
-    spec.set_threads(absl::GetFlag(FLAGS_eval_threads));
+    if (absl::GetFlag(FLAGS_eval_threads) > 0) spec.set_threads(absl::GetFlag(FLAGS_eval_threads));
     std::fprintf(stderr, "worker: loading %s ...\n", spec.model_path().c_str());
     auto ctx = EvaluationContext::Create(spec);
     if (!ctx.ok()) return Fail(std::string(ctx.status().message()), 2);

@@ -1,0 +1,24 @@
+#!/usr/bin/python3
+"""The `mlp_recipe` domain's probe command (one candidate per run).
+
+Reads a probe request (docs/DOMAINS.md, `fecsearch.domain.v1`) on stdin, runs the recipe in its
+genes on the fixed 16-point probe set and prints `{"protocol": ..., "outputs": [...]}`:
+[depth, hidden, the 8 probe logits after each probe epoch].
+A candidate the domain rejects (unknown, missing, mistyped, out-of-range or inactive-but-present
+gene) answers `{"protocol": ..., "error": "why"}` and exits 0; a malformed request (not JSON,
+wrong protocol or kind, no genes object) prints the reason on stderr and exits 2.
+
+    echo '{"protocol": "fecsearch.domain.v1", "kind": "probe", "genes": {...}}' | /usr/bin/python3 examples/user_domain/probe.py
+"""
+import os
+import sys
+
+# One BLAS thread: one core per evaluation, and sums whose order does not depend on the cores.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import recipe  # noqa: E402  (after the thread settings)
+
+if __name__ == "__main__":
+    sys.exit(recipe.main("probe", "probe.py"))
