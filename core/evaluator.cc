@@ -465,6 +465,12 @@ EvaluationResult Evaluator::EvaluatePlan(ModelPlan plan) const {
   r.set_baseline_perplexity(std::exp(base.mean_nll));
   r.set_delta_nll(o->mean_nll() - base.mean_nll);
   o->set_perplexity_increase_percent(100.0 * (std::exp(o->mean_nll() - base.mean_nll) - 1.0));
+  // The same by name, as every domain reports its measurements.
+  for (const auto& [name, value] : {std::make_pair("mean_nll", o->mean_nll()), std::make_pair("effective_bits", eff),
+                                    std::make_pair("perplexity", o->perplexity()),
+                                    std::make_pair("perplexity_increase_percent", o->perplexity_increase_percent())}) {
+    (*o->mutable_metrics())[name] = value;
+  }
   r.set_compression_ratio(16.0 / eff);
   r.set_cache_bytes(static_cast<int64_t>(std::llround(cache_bits / 8)));
   r.set_fp16_cache_bytes(static_cast<int64_t>(std::llround(fp16_bits / 8)));

@@ -17,6 +17,7 @@
 #include "core/evaluation_text.h"
 #include "protos/evaluation.pb.h"
 #include "protos/experiment.pb.h"
+#include "protos/candidate.pb.h"
 #include "protos/pipeline_graph.pb.h"
 
 namespace fecsearch {

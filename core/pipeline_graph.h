@@ -12,6 +12,7 @@
 #include "core/layer_plan.h"
 #include "core/model_config.h"
 #include "protos/kv_compression.pb.h"
+#include "protos/candidate.pb.h"
 #include "protos/pipeline_graph.pb.h"
 
 namespace fecsearch {

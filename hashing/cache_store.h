@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "hashing/batch_writer.h"
 #include "hashing/hash128.h"
+#include "hashing/metrics.h"
 #include "hashing/sqlite_db.h"
 #include "protos/evaluation.pb.h"
 
@@ -23,7 +24,7 @@ namespace fecsearch {
 // One version of a cache entry.
 struct StoredEntry {
   Hash128 hash;
-  double mean_nll = 0, effective_bits = 0, perplexity = 0, perplexity_increase_percent = 0;
+  MetricValues objectives;  // running mean over num_evals
   int num_evals = 0;  // 0 marks a forgotten entry (tombstone)
   int64_t hits = 0, partial_hits = 0;
   int64_t first_candidate_id = -1;
@@ -75,6 +76,7 @@ class CacheStore {
   std::unique_ptr<BatchWriter> writer_;
   mutable std::mutex read_mu_;
   std::unique_ptr<SqliteDb> read_db_;  // guarded by read_mu_
+  std::string read_columns_;  // what a row read selects (depends on the schema's version)
 };
 
 }  // namespace fecsearch

@@ -1,43 +1,40 @@
-// Hashes of KV-compression candidates (genomes and pipeline graphs alike): the functional
-// hash (what the candidate computes on the probe), the structural hash (its operator
-// graphs) and the exact hash (its serialised form), and the cache key the dedup mode picks.
+// The hashes of a candidate of any domain: functional (what it computes on the domain's
+// probe), structural (its structural form) and exact (its canonical form), and the cache key
+// the dedup mode picks. The domain supplies its forms and probe through HashSource.
 #ifndef FECSEARCH_HASHING_CANDIDATE_HASHER_H_
 #define FECSEARCH_HASHING_CANDIDATE_HASHER_H_
 
 #include <memory>
-#include <vector>
+#include <string>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
-#include "core/evaluator.h"
 #include "hashing/functional_hasher.h"
 #include "hashing/hash128.h"
-#include "hashing/structural_hash.h"
+#include "protos/candidate.pb.h"
 #include "protos/experiment.pb.h"
 
 namespace fecsearch {
 
-// The probe program for KV-cache candidates (docs/DOMAIN.md section 4): each layer's attention
-// outputs with the candidate's compressed cache, on queries, keys and values captured from
-// the model on the probe window, and on a seeded synthetic variant of its first half whose
-// channels carry large-LLM-like outliers (so that outlier and per-channel settings are
-// exercised);
-// plus the exact cache bits on both, the analytic memory at the deployment context, and, for
-// layers with an active eviction (which can hide the rest of the layer from a probe this
-// short), the layer's compiled plan with resolved settings.
-// Thread-safe; immutable after Create.
-class KvProbe {
+// What a domain gives the hasher. Implementations are thread-safe.
+class HashSource {
  public:
-  static absl::StatusOr<std::unique_ptr<KvProbe>> Create(std::shared_ptr<const EvaluationContext> context,
-                                                         int probe_tokens, uint64_t probe_seed);
-  absl::Status Run(const Candidate& candidate, OutputSink& sink) const;
-  int probe_tokens() const { return probe_tokens_; }
-
- private:
-  std::shared_ptr<const EvaluationContext> context_;
-  int probe_tokens_ = 0;
-  std::vector<CapturedLayer> real_, synthetic_;
+  virtual ~HashSource() = default;
+  // The evaluation context's fingerprint: part of every hash, so that different contexts
+  // (models, texts, evaluators) never share a cache entry.
+  virtual const std::string& context_fingerprint() const = 0;
+  // Validates the candidate (INVALID_ARGUMENT naming the field) and hashes its structural
+  // form; a domain without one returns the hash of its exact form.
+  virtual absl::StatusOr<Hash128> StructuralHash(const Candidate& candidate) const = 0;
+  // The canonical bytes of the candidate that the exact hash covers. Default: its
+  // deterministic protobuf serialisation.
+  virtual std::string ExactForm(const Candidate& candidate) const;
+  // Whether the domain has a probe; without one, functional deduplication keys by the exact hash.
+  virtual bool has_probe() const = 0;
+  // Runs the candidate on the domain's fixed probe, writing what it computes to `sink`.
+  // INVALID_ARGUMENT: the candidate is invalid (recorded so); any other error stops the search.
+  virtual absl::Status Probe(const Candidate& candidate, OutputSink& sink) const = 0;
 };
 
 struct CandidateHashes {
@@ -48,35 +45,35 @@ struct CandidateHashes {
   bool probe_ran = false;  // false when the structural pre-check answered
 };
 
-// Thread-safe.
+// Thread-safe. Does not own the source.
 class CandidateHasher {
  public:
-  // `fec` chooses the dedup mode, probe length, mantissa bits and probe seed.
-  static absl::StatusOr<std::unique_ptr<CandidateHasher>> Create(
-      std::shared_ptr<const EvaluationContext> context, const FecSpec& fec);
+  // `fec` chooses the dedup mode and the mantissa bits.
+  static absl::StatusOr<std::unique_ptr<CandidateHasher>> Create(const HashSource* source, const FecSpec& fec);
 
-  // Fails (INVALID_ARGUMENT naming the field) for a candidate that does not compile.
+  // Fails (INVALID_ARGUMENT naming the field) for an invalid candidate; other errors come
+  // from the probe and mean the search cannot go on.
   absl::StatusOr<CandidateHashes> Hash(const Candidate& candidate) const;
 
   const FunctionalHasher& functional() const { return hasher_; }
-  const KvProbe& probe() const { return *probe_; }
   FecSpec::Dedup dedup() const { return dedup_; }
 
  private:
-  CandidateHasher(int mantissa_bits, const ModelConfig& model, int window_length)
-      : hasher_(mantissa_bits), structural_(model, window_length) {}
-  std::shared_ptr<const EvaluationContext> context_;
+  explicit CandidateHasher(int mantissa_bits) : hasher_(mantissa_bits) {}
+  const HashSource* source_ = nullptr;
   FecSpec::Dedup dedup_ = FecSpec::FUNCTIONAL;
   FunctionalHasher hasher_;
-  std::unique_ptr<KvProbe> probe_;
-  StructuralHasher structural_;
-  // Structural pre-check: candidates with the same graphs compute the same function.
+  // Structural pre-check: candidates with the same structural form compute the same function.
   mutable absl::Mutex mu_;
   mutable absl::flat_hash_map<Hash128, Hash128, Hash128Hasher> by_structure_ ABSL_GUARDED_BY(mu_);
 };
 
-// XXH3-128 of the context fingerprint and the candidate's deterministic serialisation.
+// XXH3-128 of the context fingerprint and the candidate's exact form.
+Hash128 ExactHash(const std::string& context, const std::string& exact_form);
+// The same with the deterministic serialisation as the exact form.
 Hash128 ExactHash(const std::string& context, const Candidate& candidate);
+// A candidate's deterministic protobuf serialisation.
+std::string DeterministicBytes(const Candidate& candidate);
 
 }  // namespace fecsearch
 

@@ -3,6 +3,8 @@
 // and 3 threads (else the thread count would have to enter the context fingerprint).
 #include "hashing/candidate_hasher.h"
 
+#include "hashing/kv_probe.h"
+
 #include <string>
 #include <vector>
 
@@ -36,7 +38,8 @@ TEST(CandidateHasherTest, FunctionalHashesDoNotDependOnThreads) {
     fec.set_probe_tokens(96);
     std::vector<std::string> reference;
     for (int threads : {1, 2, 3}) {
-      auto hasher = CandidateHasher::Create(Context(model, threads), fec);
+      std::unique_ptr<KvHashSource> source;
+      auto hasher = MakeKvCandidateHasher(Context(model, threads), fec, &source);
       ASSERT_TRUE(hasher.ok()) << hasher.status();
       for (size_t i = 0; i < genomes.size(); ++i) {
         Candidate c;

@@ -25,9 +25,10 @@
 #include "core/process_init.h"
 #include "core/text_proto.h"
 #include "hashing/candidate_hasher.h"
+#include "hashing/kv_probe.h"
 #include "hashing/structural_hash.h"
 #include "search/experiment.h"
-#include "search/search_space.h"
+#include "search/domains/genome_space.h"
 
 ABSL_FLAG(int, genomes, 2000, "Genomes to hash (half random, half chains of mutations).");
 ABSL_FLAG(int, chain_length, 20, "Mutations per chain.");
@@ -104,7 +105,7 @@ int Main() {
     std::fprintf(stderr, "collision_study: %s\n", std::string(ctx.status().message()).c_str());
     return 2;
   }
-  auto space = SearchSpace::Create(loaded->spec.search_space(), (*ctx)->config());
+  auto space = GenomeSpace::Create(loaded->spec.search_space(), (*ctx)->config());
   if (!space.ok()) {
     std::fprintf(stderr, "collision_study: %s\n", std::string(space.status().message()).c_str());
     return 2;

@@ -9,6 +9,7 @@
 #include "core/text_proto.h"
 #include "gtest/gtest.h"
 #include "hashing/candidate_hasher.h"
+#include "hashing/kv_probe.h"
 
 namespace fecsearch {
 namespace {
@@ -23,12 +24,15 @@ class EquivalenceTest : public ::testing::Test {
     context_ = new std::shared_ptr<EvaluationContext>(*ctx);
     evaluator_ = new Evaluator(*ctx);
     FecSpec fec;
-    auto hasher = CandidateHasher::Create(*ctx, fec);
+    std::unique_ptr<KvHashSource> source;
+    auto hasher = MakeKvCandidateHasher(*ctx, fec, &source);
     ASSERT_TRUE(hasher.ok()) << hasher.status();
     hasher_ = hasher->release();
+    source_ = source.release();
   }
   static void TearDownTestSuite() {
     delete hasher_;
+    delete source_;
     delete evaluator_;
     delete context_;
   }
@@ -55,7 +59,7 @@ class EquivalenceTest : public ::testing::Test {
     EXPECT_TRUE(h.ok()) << h.status();
     if (!h.ok()) return {};
     auto probed = hasher_->functional().Hash((*context_)->fingerprint(),
-                                             [&](OutputSink& sink) { return hasher_->probe().Run(c, sink); });
+                                             [&](OutputSink& sink) { return source_->probe().Run(c, sink); });
     EXPECT_TRUE(probed.ok()) << probed.status();
     if (probed.ok()) {
       EXPECT_EQ(h->functional, *probed) << "the structural pre-check answered differently from the probe";
@@ -66,7 +70,9 @@ class EquivalenceTest : public ::testing::Test {
   static std::shared_ptr<EvaluationContext>* context_;
   static Evaluator* evaluator_;
   static CandidateHasher* hasher_;
+  static KvHashSource* source_;
 };
+KvHashSource* EquivalenceTest::source_ = nullptr;
 std::shared_ptr<EvaluationContext>* EquivalenceTest::context_ = nullptr;
 Evaluator* EquivalenceTest::evaluator_ = nullptr;
 CandidateHasher* EquivalenceTest::hasher_ = nullptr;
@@ -177,7 +183,8 @@ TEST_F(EquivalenceTest, InvalidCandidatesDoNotHash) {
 TEST_F(EquivalenceTest, ProbeIsIndependentOfTheSearchSeedButNotOfItsOwn) {
   FecSpec other_seed;
   other_seed.set_probe_seed(7);
-  auto h2 = CandidateHasher::Create(*context_, other_seed);
+  std::unique_ptr<KvHashSource> source2;
+  auto h2 = MakeKvCandidateHasher(*context_, other_seed, &source2);
   ASSERT_TRUE(h2.ok());
   const Candidate c = Genome("layers { keys { format: INT bits: 2 } }");
   auto a = hasher_->Hash(c), b = (*h2)->Hash(c), a2 = hasher_->Hash(c);

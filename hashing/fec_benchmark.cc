@@ -17,9 +17,11 @@
 #include "core/evaluator.h"
 #include "hashing/cache_store.h"
 #include "hashing/candidate_hasher.h"
+#include "hashing/kv_probe.h"
 #include "hashing/fec_cache.h"
+#include "hashing/metrics.h"
 #include "search/experiment.h"
-#include "search/search_space.h"
+#include "search/domains/genome_space.h"
 
 namespace fecsearch {
 namespace {
@@ -47,7 +49,7 @@ void BM_ProbeHashVsFullEvaluation(benchmark::State& state) {
   auto ctx = EvaluationContext::Create(spec);
   if (!ctx.ok()) return state.SkipWithError(std::string(ctx.status().message()).c_str());
   auto loaded = LoadExperiment("");
-  auto space = SearchSpace::Create(loaded->spec.search_space(), (*ctx)->config());
+  auto space = GenomeSpace::Create(loaded->spec.search_space(), (*ctx)->config());
   FecSpec fec = loaded->spec.fec();
   auto probe = KvProbe::Create(*ctx, fec.probe_tokens(), fec.probe_seed());
   if (!probe.ok()) return state.SkipWithError(std::string(probe.status().message()).c_str());
@@ -100,12 +102,21 @@ const std::vector<Hash128>& Keys() {
   return *keys;
 }
 
+// An entry's objectives: one metric, as the cache stores them.
+MetricValues One(double mean_nll) {
+  static const MetricNames* names = InternMetricNames(MetricNames{"mean_nll"});
+  MetricValues v;
+  v.names = names;
+  v.values.push_back(mean_nll);
+  return v;
+}
+
 // The bare map with entry Key(i) holding value(i) as its mean NLL.
 template <typename Value>
 BareMap FilledMap(Value value) {
   BareMap map;
   map.reserve(kEntries);
-  for (uint64_t i = 0; i < kEntries; ++i) map[Keys()[i]].mean_nll = value(i);
+  for (uint64_t i = 0; i < kEntries; ++i) map[Keys()[i]] = One(value(i));
   return map;
 }
 
@@ -127,7 +138,7 @@ void BM_FlatHashMapLookup1M(benchmark::State& state) {
   const double t0 = Now();
   for (auto _ : state) {
     auto it = map.find(order[i++ & (kEntries - 1)]);
-    sum += it->second.mean_nll;
+    sum += it->second.values[0];
   }
   flat_map_rate = state.iterations() / (Now() - t0);
   benchmark::DoNotOptimize(sum);
@@ -145,7 +156,7 @@ void BM_LockedFlatHashMapLookup1M(benchmark::State& state) {
   double sum = 0;
   for (auto _ : state) {
     absl::MutexLock lock(&mu);
-    sum += map.find(order[i++ & (kEntries - 1)])->second.mean_nll;
+    sum += map.find(order[i++ & (kEntries - 1)])->second.values[0];
   }
   benchmark::DoNotOptimize(sum);
   state.SetItemsProcessed(state.iterations());
@@ -168,7 +179,7 @@ void BM_FecCacheLookup1M(benchmark::State& state) {
   const double t0 = Now();
   for (auto _ : state) {
     FecCache::LookupResult lr = cache.value()->Lookup(order[i++ & (kEntries - 1)], nullptr);
-    sum += lr.entry.objectives.mean_nll;
+    sum += lr.entry.objectives.Get("mean_nll");
   }
   const double rate = state.iterations() / (Now() - t0);
   benchmark::DoNotOptimize(sum);
@@ -207,7 +218,7 @@ void BM_FlatHashMapDependentLookup1M(benchmark::State& state) {
   const double t0 = Now();
   for (auto _ : state) {
     auto it = map.find(keys[next]);
-    next = static_cast<uint64_t>(it->second.mean_nll);
+    next = static_cast<uint64_t>(it->second.values[0]);
   }
   flat_map_dependent_rate = state.iterations() / (Now() - t0);
   benchmark::DoNotOptimize(next);
@@ -221,11 +232,11 @@ void BM_ShardedFlatHashMapDependentLookup1M(benchmark::State& state) {
   std::vector<BareMap> maps(16);
   for (auto& m : maps) m.reserve(kEntries / 16);
   const std::vector<Hash128>& keys = Keys();
-  for (uint64_t i = 0; i < kEntries; ++i) maps[(keys[i].hi >> 32) % 16][keys[i]].mean_nll = static_cast<double>(Cycle()[i]);
+  for (uint64_t i = 0; i < kEntries; ++i) maps[(keys[i].hi >> 32) % 16][keys[i]] = One(static_cast<double>(Cycle()[i]));
   uint64_t next = 0;
   for (auto _ : state) {
     const Hash128& k = keys[next];
-    next = static_cast<uint64_t>(maps[(k.hi >> 32) % 16].find(k)->second.mean_nll);
+    next = static_cast<uint64_t>(maps[(k.hi >> 32) % 16].find(k)->second.values[0]);
   }
   benchmark::DoNotOptimize(next);
   state.SetItemsProcessed(state.iterations());
@@ -241,7 +252,7 @@ void BM_LockedFlatHashMapDependentLookup1M(benchmark::State& state) {
   uint64_t next = 0;
   for (auto _ : state) {
     absl::MutexLock lock(&mu);
-    next = static_cast<uint64_t>(map.find(keys[next])->second.mean_nll);
+    next = static_cast<uint64_t>(map.find(keys[next])->second.values[0]);
   }
   benchmark::DoNotOptimize(next);
   state.SetItemsProcessed(state.iterations());
@@ -263,7 +274,7 @@ void BM_FecCacheDependentLookup1M(benchmark::State& state) {
   const double t0 = Now();
   for (auto _ : state) {
     FecCache::LookupResult lr = cache.value()->Lookup(keys[next], nullptr);
-    next = static_cast<uint64_t>(lr.entry.objectives.mean_nll);
+    next = static_cast<uint64_t>(lr.entry.objectives.Get("mean_nll"));
   }
   const double rate = state.iterations() / (Now() - t0);
   benchmark::DoNotOptimize(next);
@@ -287,7 +298,7 @@ void BM_DurableInserts(benchmark::State& state) {
       StoredEntry e;
       e.hash = Key(next++);
       e.num_evals = 1;
-      e.mean_nll = 1.5;
+      e.objectives = One(1.5);
       e.context = "benchmark";
       e.result = std::string(200, 'r');  // a small serialised result, as real entries carry
       (*store)->Write(std::move(e), [&](absl::StatusOr<WrittenRow> r) {
@@ -314,7 +325,7 @@ void BM_WarmStart1M(benchmark::State& state) {
       StoredEntry e;
       e.hash = Key(i);
       e.num_evals = 1;
-      e.mean_nll = 1.0 + i * 1e-9;
+      e.objectives = One(1.0 + i * 1e-9);
       e.last_used_micros = static_cast<int64_t>(i);
       e.context = "benchmark";
       (*store)->Write(std::move(e), nullptr);

@@ -21,7 +21,7 @@ int64_t NowMicros() {
 
 FecEntry FromStored(const StoredEntry& s) {
   FecEntry e;
-  e.objectives = {s.mean_nll, s.effective_bits, s.perplexity, s.perplexity_increase_percent};
+  e.objectives = s.objectives;
   e.num_evals = s.num_evals;
   e.hits = s.hits;
   e.partial_hits = s.partial_hits;
@@ -276,10 +276,7 @@ FecCache::LookupResult FecCache::Lookup(const Hash128& h, Waiter waiter) {
 StoredEntry FecCache::ToStored(const Hash128& h, const FecEntry& e) const {
   StoredEntry s;
   s.hash = h;
-  s.mean_nll = e.objectives.mean_nll;
-  s.effective_bits = e.objectives.effective_bits;
-  s.perplexity = e.objectives.perplexity;
-  s.perplexity_increase_percent = e.objectives.perplexity_increase_percent;
+  s.objectives = e.objectives;
   s.num_evals = e.num_evals;
   s.hits = e.hits;
   s.partial_hits = e.partial_hits;
@@ -305,13 +302,14 @@ void FecCache::CompleteAsync(const Hash128& h, int64_t candidate_id, const Evalu
       updated.first_candidate_id = candidate_id;
       updated.created_micros = now;
     }
-    const Objectives& o = result.objectives();
+    const FecObjectives latest = FecObjectives::From(result.objectives());
     const int n = updated.num_evals;
     FecObjectives* m = &updated.objectives;
-    m->mean_nll = Mean(m->mean_nll, n, o.mean_nll());
-    m->effective_bits = Mean(m->effective_bits, n, o.effective_bits());
-    m->perplexity = Mean(m->perplexity, n, o.perplexity());
-    m->perplexity_increase_percent = Mean(m->perplexity_increase_percent, n, o.perplexity_increase_percent());
+    if (n == 0 || m->names != latest.names) {
+      *m = latest;  // the first evaluation (or another domain's metrics: start over)
+    } else {
+      for (size_t i = 0; i < m->values.size(); ++i) m->values[i] = Mean(m->values[i], n, latest.values[i]);
+    }
     updated.eval_seconds = Mean(updated.eval_seconds, n, result.cost_seconds());
     updated.num_evals = n + 1;
     updated.last_used_micros = now;

@@ -28,6 +28,7 @@
 #include "absl/synchronization/mutex.h"
 #include "hashing/cache_store.h"
 #include "hashing/hash128.h"
+#include "hashing/metrics.h"
 #include "protos/evaluation.pb.h"
 
 namespace fecsearch {
@@ -41,22 +42,9 @@ struct FecCacheOptions {
   int shards = 16;
 };
 
-// The objectives as plain numbers (a hit copies them; a proto copy would cost more than the
-// lookup itself).
-struct FecObjectives {
-  double mean_nll = 0, effective_bits = 0, perplexity = 0, perplexity_increase_percent = 0;
-  static FecObjectives From(const Objectives& o) {
-    return {o.mean_nll(), o.effective_bits(), o.perplexity(), o.perplexity_increase_percent()};
-  }
-  Objectives ToProto() const {
-    Objectives o;
-    o.set_mean_nll(mean_nll);
-    o.set_effective_bits(effective_bits);
-    o.set_perplexity(perplexity);
-    o.set_perplexity_increase_percent(perplexity_increase_percent);
-    return o;
-  }
-};
+// A hit copies the objectives as plain numbers (a proto copy would cost more than the lookup
+// itself): MetricValues (hashing/metrics.h), an interned name list and inline values.
+using FecObjectives = MetricValues;
 
 // What the cache knows about one hash.
 struct FecEntry {

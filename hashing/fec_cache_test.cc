@@ -70,7 +70,7 @@ TEST(FecCacheTest, MissThenHit) {
   ASSERT_TRUE(e.ok());
   auto r = cache->Lookup(H(1), nullptr);
   ASSERT_EQ(r.kind, FecCache::Kind::kHit);
-  EXPECT_EQ(r.entry.objectives.mean_nll, 1.5);
+  EXPECT_EQ(r.entry.objectives.Get("mean_nll"), 1.5);
   EXPECT_EQ(r.entry.first_candidate_id, 7);
   EXPECT_EQ(r.entry.hits, 1);
   const FecStats s = cache->stats();
@@ -86,7 +86,7 @@ TEST(FecCacheTest, InFlightLookupsWaitForTheRunningEvaluation) {
   for (int i = 0; i < 3; ++i) {
     auto r = cache->Lookup(H(2), [&](absl::StatusOr<FecEntry> e) {
       ASSERT_TRUE(e.ok());
-      seen.push_back(e->objectives.mean_nll);
+      seen.push_back(e->objectives.Get("mean_nll"));
     });
     EXPECT_EQ(r.kind, FecCache::Kind::kInFlight);
   }
@@ -115,7 +115,7 @@ TEST(FecCacheTest, AggregatingBelowMaxNumEvals) {
   auto e = cache->Complete(H(4), 2, Result(2.0), "c");
   ASSERT_TRUE(e.ok());
   EXPECT_EQ(e->num_evals, 2);
-  EXPECT_DOUBLE_EQ(e->objectives.mean_nll, 1.5);
+  EXPECT_DOUBLE_EQ(e->objectives.Get("mean_nll"), 1.5);
   r = cache->Lookup(H(4), nullptr);
   EXPECT_EQ(r.kind, FecCache::Kind::kHit);
   EXPECT_EQ(cache->stats().partial_hits, 1);
@@ -254,7 +254,7 @@ TEST(FecCacheTest, PersistentEntriesSurviveEvictionAndReopening) {
     // H(20) was evicted from memory but is found on disk.
     auto r = cache->Lookup(H(20), nullptr);
     ASSERT_EQ(r.kind, FecCache::Kind::kHit);
-    EXPECT_EQ(r.entry.objectives.mean_nll, 1.0);
+    EXPECT_EQ(r.entry.objectives.Get("mean_nll"), 1.0);
     EXPECT_EQ(cache->stats().disk_reads, 1);
     EXPECT_EQ(cache->stats().entries, 5);
   }

@@ -7,7 +7,9 @@
 #include <algorithm>
 #include <cstdio>
 #include <iostream>
+#include <cmath>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -72,21 +74,40 @@ std::string IsoTime(int64_t micros) {
   return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixMicros(micros), absl::UTCTimeZone());
 }
 
+// The entry's objectives by name (and, at the top level, each under its own name, as scripts
+// written for KV-cache databases read them).
 nlohmann::json EntryJson(const Entry& x) {
   const StoredEntry& e = x.e;
-  return {{"hash", e.hash.Hex()},
-          {"mean_nll", e.mean_nll},
-          {"perplexity", e.perplexity},
-          {"perplexity_increase_percent", e.perplexity_increase_percent},
-          {"effective_bits", e.effective_bits},
-          {"num_evals", e.num_evals},
-          {"hits", e.hits},
-          {"partial_hits", e.partial_hits},
-          {"first_candidate_id", e.first_candidate_id},
-          {"created", IsoTime(e.created_micros)},
-          {"last_used", IsoTime(e.last_used_micros)},
-          {"eval_seconds", e.eval_seconds},
-          {"context", e.context}};
+  nlohmann::json j = {{"hash", e.hash.Hex()},
+                      {"num_evals", e.num_evals},
+                      {"hits", e.hits},
+                      {"partial_hits", e.partial_hits},
+                      {"first_candidate_id", e.first_candidate_id},
+                      {"created", IsoTime(e.created_micros)},
+                      {"last_used", IsoTime(e.last_used_micros)},
+                      {"eval_seconds", e.eval_seconds},
+                      {"context", e.context}};
+  nlohmann::json objectives = nlohmann::json::object();
+  if (e.objectives.names) {
+    for (size_t i = 0; i < e.objectives.names->size(); ++i) {
+      objectives[(*e.objectives.names)[i]] = e.objectives.values[i];
+      j[(*e.objectives.names)[i]] = e.objectives.values[i];
+    }
+  }
+  j["objectives"] = objectives;
+  return j;
+}
+
+// "name value, name value" for one line (`precise`: 9 significant digits, else 6).
+std::string ObjectivesLine(const MetricValues& m, bool precise = false) {
+  std::vector<std::string> parts;
+  if (m.names) {
+    for (size_t i = 0; i < m.names->size(); ++i) {
+      parts.push_back(absl::StrCat((*m.names)[i], " ",
+                                   precise ? absl::StrFormat("%.9g", m.values[i]) : absl::StrFormat("%.6g", m.values[i])));
+    }
+  }
+  return absl::StrJoin(parts, ", ");
 }
 
 int Stats(const CacheStore& store, const std::string& db_path) {
@@ -160,12 +181,10 @@ int Top(const CacheStore& store, int n) {
     std::cout << j.dump(1) << std::endl;
     return 0;
   }
-  std::printf("%-32s  %6s  %5s  %9s  %10s  %9s  %s\n", "hash", "hits", "evals", "bits/elem", "perplexity", "increase",
-              "first candidate");
+  std::printf("%-32s  %6s  %5s  %15s  %s\n", "hash", "hits", "evals", "first candidate", "objectives");
   for (const Entry& x : *entries) {
-    std::printf("%-32s  %6lld  %5d  %9.3f  %10.4f  %+8.2f%%  %lld\n", x.e.hash.Hex().c_str(),
-                static_cast<long long>(x.e.hits), x.e.num_evals, x.e.effective_bits, x.e.perplexity,
-                x.e.perplexity_increase_percent, static_cast<long long>(x.e.first_candidate_id));
+    std::printf("%-32s  %6lld  %5d  %15lld  %s\n", x.e.hash.Hex().c_str(), static_cast<long long>(x.e.hits),
+                x.e.num_evals, static_cast<long long>(x.e.first_candidate_id), ObjectivesLine(x.e.objectives).c_str());
   }
   return 0;
 }
@@ -222,24 +241,19 @@ int Show(const CacheStore& store, const std::string& db_path, const std::string&
   }
   const StoredEntry& e = found->e;
   std::printf("hash                %s\n", e.hash.Hex().c_str());
-  std::printf("objectives          mean NLL %.5f nats/token, perplexity %.4f (%+.2f %%), %.3f bits/element\n", e.mean_nll,
-              e.perplexity, e.perplexity_increase_percent, e.effective_bits);
+  std::printf("objectives          %s\n", ObjectivesLine(e.objectives, true).c_str());
   std::printf("evaluations         %d (mean %.3f s each); %lld hits, %lld partial hits\n", e.num_evals, e.eval_seconds,
               static_cast<long long>(e.hits), static_cast<long long>(e.partial_hits));
   std::printf("created / last used %s / %s UTC\n", Time(e.created_micros).c_str(), Time(e.last_used_micros).c_str());
   std::printf("first candidate     %lld\n", static_cast<long long>(e.first_candidate_id));
   std::printf("context             %s\n", e.context.c_str());
-  if (result.layers_size() > 0) {
-    std::printf("memory              %.2fx vs fp16 (%.3f bits/element; %lld of %lld byte-boundaries, summed over chunk "
-                "boundaries); analytic %.3f bits/element at %lld tokens\n",
-                result.compression_ratio(), result.objectives().effective_bits(),
-                static_cast<long long>(result.cache_bytes()), static_cast<long long>(result.fp16_cache_bytes()),
-                result.analytic_effective_bits(), static_cast<long long>(result.deployment_context()));
-    if (result.end_of_window_cache_bytes_size() > 0) {
-      std::vector<std::string> sizes;
-      for (int64_t b : result.end_of_window_cache_bytes()) sizes.push_back(absl::StrCat(b));
-      std::printf("end-of-window cache %s bytes (one per window)\n", absl::StrJoin(sizes, ", ").c_str());
-    }
+  if (result.ByteSizeLong() > 0) {
+    // The full result as the domain's evaluator returned it.
+    std::string text;
+    google::protobuf::TextFormat::Printer printer;
+    printer.SetSingleLineMode(true);
+    printer.PrintToString(result, &text);
+    std::printf("result              %s\n", text.c_str());
   }
   if (candidates.empty()) {
     std::printf("\nNo candidate records reference this hash (cache written without a search database?).\n");
@@ -248,23 +262,23 @@ int Show(const CacheStore& store, const std::string& db_path, const std::string&
   std::printf("\n%zu candidates computed this function:\n", candidates.size());
   const CandidateRecord& first = candidates[0];
   for (const CandidateRecord& c : candidates) {
-    std::printf("\n--- candidate %lld (experiment %lld, %s, %s)\n", static_cast<long long>(c.id),
-                static_cast<long long>(c.experiment_id), OutcomeName(c.outcome), c.operation.c_str());
+    std::printf("\n--- candidate %lld (experiment %lld, %s, %s, domain %s)\n", static_cast<long long>(c.id),
+                static_cast<long long>(c.experiment_id), OutcomeName(c.outcome), c.operation.c_str(), c.domain.c_str());
     std::string text;
     google::protobuf::TextFormat::PrintToString(c.candidate, &text);
     std::printf("%s", text.c_str());
     if (&c == &first) continue;
     // What made them equivalent: the fields that differ from the first candidate, and whether
-    // the pipeline graphs already agree (structural) or only the behaviour does (functional).
+    // their structural forms already agree (structural) or only the behaviour does (functional).
     const std::vector<std::string> diff = Differences(first.candidate, c.candidate);
     if (diff.empty()) {
-      std::printf("    identical genome to candidate %lld (an exact copy)\n", static_cast<long long>(first.id));
+      std::printf("    identical to candidate %lld (an exact copy)\n", static_cast<long long>(first.id));
     } else {
       std::printf("    differs from candidate %lld in:\n", static_cast<long long>(first.id));
       for (const std::string& d : diff) std::printf("      %s\n", d.c_str());
       std::printf("    %s\n", c.structural_hash == first.structural_hash
-                                  ? "same pipeline graph (the differing genes do not reach the pipeline): structural hashing finds this too"
-                                  : "different pipeline graphs, same outputs on the probe: only functional hashing finds this");
+                                  ? "same structural form (the differing fields do not reach it): structural hashing finds this too"
+                                  : "different structure, same outputs on the probe: only functional hashing finds this");
     }
   }
   return 0;
@@ -288,12 +302,20 @@ int Export(const CacheStore& store) {
     std::cout << j.dump(1) << std::endl;
     return 0;
   }
-  std::printf("hash,mean_nll,perplexity,perplexity_increase_percent,effective_bits,num_evals,hits,partial_hits,"
-              "first_candidate_id,created,last_used,eval_seconds,context\n");
+  // One column per metric name any entry has (sorted), then the entry's bookkeeping.
+  std::set<std::string> names;
+  for (const Entry& x : *entries)
+    if (x.e.objectives.names) names.insert(x.e.objectives.names->begin(), x.e.objectives.names->end());
+  std::printf("hash,%s%snum_evals,hits,partial_hits,first_candidate_id,created,last_used,eval_seconds,context\n",
+              absl::StrJoin(names, ",").c_str(), names.empty() ? "" : ",");
   for (const Entry& x : *entries) {
     const StoredEntry& e = x.e;
-    std::printf("%s,%.9g,%.9g,%.9g,%.9g,%d,%lld,%lld,%lld,%s,%s,%.6g,%s\n", e.hash.Hex().c_str(), e.mean_nll,
-                e.perplexity, e.perplexity_increase_percent, e.effective_bits, e.num_evals,
+    std::string values;
+    for (const std::string& n : names) {
+      const double v = e.objectives.Get(n);
+      absl::StrAppend(&values, std::isnan(v) ? std::string() : absl::StrFormat("%.9g", v), ",");
+    }
+    std::printf("%s,%s%d,%lld,%lld,%lld,%s,%s,%.6g,%s\n", e.hash.Hex().c_str(), values.c_str(), e.num_evals,
                 static_cast<long long>(e.hits), static_cast<long long>(e.partial_hits),
                 static_cast<long long>(e.first_candidate_id), IsoTime(e.created_micros).c_str(),
                 IsoTime(e.last_used_micros).c_str(), e.eval_seconds, Csv(e.context).c_str());

@@ -130,6 +130,20 @@ absl::StatusOr<bool> SqliteDb::HasTable(absl::string_view name) {
   return s->Step();
 }
 
+absl::StatusOr<bool> SqliteDb::HasColumn(absl::string_view table, absl::string_view column) {
+  auto s = Prepare(absl::StrCat("SELECT 1 FROM pragma_table_info('", table, "') WHERE name = ?"));
+  if (!s.ok()) return s.status();
+  s->Bind(1, column);
+  return s->Step();
+}
+
+absl::Status SqliteDb::AddColumnIfMissing(absl::string_view table, absl::string_view column, absl::string_view type) {
+  auto has = HasColumn(table, column);
+  if (!has.ok()) return has.status();
+  if (*has) return absl::OkStatus();
+  return Exec(absl::StrCat("ALTER TABLE ", table, " ADD COLUMN ", column, " ", type));
+}
+
 SqliteStatement::~SqliteStatement() {
   if (stmt_) sqlite3_finalize(stmt_);
 }

@@ -71,6 +71,9 @@ class SqliteDb {
   int64_t LastInsertId() const;
   // Whether the database has a table of this name.
   absl::StatusOr<bool> HasTable(absl::string_view name);
+  absl::StatusOr<bool> HasColumn(absl::string_view table, absl::string_view column);
+  // Schema upgrade of a database written by an earlier version.
+  absl::Status AddColumnIfMissing(absl::string_view table, absl::string_view column, absl::string_view type);
   const std::string& path() const { return path_; }
   absl::Status Error(int rc, absl::string_view what) const;
 

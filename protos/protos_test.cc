@@ -7,6 +7,7 @@
 #include "protos/evaluation.pb.h"
 #include "protos/experiment.pb.h"
 #include "protos/kv_compression.pb.h"
+#include "protos/candidate.pb.h"
 #include "protos/pipeline_graph.pb.h"
 #include "protos/worker.pb.h"
 

@@ -6,36 +6,8 @@
 #include <limits>
 #include <numeric>
 
-#include "search/experiment.h"
 
 namespace fecsearch {
-
-double MetricValue(const Objectives& o, Metric metric) {
-  switch (metric) {
-    case MEAN_NLL: return o.mean_nll();
-    case PERPLEXITY: return o.perplexity();
-    case PERPLEXITY_INCREASE_PERCENT: return o.perplexity_increase_percent();
-    case EFFECTIVE_BITS: return o.effective_bits();
-    default: return 0;
-  }
-}
-
-void Score(const SearchSpec& spec, const Objectives& o, Individual* ind) {
-  ind->objectives.clear();
-  for (const Objective& obj : EffectiveObjectives(spec)) ind->objectives.push_back(MetricValue(o, obj.metric()));
-  ind->violation = 0;
-  for (const Constraint& c : spec.constraints()) {
-    const double v = MetricValue(o, c.metric());
-    if (v > c.max_value()) ind->violation += (v - c.max_value()) / std::max(1.0, std::fabs(c.max_value()));
-  }
-}
-
-double Scalarize(const SearchSpec& spec, const Individual& ind) {
-  const std::vector<Objective> objs = EffectiveObjectives(spec);
-  double s = 0;
-  for (size_t i = 0; i < objs.size() && i < ind.objectives.size(); ++i) s += objs[i].weight() * ind.objectives[i];
-  return s;
-}
 
 bool Dominates(const Individual& a, const Individual& b) {
   if (a.violation == 0 && b.violation > 0) return true;
@@ -122,8 +94,8 @@ class RandomSearch : public Algorithm {
 // winners.
 class EvolutionBase : public Algorithm {
  public:
-  EvolutionBase(const SearchSpec& spec, const CandidateSpace& space, std::vector<Candidate> seeds)
-      : spec_(spec), space_(space), seeds_(std::move(seeds)) {}
+  EvolutionBase(const SearchSpec& spec, const CandidateSpace& space, std::vector<Candidate> seeds, Scalarizer scalarize)
+      : spec_(spec), space_(space), seeds_(std::move(seeds)), scalarize_(std::move(scalarize)) {}
 
   Proposal Propose(Rng& rng) override {
     if (next_seed_ < seeds_.size()) {
@@ -166,6 +138,7 @@ class EvolutionBase : public Algorithm {
   const SearchSpec& spec_;
   const CandidateSpace& space_;
   std::vector<Candidate> seeds_;
+  Scalarizer scalarize_;
   size_t next_seed_ = 0;
   int64_t proposals_ = 0;
   std::vector<Individual> population_;
@@ -194,7 +167,7 @@ class RegularizedEvolution : public EvolutionBase {
  private:
   bool Better(const Individual& a, const Individual& b) const {
     if (a.violation != b.violation) return a.violation < b.violation;
-    return Scalarize(spec_, a) < Scalarize(spec_, b);
+    return scalarize_(a) < scalarize_(b);
   }
 };
 
@@ -276,14 +249,14 @@ double Hypervolume2D(const std::vector<Individual>& all, double ref0, double ref
 }
 
 std::unique_ptr<Algorithm> MakeAlgorithm(const SearchSpec& spec, const CandidateSpace& space,
-                                         std::vector<Candidate> seeds) {
+                                         std::vector<Candidate> seeds, Scalarizer scalarize) {
   switch (spec.algorithm()) {
     case SearchSpec::REGULARIZED_EVOLUTION:
-      return std::make_unique<RegularizedEvolution>(spec, space, std::move(seeds));
+      return std::make_unique<RegularizedEvolution>(spec, space, std::move(seeds), std::move(scalarize));
     case SearchSpec::RANDOM_SEARCH:
       return std::make_unique<RandomSearch>(space, std::move(seeds));
     default:
-      return std::make_unique<SteadyStateNsga2>(spec, space, std::move(seeds));
+      return std::make_unique<SteadyStateNsga2>(spec, space, std::move(seeds), std::move(scalarize));
   }
 }
 

@@ -5,13 +5,14 @@
 #define FECSEARCH_SEARCH_ALGORITHMS_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "protos/evaluation.pb.h"
 #include "protos/experiment.pb.h"
-#include "search/search_space.h"
+#include "search/candidate_space.h"
 
 namespace fecsearch {
 
@@ -29,12 +30,6 @@ struct Proposal {
   std::string operation;  // "random", "mutation", "copy", "crossover", "seed"
 };
 
-// The value of `metric` in `o` (all minimised).
-double MetricValue(const Objectives& o, Metric metric);
-// Objectives vector and constraint violation of a result under the spec.
-void Score(const SearchSpec& spec, const Objectives& o, Individual* ind);
-// Weighted sum of objectives (single-objective fitness, lower is better).
-double Scalarize(const SearchSpec& spec, const Individual& ind);
 // Constraint domination (Deb): feasible beats infeasible, less violation beats more, then
 // Pareto dominance.
 bool Dominates(const Individual& a, const Individual& b);
@@ -56,9 +51,12 @@ class Algorithm {
   virtual std::string name() const = 0;
 };
 
+// The single-objective fitness of an individual (lower is better; ObjectiveSet::Scalarize).
+using Scalarizer = std::function<double(const Individual&)>;
+
 // `space` and `spec` must outlive the algorithm.
 std::unique_ptr<Algorithm> MakeAlgorithm(const SearchSpec& spec, const CandidateSpace& space,
-                                         std::vector<Candidate> seeds);
+                                         std::vector<Candidate> seeds, Scalarizer scalarize);
 
 }  // namespace fecsearch
 

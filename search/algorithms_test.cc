@@ -4,10 +4,14 @@
 
 #include "core/model_config.h"
 #include "gtest/gtest.h"
+#include "search/domains/genome_space.h"
 #include "search/experiment.h"
 
 namespace fecsearch {
 namespace {
+
+// Single-objective fitness as the default experiment weighs it: the sum of both objectives.
+double Sum(const Individual& i) { return i.objectives[0] + i.objectives[1]; }
 
 Individual Ind(int64_t id, double a, double b, double violation = 0) {
   Individual i;
@@ -45,16 +49,16 @@ class AlgorithmTest : public ::testing::Test {
     ASSERT_TRUE(e.ok());
     spec_ = e->spec;
     spec_.mutable_search()->set_population_size(6);
-    space_ = std::make_unique<SearchSpace>(*SearchSpace::Create(spec_.search_space(), *m));
+    space_ = std::make_unique<GenomeSpace>(*GenomeSpace::Create(spec_.search_space(), *m));
   }
   ExperimentSpec spec_;
-  std::unique_ptr<SearchSpace> space_;
+  std::unique_ptr<GenomeSpace> space_;
 };
 
 TEST_F(AlgorithmTest, RegularizedEvolutionAgesOutTheOldest) {
   spec_.mutable_search()->set_algorithm(SearchSpec::REGULARIZED_EVOLUTION);
   spec_.mutable_search()->set_mutation_probability(1.0);
-  auto alg = MakeAlgorithm(spec_.search(), *space_, {});
+  auto alg = MakeAlgorithm(spec_.search(), *space_, {}, Sum);
   Rng rng(1);
   for (int i = 0; i < 6; ++i) EXPECT_EQ(alg->Propose(rng).operation, "random");
   for (int i = 0; i < 6; ++i) {
@@ -74,7 +78,7 @@ TEST_F(AlgorithmTest, RegularizedEvolutionAgesOutTheOldest) {
 TEST_F(AlgorithmTest, TournamentPrefersBetterScalarFitness) {
   spec_.mutable_search()->set_algorithm(SearchSpec::REGULARIZED_EVOLUTION);
   spec_.mutable_search()->set_tournament_size(6);
-  auto alg = MakeAlgorithm(spec_.search(), *space_, {});
+  auto alg = MakeAlgorithm(spec_.search(), *space_, {}, Sum);
   Rng rng(2);
   for (int i = 0; i < 6; ++i) alg->Propose(rng);
   for (int i = 0; i < 6; ++i) alg->Tell(Ind(i, i == 3 ? 1 : 50, i == 3 ? 1 : 50));
@@ -87,7 +91,7 @@ TEST_F(AlgorithmTest, TournamentPrefersBetterScalarFitness) {
 
 TEST_F(AlgorithmTest, Nsga2KeepsTheNonDominated) {
   spec_.mutable_search()->set_algorithm(SearchSpec::NSGA2);
-  auto alg = MakeAlgorithm(spec_.search(), *space_, {});
+  auto alg = MakeAlgorithm(spec_.search(), *space_, {}, Sum);
   Rng rng(3);
   for (int i = 0; i < 6; ++i) alg->Propose(rng);
   // A front of 4 and 8 dominated points.
@@ -110,7 +114,7 @@ TEST_F(AlgorithmTest, RandomSearchIgnoresResultsAndSeedsComeFirst) {
   spec_.mutable_search()->set_algorithm(SearchSpec::RANDOM_SEARCH);
   Candidate seed;
   seed.mutable_genome()->add_layers()->set_head_clusters(2);
-  auto alg = MakeAlgorithm(spec_.search(), *space_, {seed});
+  auto alg = MakeAlgorithm(spec_.search(), *space_, {seed}, Sum);
   Rng rng(4);
   Proposal first = alg->Propose(rng);
   EXPECT_EQ(first.operation, "seed");

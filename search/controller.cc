@@ -10,7 +10,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "search/experiment.h"
 
 namespace fecsearch {
 namespace {
@@ -22,31 +21,11 @@ double NowSeconds() {
 
 }  // namespace
 
-std::vector<double> HypervolumeReference(const SearchSpec& spec, const std::vector<Individual>& seen) {
-  const std::vector<Objective> objs = EffectiveObjectives(spec);
-  std::vector<double> ref;
-  for (size_t i = 0; i < objs.size() && i < 2; ++i) {
-    double r = objs[i].hypervolume_reference();
-    if (r <= 0) {
-      for (const Constraint& c : spec.constraints())
-        if (c.metric() == objs[i].metric()) r = 1.1 * c.max_value();
-    }
-    if (r <= 0 && objs[i].metric() == EFFECTIVE_BITS) r = 17.6;
-    if (r <= 0) {
-      double m = 0;
-      for (const Individual& ind : seen)
-        if (i < ind.objectives.size()) m = std::max(m, ind.objectives[i]);
-      r = m > 0 ? 1.1 * m : 1.0;
-    }
-    ref.push_back(r);
-  }
-  return ref;
-}
-
-Controller::Controller(ControllerOptions options, const CandidateSpace& space, Keyer keyer, FecCache* cache,
-                       EvaluationPool* pool, ExperimentDb* db, ProgressSink* progress)
+Controller::Controller(ControllerOptions options, const Domain& domain, const ObjectiveSet& objectives, Keyer keyer,
+                       FecCache* cache, EvaluationPool* pool, ExperimentDb* db, ProgressSink* progress)
     : options_(std::move(options)),
-      space_(space),
+      domain_(domain),
+      objectives_(objectives),
       keyer_(std::move(keyer)),
       cache_(options_.use_cache ? cache : nullptr),
       pool_(pool),
@@ -115,7 +94,7 @@ void Controller::Finish(int64_t id, Outcome outcome, const Objectives* objective
     r.has_objectives = true;
     r.objectives = *objectives;
     Individual ind;
-    Score(options_.spec.search(), *objectives, &ind);
+    objectives_.Score(*objectives, &ind);
     r.violation = ind.violation;
   }
   if (result) {
@@ -160,7 +139,7 @@ void Controller::Counted(CandidateRecord r) {
     Individual ind;
     ind.id = r.id;
     ind.candidate = r.candidate;
-    Score(options_.spec.search(), r.objectives, &ind);
+    objectives_.Score(r.objectives, &ind);
     algorithm_->Tell(ind);
     individuals_.push_back(ind);
     // The feasible front, updated in O(front) per result (a full recomputation per result
@@ -179,10 +158,10 @@ void Controller::Counted(CandidateRecord r) {
         front_.push_back(ind);
       }
     }
-    if (reference_.empty() && individuals_.size() >= 8) reference_ = HypervolumeReference(options_.spec.search(), individuals_);
-    const std::vector<double> ref = reference_.empty() ? HypervolumeReference(options_.spec.search(), individuals_) : reference_;
+    if (reference_.empty() && individuals_.size() >= 8) reference_ = objectives_.Reference(individuals_);
+    const std::vector<double> ref = reference_.empty() ? objectives_.Reference(individuals_) : reference_;
     if (ref.size() >= 2) progress_.hypervolume = Hypervolume2D(front_, ref[0], ref[1]);
-    const double scalar = Scalarize(options_.spec.search(), ind);
+    const double scalar = objectives_.Scalarize(ind);
     if (ind.violation == 0 && (progress_.best_scalar == 0 || scalar < progress_.best_scalar)) progress_.best_scalar = scalar;
     progress_.front_size = static_cast<int>(front_.size());
   }
@@ -218,7 +197,17 @@ void Controller::Start(CandidateRecord record) {
   };
   if (!hashes.ok()) {
     ++proposals_since_dispatch_;
-    Finish(id, Outcome::kInvalid, nullptr, nullptr, "", 0, std::string(hashes.status().message()));
+    if (absl::IsInvalidArgument(hashes.status())) {
+      Finish(id, Outcome::kInvalid, nullptr, nullptr, "", 0, std::string(hashes.status().message()));
+      return;
+    }
+    // The probe itself failed (a user probe that crashed, timed out, printed non-numbers or is
+    // not deterministic): nothing is evaluated, and the search stops with the reason.
+    const std::string why = absl::StrCat("hashing failed: ", hashes.status().message());
+    if (progress_.stop_reason.empty()) progress_.stop_reason = why;
+    failing_ = true;
+    progress_.aborted = true;
+    Finish(id, Outcome::kFailed, nullptr, nullptr, "", 0, why);
     return;
   }
   auto dispatch = [&](Outcome) {
@@ -390,9 +379,8 @@ absl::StatusOr<SearchResult> Controller::Run() {
   progress_.max_evaluations = spec.max_evaluations();
   progress_.max_candidates = spec.max_candidates();
   progress_.max_wall_seconds = spec.max_wall_seconds();
-  std::vector<Candidate> seeds(options_.spec.search_space().seeds().begin(),
-                               options_.spec.search_space().seeds().end());
-  algorithm_ = MakeAlgorithm(spec, space_, seeds);
+  algorithm_ = MakeAlgorithm(spec, domain_.space(), domain_.Seeds(),
+                             [this](const Individual& ind) { return objectives_.Scalarize(ind); });
   auto next = db_->NextCandidateId();
   if (!next.ok()) return next.status();
   next_id_ = *next;
@@ -457,6 +445,7 @@ absl::StatusOr<SearchResult> Controller::Run() {
       r.parents = p.parents;
       r.operation = p.operation;
       r.candidate = std::move(p.candidate);
+      r.domain = domain_.name();
       r.created_micros = NowMicros();
       ++progress_.candidates;
       Start(std::move(r));
@@ -527,7 +516,7 @@ absl::StatusOr<SearchResult> Controller::Run() {
     if (!key.empty() && !seen.insert(key).second) continue;
     Individual ind;
     ind.id = r.id;
-    Score(spec, r.objectives, &ind);
+    objectives_.Score(r.objectives, &ind);
     unique.push_back(ind);
     index.push_back(static_cast<int>(i));
   }
@@ -543,12 +532,15 @@ absl::StatusOr<SearchResult> Controller::Run() {
     front.push_back(static_cast<int>(i));
   }
   for (int f : front) result.front.push_back(index[f]);
+  // Ordered along the first objective (as the report plots it).
+  std::vector<Individual> scored(result.records.size());
+  for (int i : result.front) objectives_.Score(result.records[i].objectives, &scored[i]);
   std::sort(result.front.begin(), result.front.end(), [&](int a, int b) {
-    return result.records[a].objectives.effective_bits() < result.records[b].objectives.effective_bits();
+    return scored[a].objectives.front() < scored[b].objectives.front();
   });
   result.trace = trace_;
   result.progress = progress_;
-  result.hypervolume_reference = reference_.empty() ? HypervolumeReference(spec, individuals_) : reference_;
+  result.hypervolume_reference = reference_.empty() ? objectives_.Reference(individuals_) : reference_;
   return result;
 }
 

@@ -26,7 +26,9 @@
 #include "search/algorithms.h"
 #include "search/evaluation_pool.h"
 #include "search/experiment_db.h"
-#include "search/search_space.h"
+#include "search/domain.h"
+#include "search/objectives.h"
+#include "search/candidate_space.h"
 
 namespace fecsearch {
 
@@ -95,8 +97,9 @@ struct ControllerOptions {
 // are shared with their own threads.
 class Controller {
  public:
-  Controller(ControllerOptions options, const CandidateSpace& space, Keyer keyer, FecCache* cache,
-             EvaluationPool* pool, ExperimentDb* db, ProgressSink* progress);
+  // `domain` proposes, describes and hashes candidates; `objectives` scores their results.
+  Controller(ControllerOptions options, const Domain& domain, const ObjectiveSet& objectives, Keyer keyer,
+             FecCache* cache, EvaluationPool* pool, ExperimentDb* db, ProgressSink* progress);
   absl::StatusOr<SearchResult> Run();
 
  private:
@@ -128,7 +131,8 @@ class Controller {
   double last_stats_persist_ = 0;
   std::set<int64_t> awaiting_row_;  // evaluations (no cache) counted once their row is committed
   ControllerOptions options_;
-  const CandidateSpace& space_;
+  const Domain& domain_;
+  const ObjectiveSet& objectives_;
   Keyer keyer_;
   FecCache* cache_;
   EvaluationPool* pool_;
@@ -161,11 +165,6 @@ class Controller {
   double replay_seconds_ = -1, trace_offset_seconds_ = 0;
   std::vector<double> reference_;
 };
-
-// Default hypervolume reference point for the spec's first two objectives (see
-// docs/EXPERIMENT.md): the objective's own setting, else 1.1 x its constraint, else
-// 17.6 bits for EFFECTIVE_BITS, else 1.1 x the largest value among `seen`.
-std::vector<double> HypervolumeReference(const SearchSpec& spec, const std::vector<Individual>& seen);
 
 }  // namespace fecsearch
 

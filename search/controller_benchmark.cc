@@ -14,45 +14,56 @@
 #include "hashing/cache_store.h"
 #include "hashing/candidate_hasher.h"
 #include "hashing/fec_cache.h"
-#include "hashing/structural_hash.h"
+#include "hashing/kv_probe.h"
 #include "search/controller.h"
+#include "search/domains/genome_space.h"
+#include "search/domains/kv_domain.h"
 #include "search/experiment.h"
+#include "search/simple_domain.h"
+#include "hashing/metrics.h"
 
 namespace fecsearch {
 namespace {
 
 double Now() { return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count(); }
 
-struct Setup {
-  ModelConfig model;
-  ExperimentSpec spec;
-  std::unique_ptr<SearchSpace> space;
-  Setup() {
-    auto m = LoadModelConfig("data/tinylm-bytes-5m/config.json");
-    if (!m.ok()) std::abort();
-    model = *m;
-    spec = LoadExperiment("")->spec;
-    space = std::make_unique<SearchSpace>(*SearchSpace::Create(spec.search_space(), model));
-  }
-};
-
 // A zero-cost "evaluation": objectives from the candidate's bytes.
 EvaluationResult ZeroCost(const Candidate& c) {
   EvaluationResult r;
   const Hash128 h = HashBytes(c.SerializeAsString());
   r.mutable_status()->set_code(0);
-  r.mutable_objectives()->set_effective_bits(2 + (h.lo % 1000) / 100.0);
-  r.mutable_objectives()->set_perplexity_increase_percent((h.hi % 1000) / 20.0);
-  r.mutable_objectives()->set_mean_nll(1.6);
-  r.mutable_objectives()->set_perplexity(5.0);
+  SetMetric(r.mutable_objectives(), "effective_bits", 2 + (h.lo % 1000) / 100.0);
+  SetMetric(r.mutable_objectives(), "perplexity_increase_percent", (h.hi % 1000) / 20.0);
+  SetMetric(r.mutable_objectives(), "mean_nll", 1.6);
+  SetMetric(r.mutable_objectives(), "perplexity", 5.0);
   return r;
 }
+
+struct Setup {
+  ModelConfig model;
+  ExperimentSpec spec;
+  std::unique_ptr<GenomeSpace> space;
+  std::unique_ptr<SimpleDomain> domain;
+  std::unique_ptr<ObjectiveSet> objectives;
+  Setup() {
+    auto m = LoadModelConfig("data/tinylm-bytes-5m/config.json");
+    if (!m.ok()) std::abort();
+    model = *m;
+    spec = LoadExperiment("")->spec;
+    space = std::make_unique<GenomeSpace>(*GenomeSpace::Create(spec.search_space(), model));
+    domain = std::make_unique<SimpleDomain>(
+        "zero-cost", space.get(), KvMetrics(),
+        std::vector<DefaultObjective>{{"effective_bits"}, {"perplexity_increase_percent"}},
+        [](const Candidate& c) -> absl::StatusOr<EvaluationResult> { return ZeroCost(c); });
+    objectives = std::make_unique<ObjectiveSet>(*ObjectiveSet::Create(spec.search(), domain->Metrics(), domain->DefaultObjectives()));
+  }
+};
 
 double bare_rate = 0;
 
 void BM_BareAlgorithm(benchmark::State& state) {
   Setup s;
-  auto alg = MakeAlgorithm(s.spec.search(), *s.space, {});
+  auto alg = MakeAlgorithm(s.spec.search(), *s.space, {}, [&](const Individual& i) { return s.objectives->Scalarize(i); });
   Rng rng(1);
   int64_t id = 0;
   const double t0 = Now();
@@ -61,7 +72,7 @@ void BM_BareAlgorithm(benchmark::State& state) {
     Individual ind;
     ind.id = ++id;
     ind.candidate = std::move(p.candidate);
-    Score(s.spec.search(), ZeroCost(ind.candidate).objectives(), &ind);
+    s.objectives->Score(ZeroCost(ind.candidate).objectives(), &ind);
     alg->Tell(ind);
   }
   bare_rate = state.iterations() / (Now() - t0);
@@ -85,7 +96,8 @@ void BM_ControllerZeroCost(benchmark::State& state) {
     ExperimentRecord rec;
     rec.name = "benchmark";
     const int64_t id = *(*db)->StartExperiment(rec);
-    LocalPool pool(ZeroCost, static_cast<int>(state.range(0)), "zero-cost");
+    LocalPool pool([](int64_t, const Candidate& c) -> absl::StatusOr<EvaluationResult> { return ZeroCost(c); },
+                   static_cast<int>(state.range(0)), "zero-cost");
     const std::string context = "benchmark";
     const ModelConfig& model = s.model;
     // Structural check and exact hash, as --dedup=exact: everything but the probe.
@@ -102,7 +114,7 @@ void BM_ControllerZeroCost(benchmark::State& state) {
     ControllerOptions o;
     o.spec = s.spec;
     o.experiment_id = id;
-    Controller controller(o, *s.space, keyer, cache->get(), &pool, db->get(), nullptr);
+    Controller controller(o, *s.domain, *s.objectives, keyer, cache->get(), &pool, db->get(), nullptr);
     state.ResumeTiming();
     const double t0 = Now();
     auto result = controller.Run();

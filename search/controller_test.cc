@@ -16,7 +16,10 @@
 #include "core/pipeline_graph.h"
 #include "gtest/gtest.h"
 #include "hashing/functional_hasher.h"
+#include "search/domains/genome_space.h"
+#include "search/domains/kv_domain.h"
 #include "search/experiment.h"
+#include "search/simple_domain.h"
 
 namespace fecsearch {
 namespace {
@@ -51,7 +54,12 @@ class ControllerTest : public ::testing::Test {
     ss->mutable_keys()->clear_outlier_fractions();
     ss->mutable_keys()->clear_sink_tokens();
     ss->mutable_keys()->clear_recent_windows();
-    space_ = std::make_unique<SearchSpace>(*SearchSpace::Create(*ss, model_));
+    space_ = std::make_unique<GenomeSpace>(*GenomeSpace::Create(*ss, model_));
+    // The KV-cache metrics and objectives with a synthetic evaluation.
+    domain_ = std::make_unique<SimpleDomain>(
+        "synthetic-kv", space_.get(), KvMetrics(),
+        std::vector<DefaultObjective>{{"effective_bits", 1, false, 0}, {"perplexity_increase_percent", 1, false, 0}},
+        [this](const Candidate& c) -> absl::StatusOr<EvaluationResult> { return Evaluate(c); });
   }
 
   // Synthetic objectives from the compiled plan: analytic bits, and an NLL that grows as bits
@@ -112,14 +120,17 @@ class ControllerTest : public ::testing::Test {
       rec.name = "t";
       id = *(*db)->StartExperiment(rec);
     }
-    LocalPool pool([this](const Candidate& c) { return Evaluate(c); }, threads, "synthetic");
+    LocalPool pool([this](int64_t, const Candidate& c) -> absl::StatusOr<EvaluationResult> { return Evaluate(c); },
+                   threads, "synthetic");
+    auto objectives = ObjectiveSet::Create(spec_.search(), domain_->Metrics(), domain_->DefaultObjectives());
+    EXPECT_TRUE(objectives.ok()) << objectives.status();
     ControllerOptions o;
     o.spec = spec_;
     o.experiment_id = id;
     o.resume = resume;
     o.use_cache = use_cache;
     o.stop = stop;
-    Controller controller(o, *space_, FunctionalKeyer(), cache->get(), &pool, db->get(), sink);
+    Controller controller(o, *domain_, *objectives, FunctionalKeyer(), cache->get(), &pool, db->get(), sink);
     Run run;
     run.result = controller.Run();
     pool.Shutdown();
@@ -135,7 +146,8 @@ class ControllerTest : public ::testing::Test {
 
   ModelConfig model_;
   ExperimentSpec spec_;
-  std::unique_ptr<SearchSpace> space_;
+  std::unique_ptr<GenomeSpace> space_;
+  std::unique_ptr<SimpleDomain> domain_;
   std::atomic<int> calls_{0};
   int eval_millis_ = 0;
 };

@@ -7,7 +7,7 @@ namespace fecsearch {
 
 LocalPool::LocalPool(std::shared_ptr<const Evaluator> evaluator, int threads)
     : evaluator_(std::move(evaluator)), threads_(std::max(1, threads)), name_("in-process") {
-  fn_ = [e = evaluator_.get()](const Candidate& c) { return e->Evaluate(c); };
+  fn_ = [e = evaluator_.get()](int64_t, const Candidate& c) -> absl::StatusOr<EvaluationResult> { return e->Evaluate(c); };
   Start();
 }
 
@@ -29,7 +29,7 @@ void LocalPool::Start() {
           job = std::move(queue_.front());
           queue_.pop_front();
         }
-        EvaluationResult r = fn_(job.candidate);
+        absl::StatusOr<EvaluationResult> r = fn_(job.id, job.candidate);
         job.done(std::move(r), worker, 1);
       }
     });
@@ -38,10 +38,10 @@ void LocalPool::Start() {
 
 LocalPool::~LocalPool() { Shutdown(); }
 
-void LocalPool::Submit(int64_t, const Candidate& candidate, Done done) {
+void LocalPool::Submit(int64_t candidate_id, const Candidate& candidate, Done done) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    queue_.push_back({0, candidate, std::move(done)});
+    queue_.push_back({candidate_id, candidate, std::move(done)});
   }
   cv_.notify_one();
 }

@@ -16,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "core/evaluator.h"
 #include "protos/evaluation.pb.h"
+#include "protos/candidate.pb.h"
 #include "protos/pipeline_graph.pb.h"
 
 namespace fecsearch {
@@ -43,7 +44,8 @@ class EvaluationPool {
 // Runs evaluations on local threads. Thread-safe.
 class LocalPool : public EvaluationPool {
  public:
-  using EvaluateFn = std::function<EvaluationResult(const Candidate&)>;
+  // An error: the evaluation could not run (the pool reports it as failed).
+  using EvaluateFn = std::function<absl::StatusOr<EvaluationResult>(int64_t candidate_id, const Candidate&)>;
   // Evaluates with `evaluator` (shared, thread-safe) on `threads` threads.
   LocalPool(std::shared_ptr<const Evaluator> evaluator, int threads);
   // Any evaluation function (benchmarks, tests).

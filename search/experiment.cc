@@ -128,17 +128,6 @@ int MaxOf(const google::protobuf::RepeatedField<int32_t>& r) {
 
 }  // namespace
 
-std::vector<Objective> EffectiveObjectives(const SearchSpec& search) {
-  std::vector<Objective> out(search.objectives().begin(), search.objectives().end());
-  if (out.empty()) {
-    Objective a, b;
-    a.set_metric(EFFECTIVE_BITS);
-    b.set_metric(PERPLEXITY_INCREASE_PERCENT);
-    out = {a, b};
-  }
-  return out;
-}
-
 absl::StatusOr<LoadedExperiment> ParseExperiment(const std::string& text, const std::string& source) {
   LoadedExperiment e;
   e.source = source;
@@ -224,19 +213,37 @@ absl::Status ValidateExperiment(const LoadedExperiment& e, const ModelConfig* mo
   if (s.max_candidates() == 0 && s.max_evaluations() == 0 && s.max_wall_seconds() == 0) {
     c.Fail("search.max_evaluations", "is 0 and no other budget is set: the search would never stop");
   }
-  std::set<int> metrics;
+  // Objectives and constraints name what the domain measures (checked against it once the
+  // domain exists: search/objectives.h).
+  std::set<std::string> metrics;
   for (int i = 0; i < s.objectives_size(); ++i) {
     const std::string f = absl::StrCat("search.objectives[", i, "]");
-    if (s.objectives(i).metric() == METRIC_UNSPECIFIED) c.Fail(f + ".metric", "is required");
-    if (!metrics.insert(s.objectives(i).metric()).second) c.Fail(f + ".metric", "is listed twice");
-    if (!std::isfinite(s.objectives(i).weight())) c.Fail(f + ".weight", "must be finite");
-    if (s.objectives(i).hypervolume_reference() < 0) c.Fail(f + ".hypervolume_reference", "must be >= 0");
+    const Objective& o = s.objectives(i);
+    if (!o.has_name() && o.metric() == METRIC_UNSPECIFIED) c.Fail(f + ".metric", "is required (or give a name)");
+    if (!metrics.insert(o.has_name() ? o.name() : absl::StrCat("#", o.metric())).second) c.Fail(f + ".metric", "is listed twice");
+    if (!std::isfinite(o.weight())) c.Fail(f + ".weight", "must be finite");
+    if (o.hypervolume_reference() < 0) c.Fail(f + ".hypervolume_reference", "must be >= 0");
   }
   for (int i = 0; i < s.constraints_size(); ++i) {
     const std::string f = absl::StrCat("search.constraints[", i, "]");
-    if (s.constraints(i).metric() == METRIC_UNSPECIFIED) c.Fail(f + ".metric", "is required");
-    if (!s.constraints(i).has_max_value()) c.Fail(f + ".max_value", "is required");
+    const Constraint& k = s.constraints(i);
+    if (!k.has_name() && k.metric() == METRIC_UNSPECIFIED) c.Fail(f + ".metric", "is required (or give a name)");
+    if (!k.has_max_value() && !k.has_min_value()) c.Fail(f + ".max_value", "is required (or min_value)");
   }
+  const bool user = spec.search_space().representation() == SearchSpaceSpec::USER_DEFINED;
+  if (user) {
+    // The genes, objectives and commands are checked by the user domain itself
+    // (search/domains/user_domain.h); the KV-cache fields below do not apply.
+    if (!spec.search_space().has_user_domain()) c.Fail("search_space.user_domain", "is required with representation USER_DEFINED");
+    if (spec.has_fec()) {
+      c.Range("fec.mantissa_bits", spec.fec().mantissa_bits(), 0, 23);
+      c.Range<int64_t>("fec.capacity", spec.fec().capacity(), 1, int64_t{1} << 32);
+      c.Range("fec.max_num_evals", spec.fec().max_num_evals(), 1, 1 << 20);
+      c.Range("fec.remove_probability", spec.fec().remove_probability(), 0.0, 1.0);
+      c.Range<int64_t>("fec.forget_every", spec.fec().forget_every(), 0, int64_t{1} << 40);
+    }
+  }
+  if (!user) {
   // search space
   if (!spec.has_search_space()) c.Fail("search_space", "is required: say which genes are searched");
   const SearchSpaceSpec& ss = spec.search_space();
@@ -267,7 +274,7 @@ absl::Status ValidateExperiment(const LoadedExperiment& e, const ModelConfig* mo
             model ? model->num_kv_heads : 1 << 16);
   }
   if (ss.representation() == SearchSpaceSpec::REPRESENTATION_UNSPECIFIED) {
-    c.Fail("search_space.representation", "must be GENOME or PIPELINE_GRAPH");
+    c.Fail("search_space.representation", "must be GENOME, PIPELINE_GRAPH or USER_DEFINED");
   }
   if (ss.has_graph_mutations()) {
     const GraphMutationSpec& g = ss.graph_mutations();
@@ -335,6 +342,7 @@ absl::Status ValidateExperiment(const LoadedExperiment& e, const ModelConfig* mo
                           needed));
     }
   }
+  }  // KV-cache domains
   // workers
   if (spec.has_workers()) {
     const WorkerSpec& w = spec.workers();

@@ -45,8 +45,6 @@ ExperimentSpec AdaptToModel(const ExperimentSpec& spec, const ModelConfig& model
 // it with "source:line: " for that field; otherwise with "source: ".
 absl::Status LocateError(const LoadedExperiment& experiment, const absl::Status& status);
 
-// The objectives with defaults applied ({EFFECTIVE_BITS, PERPLEXITY_INCREASE_PERCENT}).
-std::vector<Objective> EffectiveObjectives(const SearchSpec& search);
 
 }  // namespace fecsearch
 

@@ -1,9 +1,14 @@
 // Experiment database in SQLite.
 #include "search/experiment_db.h"
 
+#include <cmath>
+
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "hashing/metrics.h"
+#include "nlohmann/json.hpp"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
@@ -28,10 +33,30 @@ constexpr char kSchema[] =
     "CREATE INDEX IF NOT EXISTS candidates_by_experiment ON candidates (experiment_id);"
     "CREATE INDEX IF NOT EXISTS candidates_by_hash ON candidates (functional_hash);";
 
+// Columns added since the first version (a database written before them gets them on open;
+// a read-only one reads NULL in their place).
+struct AddedColumn {
+  const char* table;
+  const char* name;
+  const char* type;
+};
+constexpr AddedColumn kAddedColumns[] = {
+    {"candidates", "domain", "TEXT"},
+    {"candidates", "objectives", "TEXT"},
+    {"experiments", "domain", "TEXT"},
+};
+
+// The objectives are stored by name in `objectives` (JSON: {"name": value}); the four columns
+// named after the KV-cache quantities hold those metrics too when a result has them (for
+// queries written against earlier databases) and are all a row written before `objectives`
+// has.
+constexpr const char* kLegacyMetricColumns[] = {"mean_nll", "effective_bits", "perplexity",
+                                                "perplexity_increase_percent"};
+
 constexpr char kCandidateColumns[] =
     "id, experiment_id, parents, operation, candidate, functional_hash, structural_hash, exact_hash,"
     " cache_key, outcome, mean_nll, effective_bits, perplexity, perplexity_increase_percent, violation,"
-    " worker, attempts, created_micros, finished_micros, completion_seq, eval_seconds, error";
+    " worker, attempts, created_micros, finished_micros, completion_seq, eval_seconds, error, domain, objectives";
 
 const char* kOutcomeNames[] = {"PENDING", "HIT", "PARTIAL_HIT", "MISS", "MERGED", "INVALID", "FAILED"};
 
@@ -53,6 +78,9 @@ absl::StatusOr<std::unique_ptr<ExperimentDb>> ExperimentDb::Open(const std::stri
     auto w = SqliteDb::Open(path, false);
     if (!w.ok()) return w.status();
     absl::Status s = (*w)->Exec(kSchema);
+    for (const AddedColumn& c : kAddedColumns) {
+      if (s.ok()) s = (*w)->AddColumnIfMissing(c.table, c.name, c.type);
+    }
     if (!s.ok()) return s;
     db->writer_ = std::make_unique<BatchWriter>(std::move(*w));
   }
@@ -64,6 +92,18 @@ absl::StatusOr<std::unique_ptr<ExperimentDb>> ExperimentDb::Open(const std::stri
     if (!has.ok()) return has.status();
     if (!*has) return absl::NotFoundError(absl::StrCat(path, ": has no candidates table (no search recorded here)"));
   }
+  db->candidate_columns_ = kCandidateColumns;
+  db->experiment_domain_ = "domain";
+  for (const AddedColumn& c : kAddedColumns) {
+    auto has = db->read_db_->HasColumn(c.table, c.name);
+    if (!has.ok()) return has.status();
+    if (*has) continue;
+    if (std::string(c.table) == "candidates") {
+      db->candidate_columns_ = absl::StrReplaceAll(db->candidate_columns_, {{absl::StrCat(", ", c.name), ", NULL"}});
+    } else {
+      db->experiment_domain_ = "NULL";
+    }
+  }
   return db;
 }
 
@@ -71,11 +111,12 @@ absl::StatusOr<int64_t> ExperimentDb::StartExperiment(const ExperimentRecord& e)
   if (read_only_) return absl::FailedPreconditionError("read-only");
   return writer_->SubmitAndWait([e](SqliteDb& db) -> absl::StatusOr<int64_t> {
     auto s = db.Prepare(
-        "INSERT INTO experiments (name, spec, context, dedup, seed, status, started_micros, finished_micros)"
-        " VALUES (?,?,?,?,?,?,?,0)");
+        "INSERT INTO experiments (name, spec, context, dedup, seed, status, started_micros, finished_micros, domain)"
+        " VALUES (?,?,?,?,?,?,?,0,?)");
     if (!s.ok()) return s.status();
     s->Bind(1, e.name).Bind(2, e.spec_text).Bind(3, e.context).Bind(4, e.dedup);
     s->Bind(5, static_cast<int64_t>(e.seed)).Bind(6, std::string("running")).Bind(7, e.started_micros);
+    s->Bind(8, e.domain);
     absl::Status st = s->Run();
     if (!st.ok()) return st;
     return db.LastInsertId();
@@ -99,10 +140,11 @@ absl::Status ExperimentDb::SetExperimentStatus(int64_t id, const std::string& st
 
 namespace {
 
-absl::StatusOr<std::vector<ExperimentRecord>> ReadExperiments(SqliteDb& db, const std::string& where, int64_t bind) {
+absl::StatusOr<std::vector<ExperimentRecord>> ReadExperiments(SqliteDb& db, const std::string& domain_column,
+                                                              const std::string& where, int64_t bind) {
   auto s = db.Prepare(absl::StrCat(
-      "SELECT id, name, spec, context, dedup, seed, status, started_micros, finished_micros FROM experiments ",
-      where));
+      "SELECT id, name, spec, context, dedup, seed, status, started_micros, finished_micros, ", domain_column,
+      " FROM experiments ", where));
   if (!s.ok()) return s.status();
   if (where.find('?') != std::string::npos) s->Bind(1, bind);
   std::vector<ExperimentRecord> out;
@@ -120,6 +162,7 @@ absl::StatusOr<std::vector<ExperimentRecord>> ReadExperiments(SqliteDb& db, cons
     e.status = s->Text(6);
     e.started_micros = s->Int(7);
     e.finished_micros = s->Int(8);
+    e.domain = s->Text(9);
     out.push_back(std::move(e));
   }
   return out;
@@ -129,7 +172,7 @@ absl::StatusOr<std::vector<ExperimentRecord>> ReadExperiments(SqliteDb& db, cons
 
 absl::StatusOr<ExperimentRecord> ExperimentDb::LatestExperiment() {
   std::lock_guard<std::mutex> lock(read_mu_);
-  auto all = ReadExperiments(*read_db_, "ORDER BY id DESC LIMIT 1", 0);
+  auto all = ReadExperiments(*read_db_, experiment_domain_, "ORDER BY id DESC LIMIT 1", 0);
   if (!all.ok()) return all.status();
   if (all->empty()) return absl::NotFoundError(absl::StrCat(path_, ": holds no experiment to resume"));
   return all->front();
@@ -137,7 +180,7 @@ absl::StatusOr<ExperimentRecord> ExperimentDb::LatestExperiment() {
 
 absl::StatusOr<ExperimentRecord> ExperimentDb::GetExperiment(int64_t id) {
   std::lock_guard<std::mutex> lock(read_mu_);
-  auto all = ReadExperiments(*read_db_, "WHERE id = ?", id);
+  auto all = ReadExperiments(*read_db_, experiment_domain_, "WHERE id = ?", id);
   if (!all.ok()) return all.status();
   if (all->empty()) return absl::NotFoundError(absl::StrCat(path_, ": no experiment ", id));
   return all->front();
@@ -145,7 +188,7 @@ absl::StatusOr<ExperimentRecord> ExperimentDb::GetExperiment(int64_t id) {
 
 absl::StatusOr<std::vector<ExperimentRecord>> ExperimentDb::Experiments() {
   std::lock_guard<std::mutex> lock(read_mu_);
-  return ReadExperiments(*read_db_, "ORDER BY id", 0);
+  return ReadExperiments(*read_db_, experiment_domain_, "ORDER BY id", 0);
 }
 
 absl::StatusOr<int64_t> ExperimentDb::NextCandidateId() {
@@ -173,26 +216,35 @@ void ExperimentDb::Put(const CandidateRecord& r, std::function<void(absl::Status
   writer_->Submit(
       [rec, text, result](SqliteDb& db) -> absl::StatusOr<int64_t> {
         auto cached = db.Cached(absl::StrCat("INSERT OR REPLACE INTO candidates (", kCandidateColumns,
-                                             ", result) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"));
+                                             ", result) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"));
         if (!cached.ok()) return cached.status();
         SqliteStatement* s = *cached;
         const CandidateRecord& c = *rec;
         s->Bind(1, c.id).Bind(2, c.experiment_id).Bind(3, absl::StrJoin(c.parents, ","));
         s->Bind(4, c.operation).BindBlob(5, *text).Bind(6, c.functional_hash).Bind(7, c.structural_hash);
         s->Bind(8, c.exact_hash).Bind(9, c.cache_key).Bind(10, std::string(OutcomeName(c.outcome)));
-        if (c.has_objectives) {
-          s->Bind(11, c.objectives.mean_nll()).Bind(12, c.objectives.effective_bits());
-          s->Bind(13, c.objectives.perplexity()).Bind(14, c.objectives.perplexity_increase_percent());
-        } else {
-          s->BindNull(11).BindNull(12).BindNull(13).BindNull(14);
+        for (int i = 0; i < 4; ++i) {
+          const double v = c.has_objectives ? MetricValue(c.objectives, kLegacyMetricColumns[i]) : std::nan("");
+          if (std::isnan(v)) {
+            s->BindNull(11 + i);
+          } else {
+            s->Bind(11 + i, v);
+          }
         }
         s->Bind(15, c.violation).Bind(16, c.worker).Bind(17, int64_t{c.attempts});
         s->Bind(18, c.created_micros).Bind(19, c.finished_micros).Bind(20, c.completion_seq);
-        s->Bind(21, c.eval_seconds).Bind(22, c.error);
-        if (result->empty()) {
-          s->BindNull(23);
+        s->Bind(21, c.eval_seconds).Bind(22, c.error).Bind(23, c.domain);
+        if (c.has_objectives) {
+          nlohmann::json o = nlohmann::json::object();
+          for (const auto& [name, value] : AllMetrics(c.objectives)) o[name] = value;
+          s->Bind(24, o.dump());
         } else {
-          s->BindBlob(23, *result);
+          s->BindNull(24);
+        }
+        if (result->empty()) {
+          s->BindNull(25);
+        } else {
+          s->BindBlob(25, *result);
         }
         absl::Status st = s->Run();
         if (!st.ok()) return st;
@@ -208,7 +260,7 @@ absl::Status ExperimentDb::Flush() { return writer_ ? writer_->Flush() : absl::O
 absl::StatusOr<std::vector<CandidateRecord>> ExperimentDb::Query(const std::string& where, const std::string& bind,
                                                                  int64_t bind_int, bool with_results) {
   std::lock_guard<std::mutex> lock(read_mu_);
-  auto s = read_db_->Prepare(absl::StrCat("SELECT ", kCandidateColumns, with_results ? ", result" : ", NULL",
+  auto s = read_db_->Prepare(absl::StrCat("SELECT ", candidate_columns_, with_results ? ", result" : ", NULL",
                                           " FROM candidates ", where, " ORDER BY id"));
   if (!s.ok()) return s.status();
   if (!bind.empty()) {
@@ -237,12 +289,21 @@ absl::StatusOr<std::vector<CandidateRecord>> ExperimentDb::Query(const std::stri
     c.exact_hash = s->Text(7);
     c.cache_key = s->Text(8);
     c.outcome = OutcomeFromName(s->Text(9));
-    c.has_objectives = !s->IsNull(10);
-    if (c.has_objectives) {
-      c.objectives.set_mean_nll(s->Double(10));
-      c.objectives.set_effective_bits(s->Double(11));
-      c.objectives.set_perplexity(s->Double(12));
-      c.objectives.set_perplexity_increase_percent(s->Double(13));
+    if (!s->IsNull(23)) {
+      nlohmann::json o = nlohmann::json::parse(s->TextView(23), nullptr, /*allow_exceptions=*/false);
+      if (o.is_discarded() || !o.is_object()) {
+        return absl::DataLossError(absl::StrCat(path_, ": candidate ", c.id, " has unreadable objectives"));
+      }
+      for (auto it = o.begin(); it != o.end(); ++it) {
+        if (it.value().is_number()) SetMetric(&c.objectives, it.key(), it.value().get<double>());
+      }
+      c.has_objectives = true;
+    } else if (!s->IsNull(10)) {
+      // Written before named objectives: the KV-cache quantities.
+      c.has_objectives = true;
+      for (int i = 0; i < 4; ++i) {
+        if (!s->IsNull(10 + i)) SetMetric(&c.objectives, kLegacyMetricColumns[i], s->Double(10 + i));
+      }
     }
     c.violation = s->Double(14);
     c.worker = s->Text(15);
@@ -252,7 +313,8 @@ absl::StatusOr<std::vector<CandidateRecord>> ExperimentDb::Query(const std::stri
     c.completion_seq = s->Int(19);
     c.eval_seconds = s->Double(20);
     c.error = s->Text(21);
-    if (with_results && !s->IsNull(22)) c.result.ParseFromString(s->Blob(22));
+    c.domain = s->Text(22);
+    if (with_results && !s->IsNull(24)) c.result.ParseFromString(s->Blob(24));
     out.push_back(std::move(c));
   }
   return out;

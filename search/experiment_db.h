@@ -16,6 +16,7 @@
 #include "hashing/batch_writer.h"
 #include "hashing/sqlite_db.h"
 #include "protos/evaluation.pb.h"
+#include "protos/candidate.pb.h"
 #include "protos/pipeline_graph.pb.h"
 
 namespace fecsearch {
@@ -50,12 +51,14 @@ struct CandidateRecord {
   int64_t completion_seq = -1;  // order in which results reached the search
   double eval_seconds = 0;
   std::string error;
+  std::string domain;       // the domain that owns the candidate ("kv-genome", "user:NAME"; "" in older databases)
   EvaluationResult result;  // full result (misses only); empty otherwise
 };
 
 struct ExperimentRecord {
   int64_t id = -1;
   std::string name, spec_text, context, dedup, status;
+  std::string domain;  // "" in older databases
   uint64_t seed = 0;
   int64_t started_micros = 0, finished_micros = 0;
 };
@@ -92,6 +95,8 @@ class ExperimentDb {
   std::unique_ptr<BatchWriter> writer_;
   std::mutex read_mu_;
   std::unique_ptr<SqliteDb> read_db_;
+  // What reads select: the current columns, NULL for those a read-only older database lacks.
+  std::string candidate_columns_, experiment_domain_;
 };
 
 }  // namespace fecsearch

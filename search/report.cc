@@ -9,9 +9,8 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
-#include "core/pipeline_graph.h"
 #include "core/text_proto.h"
-#include "search/experiment.h"
+#include "hashing/metrics.h"
 
 namespace fecsearch {
 namespace {
@@ -117,24 +116,22 @@ td.text, th.text { text-align: left; }
 code { font-size: 0.85em; }
 )css";
 
-double Value(const Objectives& o, Metric m) {
-  switch (m) {
-    case MEAN_NLL: return o.mean_nll();
-    case PERPLEXITY: return o.perplexity();
-    case PERPLEXITY_INCREASE_PERCENT: return o.perplexity_increase_percent();
-    case EFFECTIVE_BITS: return o.effective_bits();
-    default: return 0;
-  }
+// "0.123 bits" / "+1.50 %" / "5.0294".
+std::string Format(double v, const MetricInfo& m) {
+  const std::string number = std::fabs(v) >= 1e5 || (v != 0 && std::fabs(v) < 1e-3) ? absl::StrFormat("%.4g", v)
+                                                                                      : absl::StrFormat("%.4f", v);
+  return m.unit.empty() ? number : absl::StrCat(number, " ", m.unit);
 }
 
 }  // namespace
 
-int ChosenConfiguration(const ExperimentSpec& spec, const SearchResult& result) {
+int ChosenConfiguration(const ObjectiveSet& objectives, const SearchResult& result) {
   int best = -1;
   double best_value = 0;
   for (int i : result.front) {
-    double v = 0;
-    for (const Objective& o : EffectiveObjectives(spec.search())) v += o.weight() * Value(result.records[i].objectives, o.metric());
+    Individual ind;
+    objectives.Score(result.records[i].objectives, &ind);
+    const double v = objectives.Scalarize(ind);
     if (best < 0 || v < best_value) {
       best = i;
       best_value = v;
@@ -146,6 +143,8 @@ int ChosenConfiguration(const ExperimentSpec& spec, const SearchResult& result) 
 std::string RenderReport(const ReportInput& in) {
   const SearchResult& r = in.result;
   const Progress& p = r.progress;
+  const ObjectiveSet& objectives = *in.objectives;
+  const std::vector<ObjectiveSet::Entry>& entries = objectives.entries();
   std::string html = absl::StrCat(
       "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>fecsearch report: ",
       Escape(in.spec.name()), "</title><style>", kStyle, "</style></head><body>\n");
@@ -155,7 +154,11 @@ std::string RenderReport(const ReportInput& in) {
   auto row = [&](const std::string& k, const std::string& v) {
     absl::StrAppend(&html, "<tr><th class=\"text\">", Escape(k), "</th><td>", Escape(v), "</td></tr>");
   };
+  row("domain", in.domain->name());
   row("algorithm", SearchSpec::Algorithm_Name(in.spec.search().algorithm()));
+  std::vector<std::string> names;
+  for (const auto& e : entries) names.push_back(absl::StrCat(e.metric.maximize ? "maximise " : "minimise ", ObjectiveSet::Axis(e.metric)));
+  row("objectives", absl::StrJoin(names, "; "));
   row("deduplication", in.dedup);
   row("evaluations", absl::StrFormat("%d completed (%d dispatched), %s", p.evaluations, p.dispatched, in.pool));
   row("candidates", absl::StrFormat("%d: %d cache hits, %d merged with a running evaluation, %d partial hits, %d misses, %d invalid, %d failed",
@@ -163,27 +166,27 @@ std::string RenderReport(const ReportInput& in) {
   row("cache hit rate", absl::StrFormat("%.1f %%", 100 * p.hit_rate()));
   row("wall time", absl::StrFormat("%.1f s", p.elapsed_seconds));
   // The hypervolume's unit is the product of the first two objectives' units.
-  auto unit = [](Metric m) -> std::string {
-    switch (m) {
-      case MEAN_NLL: return "nats/token";
-      case PERPLEXITY: return "perplexity";
-      case PERPLEXITY_INCREASE_PERCENT: return "%";
-      case EFFECTIVE_BITS: return "bits";
-      default: return "?";
-    }
-  };
-  const std::vector<Objective> objectives = EffectiveObjectives(in.spec.search());
   std::string hv_unit;
-  if (objectives.size() >= 2) hv_unit = absl::StrCat(" ", unit(objectives[0].metric()), " x ", unit(objectives[1].metric()));
-  row("Pareto front", absl::StrFormat("%d configurations (hypervolume %.3f%s against reference (%s))", r.front.size(),
-                                      p.hypervolume, hv_unit, absl::StrJoin(r.hypervolume_reference, ", ")));
+  if (entries.size() >= 2) {
+    auto u = [](const MetricInfo& m) { return m.unit.empty() ? m.name : m.unit; };
+    hv_unit = absl::StrCat(" ", u(entries[0].metric), " x ", u(entries[1].metric));
+  }
+  std::vector<std::string> reference;
+  for (size_t i = 0; i < r.hypervolume_reference.size(); ++i) {
+    reference.push_back(absl::StrCat(objectives.Display(i, r.hypervolume_reference[i])));
+  }
+  row("Pareto front", absl::StrFormat("%d candidates (hypervolume %.3f%s against reference (%s))", r.front.size(),
+                                      p.hypervolume, hv_unit, absl::StrJoin(reference, ", ")));
   row("stopped because", p.stop_reason);
-  row("uncompressed perplexity", absl::StrFormat("%.4f", in.baseline_perplexity));
+  for (const auto& [k, v] : in.domain->Facts()) row(k, v);
   row("database", in.database);
   absl::StrAppend(&html, "</table>\n<div class=\"plots\">\n");
 
-  // Pareto plot: effective bits vs perplexity.
-  double xmin = 1e9, xmax = -1e9, ymin = 1e9, ymax = -1e9;
+  // Pareto plot of the first two objectives (or the first against itself).
+  const size_t ix = 0, iy = entries.size() >= 2 ? 1 : 0;
+  auto X = [&](const CandidateRecord& c) { return MetricValue(c.objectives, entries[ix].metric.name); };
+  auto Y = [&](const CandidateRecord& c) { return MetricValue(c.objectives, entries[iy].metric.name); };
+  double xmin = 1e300, xmax = -1e300, ymin = 1e300, ymax = -1e300;
   std::set<std::string> plotted;
   std::vector<int> points;
   for (size_t i = 0; i < r.records.size(); ++i) {
@@ -192,45 +195,43 @@ std::string RenderReport(const ReportInput& in) {
     const std::string key = c.cache_key.empty() ? c.exact_hash : c.cache_key;
     if (!plotted.insert(key).second) continue;
     if (c.violation > 0) continue;
+    if (!std::isfinite(X(c)) || !std::isfinite(Y(c))) continue;
     points.push_back(static_cast<int>(i));
-    xmin = std::min(xmin, c.objectives.effective_bits());
-    xmax = std::max(xmax, c.objectives.effective_bits());
-    ymin = std::min(ymin, c.objectives.perplexity());
-    ymax = std::max(ymax, c.objectives.perplexity());
+    xmin = std::min(xmin, X(c));
+    xmax = std::max(xmax, X(c));
+    ymin = std::min(ymin, Y(c));
+    ymax = std::max(ymax, Y(c));
   }
-  if (points.empty()) xmin = 0, xmax = 16, ymin = 0, ymax = 1;
-  Plot pareto("Pareto front: memory vs quality", "effective bits per cached element (bits)", "perplexity",
-              xmin, xmax, ymin, ymax);
+  if (points.empty()) xmin = 0, xmax = 1, ymin = 0, ymax = 1;
+  Plot pareto(absl::StrCat("Pareto front: ", entries[ix].metric.name, " vs ", entries[iy].metric.name),
+              ObjectiveSet::Axis(entries[ix].metric), ObjectiveSet::Axis(entries[iy].metric), xmin, xmax, ymin, ymax);
   std::set<int> front(r.front.begin(), r.front.end());
-  const int chosen = ChosenConfiguration(in.spec, r);
+  const int chosen = ChosenConfiguration(objectives, r);
+  auto tip = [&](const CandidateRecord& c) {
+    std::vector<std::string> parts;
+    for (const auto& e : entries) parts.push_back(Format(MetricValue(c.objectives, e.metric.name), e.metric));
+    return absl::StrJoin(parts, ", ");
+  };
   for (int i : points) {
     if (front.count(i)) continue;
     const CandidateRecord& c = r.records[i];
-    pareto.Circle(c.objectives.effective_bits(), c.objectives.perplexity(), 3, "candidate-point",
-                  absl::StrFormat("#%d: %.3f bits, perplexity %.4f", c.id, c.objectives.effective_bits(), c.objectives.perplexity()));
+    pareto.Circle(X(c), Y(c), 3, "candidate-point", absl::StrFormat("#%d: %s", c.id, tip(c)));
   }
   std::vector<std::pair<double, double>> line;
-  for (int i : r.front) {
-    const CandidateRecord& c = r.records[i];
-    line.emplace_back(c.objectives.effective_bits(), c.objectives.perplexity());
-  }
+  for (int i : r.front) line.emplace_back(X(r.records[i]), Y(r.records[i]));
   pareto.Line(line, "front-line", /*step=*/true);
   for (int i : r.front) {
     const CandidateRecord& c = r.records[i];
-    pareto.Circle(c.objectives.effective_bits(), c.objectives.perplexity(), 4.5, "pareto-point",
-                  absl::StrFormat("#%d on the front: %.3f bits (%.2fx), perplexity %.4f (%+.2f %%)", c.id,
-                                  c.objectives.effective_bits(), 16 / c.objectives.effective_bits(),
-                                  c.objectives.perplexity(), c.objectives.perplexity_increase_percent()));
+    pareto.Circle(X(c), Y(c), 4.5, "pareto-point", absl::StrFormat("#%d on the front: %s", c.id, tip(c)));
   }
   if (chosen >= 0) {
     const CandidateRecord& c = r.records[chosen];
-    pareto.Circle(c.objectives.effective_bits(), c.objectives.perplexity(), 8, "chosen-point",
-                  absl::StrFormat("chosen: #%d", c.id));
+    pareto.Circle(X(c), Y(c), 8, "chosen-point", absl::StrFormat("chosen: #%d", c.id));
   }
   absl::StrAppend(&html, pareto.Render("pareto-plot"));
 
   // Best so far.
-  const bool multi = EffectiveObjectives(in.spec.search()).size() >= 2 && in.spec.search().algorithm() != SearchSpec::REGULARIZED_EVOLUTION;
+  const bool multi = entries.size() >= 2 && in.spec.search().algorithm() != SearchSpec::REGULARIZED_EVOLUTION;
   const std::string quality = multi ? "hypervolume" : "best scalarised objective (lower is better)";
   auto best = [&](const TracePoint& t) { return multi ? t.hypervolume : t.best_scalar; };
   double bmin = 1e18, bmax = -1e18, emax = 1, smax = 1;
@@ -256,66 +257,42 @@ std::string RenderReport(const ReportInput& in) {
   absl::StrAppend(&html, by_evals.Render("best-vs-evaluations"), by_time.Render("best-vs-time"), hits.Render("hit-rate"),
                   "</div>\n");
 
-  // Front table.
-  absl::StrAppend(&html, "<h2>Pareto front (", r.front.size(), " configurations)</h2>\n<table id=\"front-table\">",
-                  "<tr><th>#</th><th>effective bits</th><th>compression vs fp16</th><th>perplexity</th>"
-                  "<th>increase</th><th class=\"text\">configuration</th></tr>\n");
+  // Front table: every objective, then the candidate.
+  absl::StrAppend(&html, "<h2>Pareto front (", r.front.size(), " candidates)</h2>\n<table id=\"front-table\"><tr><th>#</th>");
+  for (const auto& e : entries) absl::StrAppend(&html, "<th>", Escape(ObjectiveSet::Axis(e.metric)), "</th>");
+  absl::StrAppend(&html, "<th class=\"text\">candidate</th></tr>\n");
   for (int i : r.front) {
     const CandidateRecord& c = r.records[i];
-    absl::StrAppendFormat(&html,
-                          "<tr class=\"front-row\"><td>%d</td><td>%.3f bits</td><td>%.2fx</td><td>%.4f</td><td>%+.2f %%</td>"
-                          "<td class=\"text\"><code>%s</code></td></tr>\n",
-                          c.id, c.objectives.effective_bits(), 16 / c.objectives.effective_bits(), c.objectives.perplexity(),
-                          c.objectives.perplexity_increase_percent(),
-                          Escape(CandidateSummary(c.candidate, in.model) +
-                                 (GraphOnlyFeatures(c.candidate, in.model).empty()
-                                      ? ""
-                                      : "  [graph only: " + GraphOnlyFeatures(c.candidate, in.model) + "]")));
+    absl::StrAppendFormat(&html, "<tr class=\"front-row\"><td>%d</td>", c.id);
+    for (const auto& e : entries) absl::StrAppend(&html, "<td>", Escape(Format(MetricValue(c.objectives, e.metric.name), e.metric)), "</td>");
+    const std::string remark = in.domain->Remark(c.candidate);
+    absl::StrAppend(&html, "<td class=\"text\"><code>",
+                    Escape(in.domain->Describe(c.candidate) + (remark.empty() ? "" : "  [" + remark + "]")),
+                    "</code></td></tr>\n");
   }
   absl::StrAppend(&html, "</table>\n");
 
-  // Chosen configuration, per layer.
+  // The chosen configuration and what its domain says about it.
   if (chosen >= 0) {
     const CandidateRecord& c = r.records[chosen];
-    absl::StrAppendFormat(&html,
-                          "<h2>Chosen configuration: #%d (lowest weighted sum of the objectives on the front)</h2>\n"
-                          "<p>%.3f bits per element (%.2fx smaller than fp16), perplexity %.4f (%+.2f %%).</p>\n",
-                          c.id, c.objectives.effective_bits(), 16 / c.objectives.effective_bits(), c.objectives.perplexity(),
-                          c.objectives.perplexity_increase_percent());
-    absl::StrAppend(&html, "<table id=\"chosen-layers\"><tr><th>layer</th><th class=\"text\">keys</th><th class=\"text\">values</th>"
-                           "<th class=\"text\">eviction</th><th>CHAI clusters</th><th>bits/element</th><th>attention error (probe)</th></tr>\n");
-    auto graphs = CandidateToGraphs(c.candidate, in.model);
-    if (graphs.ok()) {
-      for (size_t l = 0; l < graphs->size(); ++l) {
-        const LayerPlan plan = (*graphs)[l].Compile();
-        auto stream = [](const StreamPlan& sp) {
-          std::vector<std::string> parts;
-          for (const Stage& s : sp.stages) {
-            parts.push_back(s.kind == StageKind::kSplitOutliers ? absl::StrFormat("%.2g%% outliers", 100 * s.outlier_fraction)
-                                                                : QuantizerSummary(s.quantizer));
-          }
-          std::string out = parts.empty() ? "fp16" : absl::StrJoin(parts, " + ");
-          if (sp.quantize_before_rope) absl::StrAppend(&out, ", pre-RoPE");
-          if (sp.sink_tokens) absl::StrAppend(&out, ", ", sp.sink_tokens, " fp16 sinks");
-          if (sp.recent_window) absl::StrAppend(&out, ", ", sp.recent_window, " fp16 recent");
-          return out;
-        };
-        std::string eviction = plan.eviction.policy == NO_EVICTION
-                                   ? "none"
-                                   : absl::StrFormat("%s, keep %.0f %%", EvictionPolicy_Name(plan.eviction.policy),
-                                                     100 * plan.eviction.keep_ratio);
-        std::string bits = "", error = "";
-        if (static_cast<int>(l) < c.result.layers_size()) {
-          bits = absl::StrFormat("%.3f", c.result.layers(l).effective_bits());
-          error = absl::StrFormat("%.4f", c.result.layers(l).attention_relative_error());
-        }
-        absl::StrAppendFormat(&html, "<tr><td>%d</td><td class=\"text\">%s</td><td class=\"text\">%s</td><td class=\"text\">%s</td>"
-                                     "<td>%s</td><td>%s</td><td>%s</td></tr>\n",
-                              l, Escape(stream(plan.keys)), Escape(stream(plan.values)), Escape(eviction),
-                              plan.head_clusters ? absl::StrCat(plan.head_clusters) : "off", bits, error);
+    absl::StrAppendFormat(&html, "<h2>Chosen: #%d (lowest weighted sum of the objectives on the front)</h2>\n<p>%s.</p>\n",
+                          c.id, Escape(tip(c)));
+    for (const DetailsTable& t : in.domain->ResultDetails(c.candidate, c.result)) {
+      absl::StrAppend(&html, "<h3>", Escape(t.title), "</h3>\n<table id=\"", Escape(t.id), "\"><tr>");
+      for (size_t k = 0; k < t.header.size(); ++k) {
+        absl::StrAppend(&html, k == 0 ? "<th>" : "<th class=\"text\">", Escape(t.header[k]), "</th>");
       }
+      absl::StrAppend(&html, "</tr>\n");
+      for (const auto& cells : t.rows) {
+        absl::StrAppend(&html, "<tr>");
+        for (size_t k = 0; k < cells.size(); ++k) {
+          absl::StrAppend(&html, k == 0 ? "<td>" : "<td class=\"text\">", Escape(cells[k]), "</td>");
+        }
+        absl::StrAppend(&html, "</tr>\n");
+      }
+      absl::StrAppend(&html, "</table>\n");
     }
-    absl::StrAppend(&html, "</table>\n<h2>Candidate as a text proto</h2>\n<pre>", Escape(c.candidate.DebugString()), "</pre>\n");
+    absl::StrAppend(&html, "<h2>Candidate as a text proto</h2>\n<pre>", Escape(c.candidate.DebugString()), "</pre>\n");
   }
   absl::StrAppend(&html, "</body></html>\n");
   return html;

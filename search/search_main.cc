@@ -25,6 +25,7 @@
 #include "core/text_proto.h"
 #include "hashing/cache_store.h"
 #include "hashing/candidate_hasher.h"
+#include "hashing/metrics.h"
 #include "hashing/fec_cache.h"
 #include "search/controller.h"
 #include "search/evaluation_pool.h"
@@ -32,7 +33,9 @@
 #include "search/experiment_db.h"
 #include "search/progress.h"
 #include "search/report.h"
-#include "search/search_space.h"
+#include "search/domains/kv_domain.h"
+#include "search/domains/user_domain.h"
+#include "search/objectives.h"
 #include "search/worker_pool_factory.h"
 
 ABSL_FLAG(std::string, experiment, "", "Experiment spec (text proto). Default: the embedded default experiment.");
@@ -64,7 +67,7 @@ void OnSignal(int) {
   (void)!write(2, msg, sizeof(msg) - 1);
 }
 
-// The search space's size for logs: SearchSpace::Size() saturates at 2^62.
+// The search space's size for logs: GenomeSpace::Size() saturates at 2^62.
 std::string SpaceSize(double size) {
   return size >= std::ldexp(1.0, 62) ? "more than 4.6e+18" : absl::StrFormat("about %.3g", size);
 }
@@ -211,53 +214,68 @@ int Main() {
     if (!writable.ok()) return Fail(writable, 2);
   }
 
-  // 2. The model, text and protocol.
-  Log(absl::StrCat("experiment '", spec.name(), "' from ", loaded->source, "; loading ", spec.evaluation().model_path()));
-  // The search host loads the model too: it captures the probe for the functional hash
-  // (and evaluates locally unless workers are given).
-  auto context = EvaluationContext::Create(spec.evaluation());
-  if (!context.ok()) return Fail(LocateError(*loaded, context.status()), 2);
-  const ModelConfig& model = (*context)->config();
-  Log(absl::StrFormat("model: %s, %d layers, %d heads (%d KV heads of %d), %lld parameters; text: %s, %d windows of %d tokens",
-                      model.model_type, model.num_layers, model.num_heads, model.num_kv_heads, model.head_dim,
-                      static_cast<long long>((*context)->model().parameter_count()), (*context)->text_description(),
-                      (*context)->window_count(), (*context)->window_length()));
-  {
-    std::vector<std::string> notes;
-    spec = AdaptToModel(spec, model, &notes);
-    for (const std::string& n : notes) Log(absl::StrCat("fitted to the model: ", n));
-  }
-  valid = ValidateExperiment(*loaded, &model);
-  if (!valid.ok()) return Fail(valid, 2);
-  if (resume && previous.context != (*context)->fingerprint()) {
-    return Fail(absl::FailedPreconditionError(absl::StrCat(
-                    "experiment ", previous.id, " was run with another model, text or protocol (context ", previous.context,
-                    ", now ", (*context)->fingerprint(), "); it cannot be resumed with these files")),
-                2);
-  }
-  auto space = MakeCandidateSpace(spec.search_space(), model, (*context)->window_length());
-  if (!space.ok()) return Fail(LocateError(*loaded, space.status()), 2);
-  if (absl::GetFlag(FLAGS_validate_only)) {
-    std::printf("%s: valid (%s; search space of %s configurations)\n", loaded->source.c_str(), spec.name().c_str(),
-                SpaceSize((*space)->Size()).c_str());
-    return 0;
-  }
-
-  // 3. The cache and the hashes.
+  // 2. The domain: what is searched, how a candidate is hashed and evaluated. For KV-cache
+  // compression the search host loads the model too: it captures the probe for the
+  // functional hash (and evaluates locally unless workers are given).
   const bool use_cache = spec.has_fec();
   const std::string dedup_name = !use_cache ? "none" : spec.fec().dedup() == FecSpec::EXACT ? "exact" : "functional";
-  std::unique_ptr<CacheStore> store;
-  std::unique_ptr<FecCache> cache;
-  Log(absl::StrFormat("uncompressed reference on %d windows of %d tokens ...", (*context)->spec().eval_windows_size(),
-                      (*context)->window_length()));
-  const double baseline_ppl = std::exp((*context)->baseline().mean_nll);
-  Log(absl::StrFormat("uncompressed perplexity %.4f; search space of %s %s", baseline_ppl, SpaceSize((*space)->Size()),
-                      spec.search_space().representation() == SearchSpaceSpec::PIPELINE_GRAPH
-                          ? "genomes, and the pipeline graphs mutations reach from them"
-                          : "configurations"));
   FecSpec fec = spec.fec();
   if (!use_cache) fec.set_dedup(FecSpec::EXACT);  // hashes are still recorded
-  auto hasher = CandidateHasher::Create(*context, fec);
+  std::unique_ptr<Domain> domain;
+  if (spec.search_space().representation() == SearchSpaceSpec::USER_DEFINED) {
+    Log(absl::StrCat("experiment '", spec.name(), "' from ", loaded->source, "; user-defined domain '",
+                     spec.search_space().user_domain().name(), "'"));
+    auto d = UserDomain::Create(spec);
+    if (!d.ok()) return Fail(LocateError(*loaded, d.status()), 2);
+    domain = std::move(*d);
+  } else {
+    Log(absl::StrCat("experiment '", spec.name(), "' from ", loaded->source, "; loading ", spec.evaluation().model_path()));
+    auto context = EvaluationContext::Create(spec.evaluation());
+    if (!context.ok()) return Fail(LocateError(*loaded, context.status()), 2);
+    const ModelConfig& model = (*context)->config();
+    Log(absl::StrFormat("model: %s, %d layers, %d heads (%d KV heads of %d), %lld parameters; text: %s, %d windows of %d tokens",
+                        model.model_type, model.num_layers, model.num_heads, model.num_kv_heads, model.head_dim,
+                        static_cast<long long>((*context)->model().parameter_count()), (*context)->text_description(),
+                        (*context)->window_count(), (*context)->window_length()));
+    {
+      std::vector<std::string> notes;
+      spec = AdaptToModel(spec, model, &notes);
+      for (const std::string& n : notes) Log(absl::StrCat("fitted to the model: ", n));
+    }
+    valid = ValidateExperiment(*loaded, &model);
+    if (!valid.ok()) return Fail(valid, 2);
+    if (!absl::GetFlag(FLAGS_validate_only)) {
+      Log(absl::StrFormat("uncompressed reference on %d windows of %d tokens ...", (*context)->spec().eval_windows_size(),
+                          (*context)->window_length()));
+      Log(absl::StrFormat("uncompressed perplexity %.4f", std::exp((*context)->baseline().mean_nll)));
+    }
+    auto d = KvDomain::Create(spec, fec, *context);
+    if (!d.ok()) return Fail(LocateError(*loaded, d.status()), 2);
+    domain = std::move(*d);
+  }
+  if (resume && previous.context != domain->context_fingerprint()) {
+    return Fail(absl::FailedPreconditionError(absl::StrCat(
+                    "experiment ", previous.id, " was run under another evaluation context (", previous.context, ", now ",
+                    domain->context_fingerprint(), ": another model, text, protocol or evaluator); it cannot be resumed with these files")),
+                2);
+  }
+  auto objectives = ObjectiveSet::Create(spec.search(), domain->Metrics(), domain->DefaultObjectives());
+  if (!objectives.ok()) return Fail(LocateError(*loaded, objectives.status()), 2);
+  const std::string space_line = absl::StrCat("search space of ", SpaceSize(domain->space().Size()), " ",
+                                              spec.search_space().representation() == SearchSpaceSpec::PIPELINE_GRAPH
+                                                  ? "genomes, and the pipeline graphs mutations reach from them"
+                                                  : "candidates");
+  if (absl::GetFlag(FLAGS_validate_only)) {
+    std::printf("%s: valid (%s; domain %s; %s)\n", loaded->source.c_str(), spec.name().c_str(), domain->name().c_str(),
+                space_line.c_str());
+    return 0;
+  }
+  Log(absl::StrCat("domain ", domain->name(), "; ", space_line));
+
+  // 3. The cache and the hashes.
+  std::unique_ptr<CacheStore> store;
+  std::unique_ptr<FecCache> cache;
+  auto hasher = CandidateHasher::Create(domain.get(), fec);
   if (!hasher.ok()) return Fail(hasher.status(), 1);
   if (use_cache) {
     auto s = CacheStore::Open(db_path, false);
@@ -278,14 +296,13 @@ int Main() {
   const CandidateHasher* h = hasher->get();
   Keyer keyer = [h](const Candidate& c) { return h->Hash(c); };
 
-  // 4. Where evaluations run.
-  // Cores are shared between candidates at a time (--threads) and threads inside each
-  // evaluation (--eval_threads): by default their product is the machine's cores.
+  // 4. Where evaluations run. Cores are shared between candidates at a time (--threads) and
+  // threads inside each evaluation (--eval_threads): by default their product is the cores.
   const int eval_threads = std::max(1, spec.evaluation().threads());
   const int threads = absl::GetFlag(FLAGS_threads) > 0
                           ? absl::GetFlag(FLAGS_threads)
                           : std::max(1, static_cast<int>(std::max(1u, std::thread::hardware_concurrency())) / eval_threads);
-  auto pool = MakeEvaluationPool(spec, *context, threads);
+  auto pool = MakeEvaluationPool(spec, *domain, threads);
   if (!pool.ok()) return Fail(LocateError(*loaded, pool.status()), 2);
   Log(absl::StrCat("evaluating on ", (*pool)->Describe(), "; deduplication: ", dedup_name));
 
@@ -295,10 +312,11 @@ int Main() {
     ExperimentRecord rec;
     rec.name = spec.name();
     google::protobuf::TextFormat::PrintToString(spec, &rec.spec_text);
-    rec.context = (*context)->fingerprint();
+    rec.context = domain->context_fingerprint();
     rec.dedup = dedup_name;
     rec.seed = spec.search().seed();
     rec.started_micros = absl::ToUnixMicros(absl::Now());
+    rec.domain = domain->name();
     auto id = (*db)->StartExperiment(rec);
     if (!id.ok()) return Fail(id.status(), 1);
     experiment_id = *id;
@@ -318,9 +336,9 @@ int Main() {
   options.experiment_id = experiment_id;
   options.resume = resume;
   options.use_cache = use_cache;
-  options.context_fingerprint = (*context)->fingerprint();
+  options.context_fingerprint = domain->context_fingerprint();
   options.stop = &g_stop;
-  Controller controller(options, **space, keyer, cache.get(), pool->get(), db->get(), &progress);
+  Controller controller(options, *domain, *objectives, keyer, cache.get(), pool->get(), db->get(), &progress);
   auto result = controller.Run();
   (*pool)->Shutdown();
   if (!result.ok()) {
@@ -344,24 +362,33 @@ int Main() {
     std::printf("The cache saved %.1f s of evaluation (%lld entries in %s).\n", st.seconds_saved,
                 static_cast<long long>(st.entries), db_path.c_str());
   }
-  std::printf("\nPareto front (%zu configurations; uncompressed perplexity %.4f):\n", result->front.size(), baseline_ppl);
-  std::printf("%7s  %10s  %7s  %10s  %9s  %s\n", "id", "bits/elem", "vs fp16", "perplexity", "increase", "configuration");
-  const int chosen = ChosenConfiguration(spec, *result);
+  std::string facts;
+  for (const auto& [k, v] : domain->Facts()) {
+    if (k != "model" && k != "text") absl::StrAppend(&facts, "; ", k, " ", v);
+  }
+  std::printf("\nPareto front (%zu candidates%s):\n", result->front.size(), facts.c_str());
+  std::printf("%7s", "id");
+  for (const auto& e : objectives->entries()) {
+    const std::string head = e.metric.unit.empty() ? e.metric.name : absl::StrCat(e.metric.name, " (", e.metric.unit, ")");
+    std::printf("  %14s", head.size() > 14 ? e.metric.name.substr(0, 14).c_str() : head.c_str());
+  }
+  std::printf("  candidate\n");
+  const int chosen = ChosenConfiguration(*objectives, *result);
   for (int i : result->front) {
     const CandidateRecord& c = result->records[i];
-    const std::string graph_only = GraphOnlyFeatures(c.candidate, model);
-    std::printf("%7lld  %10.3f  %6.2fx  %10.4f  %+8.2f%%  %s%s%s\n", static_cast<long long>(c.id), c.objectives.effective_bits(),
-                16 / c.objectives.effective_bits(), c.objectives.perplexity(), c.objectives.perplexity_increase_percent(),
-                i == chosen ? "* " : "", CandidateSummary(c.candidate, model).c_str(),
-                graph_only.empty() ? "" : absl::StrCat("  [graph only: ", graph_only, "]").c_str());
+    std::printf("%7lld", static_cast<long long>(c.id));
+    for (const auto& e : objectives->entries()) std::printf("  %14.6g", MetricValue(c.objectives, e.metric.name));
+    const std::string remark = domain->Remark(c.candidate);
+    std::printf("  %s%s%s\n", i == chosen ? "* " : "", domain->Describe(c.candidate).c_str(),
+                remark.empty() ? "" : absl::StrCat("  [", remark, "]").c_str());
   }
-  if (chosen >= 0) std::printf("(* = the chosen configuration: lowest weighted sum of the objectives)\n");
+  if (chosen >= 0) std::printf("(* = the chosen candidate: lowest weighted sum of the objectives)\n");
   ReportInput report;
   report.spec = spec;
   report.result = *result;
-  if (chosen >= 0 && cache && report.result.records[chosen].result.layers_size() == 0) {
-    // A cache hit (or a resumed record) carries no per-layer metrics: the report takes them
-    // from the result stored with the cache entry.
+  if (chosen >= 0 && cache && report.result.records[chosen].result.ByteSizeLong() == 0) {
+    // A cache hit (or a resumed record) carries no full result: the report takes it from the
+    // result stored with the cache entry.
     CandidateRecord& c = report.result.records[chosen];
     Hash128 key;
     if (Hash128::FromHex(c.cache_key, &key)) {
@@ -369,8 +396,8 @@ int Main() {
       if (stored.ok()) c.result = *stored;
     }
   }
-  report.model = model;
-  report.baseline_perplexity = baseline_ppl;
+  report.domain = domain.get();
+  report.objectives = &*objectives;
   report.dedup = dedup_name;
   report.pool = (*pool)->Describe();
   report.database = db_path;

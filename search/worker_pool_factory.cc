@@ -9,12 +9,11 @@
 
 namespace fecsearch {
 
-absl::StatusOr<std::unique_ptr<EvaluationPool>> MakeEvaluationPool(const ExperimentSpec& spec,
-                                                                   std::shared_ptr<EvaluationContext> context,
+absl::StatusOr<std::unique_ptr<EvaluationPool>> MakeEvaluationPool(const ExperimentSpec& spec, const Domain& domain,
                                                                    int threads) {
-  if (!spec.has_workers()) {
-    auto evaluator = std::make_shared<const Evaluator>(std::move(context));
-    return std::unique_ptr<EvaluationPool>(new LocalPool(evaluator, threads));
+  if (!spec.has_workers() || spec.workers().targets_size() == 0) {
+    return std::unique_ptr<EvaluationPool>(
+        new LocalPool([&domain](int64_t id, const Candidate& c) { return domain.Evaluate(c, id); }, threads, "in-process"));
   }
   const WorkerSpec& w = spec.workers();
   GrpcPoolOptions options;
@@ -23,7 +22,11 @@ absl::StatusOr<std::unique_ptr<EvaluationPool>> MakeEvaluationPool(const Experim
   options.deadline = absl::Seconds(w.deadline_seconds());
   options.max_attempts = w.max_attempts();
   options.resolve_interval = absl::Seconds(w.resolve_interval_seconds());
-  options.context_fingerprint = context->fingerprint();
+  options.context_fingerprint = domain.context_fingerprint();
+  // User-defined domains speak the domain-free EvaluateGenes.
+  if (spec.search_space().representation() == SearchSpaceSpec::USER_DEFINED) {
+    options.genes_domain = spec.search_space().user_domain().name();
+  }
   if (w.has_tls()) {
     if (!w.tls().ca_cert_path().empty()) {
       absl::Status s = ReadFile(ResolveInputPath(w.tls().ca_cert_path()), &options.ca_cert_pem);

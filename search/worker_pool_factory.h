@@ -6,14 +6,14 @@
 #include <memory>
 
 #include "absl/status/statusor.h"
-#include "core/evaluator.h"
+#include "search/domain.h"
 #include "protos/experiment.pb.h"
 #include "search/evaluation_pool.h"
 
 namespace fecsearch {
 
-absl::StatusOr<std::unique_ptr<EvaluationPool>> MakeEvaluationPool(const ExperimentSpec& spec,
-                                                                   std::shared_ptr<EvaluationContext> context,
+// In-process pools evaluate with `domain` (which must outlive the pool).
+absl::StatusOr<std::unique_ptr<EvaluationPool>> MakeEvaluationPool(const ExperimentSpec& spec, const Domain& domain,
                                                                    int threads);
 
 }  // namespace fecsearch

@@ -100,13 +100,13 @@ def from_db(db, proto_root):
     protos = [os.path.join("protos", f) for f in os.listdir(os.path.join(proto_root, "protos")) if f.endswith(".proto")]
     subprocess.run(["protoc", f"-I{proto_root}", f"--python_out={out}"] + protos, check=True)
     sys.path.insert(0, out)
-    from protos import pipeline_graph_pb2
+    from protos import candidate_pb2
     from google.protobuf import json_format
     rows = sqlite3.connect(db).execute(
         "SELECT id, candidate, mean_nll, effective_bits, worker FROM candidates WHERE outcome = 'MISS'").fetchall()
     failures = 0
     for cid, blob, nll, bits, worker in rows:
-        c = pipeline_graph_pb2.Candidate.FromString(blob)
+        c = candidate_pb2.Candidate.FromString(blob)
         layers = json_format.MessageToDict(c).get("genome", {}).get("layers", [])
         keys = layers[0].get("keys", {}) if layers else {}
         err, ref_bits = reference(keys)

@@ -28,7 +28,10 @@
 #include "hashing/structural_hash.h"
 #include "protos/worker.grpc.pb.h"
 #include "search/controller.h"
+#include "search/domains/genome_space.h"
+#include "search/domains/kv_domain.h"
 #include "search/experiment.h"
+#include "search/simple_domain.h"
 #include "workers/grpc_pool.h"
 #include "workers/worker_server.h"
 
@@ -150,7 +153,15 @@ void BM_Scaling(benchmark::State& state) {
   ExperimentSpec spec = LoadExperiment("")->spec;
   spec.mutable_search()->set_algorithm(SearchSpec::RANDOM_SEARCH);
   spec.mutable_search()->set_max_evaluations(static_cast<int64_t>(n) * rounds);
-  auto space = SearchSpace::Create(spec.search_space(), *model);
+  auto space = GenomeSpace::Create(spec.search_space(), *model);
+  // The workers evaluate; the domain here only proposes and names the metrics.
+  SimpleDomain domain("kv-genome", &*space, KvMetrics(),
+                      {{"effective_bits", 1, false, 0}, {"perplexity_increase_percent", 1, false, 0}},
+                      [](const Candidate&) -> absl::StatusOr<EvaluationResult> {
+                        return absl::InternalError("evaluated by the workers");
+                      });
+  auto objectives = ObjectiveSet::Create(spec.search(), domain.Metrics(), domain.DefaultObjectives());
+  if (!objectives.ok()) return state.SkipWithError(std::string(objectives.status().message()).c_str());
   for (auto _ : state) {
     WorkerProcesses workers(n, seconds);
     GrpcPoolOptions po;
@@ -179,7 +190,7 @@ void BM_Scaling(benchmark::State& state) {
       out.key = out.exact;
       return out;
     };
-    Controller controller(o, *space, keyer, nullptr, pool->get(), db->get(), nullptr);
+    Controller controller(o, domain, *objectives, keyer, nullptr, pool->get(), db->get(), nullptr);
     const double t0 = Now();
     auto result = controller.Run();
     const double wall = Now() - t0;

@@ -239,6 +239,20 @@ class GrpcWorkerPool::Impl {
     absl::Time paused_until = absl::InfinitePast();  // no dispatch before (it said it was full)
     bool usable() const { return healthy && !incompatible && !removed && capacity > 0; }
   };
+  // A domain-free response as the result the controller records.
+  static EvaluationResult GenesResult(const rpc::GenesResponse& response) {
+    EvaluationResult r;
+    if (response.has_error()) {
+      r.mutable_status()->set_code(static_cast<int>(absl::StatusCode::kInvalidArgument));
+      r.mutable_status()->set_message(response.error());
+      return r;
+    }
+    r.mutable_status()->set_code(0);
+    for (const auto& [name, value] : response.objectives()) (*r.mutable_objectives()->mutable_metrics())[name] = value;
+    r.set_cost_seconds(response.cost_seconds());
+    return r;
+  }
+
   // The state of one Evaluate RPC. Its callback holds only raw pointers: every object that
   // owns gRPC resources (contexts, channels) is released on a thread of ours or inside the
   // callback while the pool is still alive, never by a closure that gRPC destroys after the
@@ -247,6 +261,9 @@ class GrpcWorkerPool::Impl {
     grpc::ClientContext context;
     rpc::EvaluateRequest request;
     rpc::EvaluateResponse response;
+    // A user-defined domain's candidate goes through the domain-free EvaluateGenes instead.
+    rpc::GenesRequest genes_request;
+    rpc::GenesResponse genes_response;
     std::shared_ptr<Job> job;
     Backend* backend = nullptr;  // owned by backends_, which outlive every call
   };
@@ -370,10 +387,19 @@ class GrpcWorkerPool::Impl {
     auto call = std::make_shared<Call>();
     call->job = job;
     call->backend = b.get();
-    call->request.set_candidate_id(job->id);
-    *call->request.mutable_candidate() = job->candidate;
-    call->request.set_context_fingerprint(options_.context_fingerprint);
-    call->request.set_attempt(++job->attempts);
+    ++job->attempts;
+    if (options_.genes_domain.empty()) {
+      call->request.set_candidate_id(job->id);
+      *call->request.mutable_candidate() = job->candidate;
+      call->request.set_context_fingerprint(options_.context_fingerprint);
+      call->request.set_attempt(job->attempts);
+    } else {
+      call->genes_request.set_candidate_id(job->id);
+      call->genes_request.set_domain(options_.genes_domain);
+      *call->genes_request.mutable_genes() = job->candidate.genes().genes();
+      call->genes_request.set_context_fingerprint(options_.context_fingerprint);
+      call->genes_request.set_attempt(job->attempts);
+    }
     call->context.set_deadline(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(options_.deadline));
     call->context.set_wait_for_ready(false);
     AddAuth(&call->context);
@@ -381,12 +407,17 @@ class GrpcWorkerPool::Impl {
     Call* raw = call.get();
     calls_[raw] = std::move(call);
     ++callbacks_running_;
-    b->stub->async()->Evaluate(&raw->context, &raw->request, &raw->response, [this, raw](grpc::Status s) {
+    auto on_done = [this, raw](grpc::Status s) {
       Completed(raw, s);
       std::lock_guard<std::mutex> lock(mu_);
       --callbacks_running_;  // last: Shutdown waits for this
       idle_cv_.notify_all();
-    });
+    };
+    if (options_.genes_domain.empty()) {
+      b->stub->async()->Evaluate(&raw->context, &raw->request, &raw->response, on_done);
+    } else {
+      b->stub->async()->EvaluateGenes(&raw->context, &raw->genes_request, &raw->genes_response, on_done);
+    }
   }
 
   void Completed(Call* raw, const grpc::Status& s) {
@@ -405,8 +436,13 @@ class GrpcWorkerPool::Impl {
       --b.in_flight;
       if (s.ok()) {
         b.failures = 0;
-        result = call->response.result();
-        worker = call->response.worker().empty() ? b.address : call->response.worker();
+        if (options_.genes_domain.empty()) {
+          result = call->response.result();
+          worker = call->response.worker().empty() ? b.address : call->response.worker();
+        } else {
+          result = GenesResult(call->genes_response);
+          worker = call->genes_response.worker().empty() ? b.address : call->genes_response.worker();
+        }
         done = std::move(job->done);
       } else {
         const grpc::StatusCode code = s.error_code();

@@ -32,6 +32,9 @@ struct GrpcPoolOptions {
   absl::Duration resolve_interval = absl::Seconds(10);
   // Workers evaluating under another context are not used ("" = accept any).
   std::string context_fingerprint;
+  // Set: candidates are a user-defined domain's genes, sent with the domain-free EvaluateGenes
+  // under this domain name; else Evaluate.
+  std::string genes_domain;
 };
 
 // Expands the targets into backend addresses: a list stays as it is, a dns:/// name becomes one

@@ -1,5 +1,5 @@
 // Genome search space: genes, random genomes, mutation and crossover.
-#include "search/search_space.h"
+#include "search/domains/genome_space.h"
 
 #include <cmath>
 
@@ -18,8 +18,8 @@ constexpr int kValuesOffset = 8;  // stream genes of values: id + 8
 
 }  // namespace
 
-absl::StatusOr<SearchSpace> SearchSpace::Create(const SearchSpaceSpec& spec, const ModelConfig& model) {
-  SearchSpace s;
+absl::StatusOr<GenomeSpace> GenomeSpace::Create(const SearchSpaceSpec& spec, const ModelConfig& model) {
+  GenomeSpace s;
   s.spec_ = spec;
   s.layer_groups_ = std::max(1, spec.layer_groups());
   s.head_dim_ = model.head_dim;
@@ -53,7 +53,7 @@ absl::StatusOr<SearchSpace> SearchSpace::Create(const SearchSpaceSpec& spec, con
   return s;
 }
 
-void SearchSpace::SetGene(int gene, int v, Rng& rng, LayerCompression* layer) const {
+void GenomeSpace::SetGene(int gene, int v, Rng& rng, LayerCompression* layer) const {
   if (gene == kClusters) {
     layer->set_head_clusters(spec_.head_clusters(v % spec_.head_clusters_size()));
     return;
@@ -103,7 +103,7 @@ void SearchSpace::SetGene(int gene, int v, Rng& rng, LayerCompression* layer) co
   }
 }
 
-LayerCompression SearchSpace::RandomGroup(Rng& rng) const {
+LayerCompression GenomeSpace::RandomGroup(Rng& rng) const {
   LayerCompression layer;
   // Fixed genes (single allowed value) first, then the searched ones.
   for (int stream = 0; stream < 2; ++stream) {
@@ -143,14 +143,14 @@ LayerCompression SearchSpace::RandomGroup(Rng& rng) const {
   return layer;
 }
 
-Candidate SearchSpace::Random(Rng& rng) const {
+Candidate GenomeSpace::Random(Rng& rng) const {
   Candidate c;
   KvCompressionGenome* g = c.mutable_genome();
   for (int i = 0; i < layer_groups_; ++i) *g->add_layers() = RandomGroup(rng);
   return c;
 }
 
-Candidate SearchSpace::Mutate(const Candidate& parent, Rng& rng) const {
+Candidate GenomeSpace::Mutate(const Candidate& parent, Rng& rng) const {
   Candidate child = parent;
   KvCompressionGenome* g = child.mutable_genome();
   while (g->layers_size() < layer_groups_) *g->add_layers() = RandomGroup(rng);
@@ -178,7 +178,7 @@ Candidate SearchSpace::Mutate(const Candidate& parent, Rng& rng) const {
   return child;
 }
 
-Candidate SearchSpace::Crossover(const Candidate& a, const Candidate& b, Rng& rng) const {
+Candidate GenomeSpace::Crossover(const Candidate& a, const Candidate& b, Rng& rng) const {
   Candidate child;
   KvCompressionGenome* g = child.mutable_genome();
   for (int i = 0; i < layer_groups_; ++i) {
@@ -192,7 +192,7 @@ Candidate SearchSpace::Crossover(const Candidate& a, const Candidate& b, Rng& rn
   return child;
 }
 
-double SearchSpace::Size() const {
+double GenomeSpace::Size() const {
   double per_group = 1;
   for (const Gene& g : genes_) per_group *= g.values;
   return std::min(std::pow(per_group, layer_groups_), std::ldexp(1.0, 62));

@@ -1,7 +1,7 @@
 // The genes a search may change and their allowed values, from the experiment's
 // SearchSpaceSpec: random valid genomes, single-gene / single-group mutation, crossover.
-#ifndef FECSEARCH_SEARCH_SEARCH_SPACE_H_
-#define FECSEARCH_SEARCH_SEARCH_SPACE_H_
+#ifndef FECSEARCH_SEARCH_DOMAINS_GENOME_SPACE_H_
+#define FECSEARCH_SEARCH_DOMAINS_GENOME_SPACE_H_
 
 #include <cstdint>
 #include <memory>
@@ -11,51 +11,17 @@
 #include "absl/status/statusor.h"
 #include "core/model_config.h"
 #include "protos/experiment.pb.h"
+#include "protos/candidate.pb.h"
 #include "protos/pipeline_graph.pb.h"
+#include "search/candidate_space.h"
 
 namespace fecsearch {
 
-// A small portable generator (splitmix64): the same seed gives the same search on every
-// platform, unlike the std distributions.
-class Rng {
- public:
-  explicit Rng(uint64_t seed) : state_(seed) {}
-  uint64_t Next() {
-    uint64_t z = (state_ += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  }
-  // Uniform in [0, n).
-  int Uniform(int n) { return n <= 1 ? 0 : static_cast<int>(Next() % static_cast<uint64_t>(n)); }
-  // Uniform in [0, 1).
-  double Real() { return (Next() >> 11) * 0x1.0p-53; }
-  bool Bernoulli(double p) { return Real() < p; }
-  uint64_t state() const { return state_; }
-
- private:
-  uint64_t state_;
-};
-
-// What a search can propose: random candidates, mutations, crossovers. Implemented for
-// genomes (SearchSpace below) and pipeline graphs (search/graph_space.h). Immutable;
-// thread-compatible (each caller brings its Rng).
-class CandidateSpace {
- public:
-  virtual ~CandidateSpace() = default;
-  virtual Candidate Random(Rng& rng) const = 0;
-  // Always valid; differs from the parent unless the space has nothing to change.
-  virtual Candidate Mutate(const Candidate& parent, Rng& rng) const = 0;
-  virtual Candidate Crossover(const Candidate& a, const Candidate& b, Rng& rng) const = 0;
-  // Number of distinct candidates (capped at 2^62; for graphs, of the genome part); for logs.
-  virtual double Size() const = 0;
-};
-
 // The genome space. Immutable after Create; thread-compatible (each caller brings its Rng).
-class SearchSpace : public CandidateSpace {
+class GenomeSpace : public CandidateSpace {
  public:
   // `spec` must have been validated; the model fixes head_dim and the layer count.
-  static absl::StatusOr<SearchSpace> Create(const SearchSpaceSpec& spec, const ModelConfig& model);
+  static absl::StatusOr<GenomeSpace> Create(const SearchSpaceSpec& spec, const ModelConfig& model);
 
   // A uniformly random genome (every gene of every layer group drawn independently).
   Candidate Random(Rng& rng) const override;
@@ -94,4 +60,4 @@ absl::StatusOr<std::unique_ptr<CandidateSpace>> MakeCandidateSpace(const SearchS
 
 }  // namespace fecsearch
 
-#endif  // FECSEARCH_SEARCH_SEARCH_SPACE_H_
+#endif  // FECSEARCH_SEARCH_DOMAINS_GENOME_SPACE_H_

@@ -14,7 +14,7 @@
 #include "absl/status/statusor.h"
 #include "core/model_config.h"
 #include "protos/experiment.pb.h"
-#include "search/search_space.h"
+#include "search/domains/genome_space.h"
 
 namespace fecsearch {
 
@@ -46,7 +46,7 @@ class GraphSpace : public CandidateSpace {
   bool Valid(const LayerPipeline& pipeline) const;
 
  private:
-  GraphSpace(SearchSpace genomes, const SearchSpaceSpec& spec, const ModelConfig& model, int window_length)
+  GraphSpace(GenomeSpace genomes, const SearchSpaceSpec& spec, const ModelConfig& model, int window_length)
       : genomes_(std::move(genomes)), spec_(spec), model_(model), window_length_(window_length) {}
   // One mutation of one layer group's paths (may produce an invalid graph; the caller checks).
   void MutateLayer(LayerPaths* p, Rng& rng) const;
@@ -55,7 +55,7 @@ class GraphSpace : public CandidateSpace {
   void ChangeParameter(PipelineOp* op, bool values, Rng& rng) const;
   TokenEviction RandomEviction(Rng& rng) const;
 
-  SearchSpace genomes_;
+  GenomeSpace genomes_;
   SearchSpaceSpec spec_;
   ModelConfig model_;
   int window_length_;

@@ -1,5 +1,5 @@
 // Pipeline-graph candidates: path form, random graphs, mutations.
-#include "search/graph_space.h"
+#include "search/domains/graph_space.h"
 
 #include <algorithm>
 #include <map>
@@ -106,7 +106,7 @@ LayerPipeline EncodeLayer(const LayerPaths& p) {
 }
 
 absl::StatusOr<GraphSpace> GraphSpace::Create(const SearchSpaceSpec& spec, const ModelConfig& model, int window_length) {
-  auto genomes = SearchSpace::Create(spec, model);
+  auto genomes = GenomeSpace::Create(spec, model);
   if (!genomes.ok()) return genomes.status();
   return GraphSpace(std::move(*genomes), spec, model, window_length);
 }
@@ -397,9 +397,9 @@ absl::StatusOr<std::unique_ptr<CandidateSpace>> MakeCandidateSpace(const SearchS
     if (!g.ok()) return g.status();
     return std::unique_ptr<CandidateSpace>(new GraphSpace(std::move(*g)));
   }
-  auto s = SearchSpace::Create(spec, model);
+  auto s = GenomeSpace::Create(spec, model);
   if (!s.ok()) return s.status();
-  return std::unique_ptr<CandidateSpace>(new SearchSpace(std::move(*s)));
+  return std::unique_ptr<CandidateSpace>(new GenomeSpace(std::move(*s)));
 }
 
 }  // namespace fecsearch

@@ -1,5 +1,5 @@
 // Pipeline-graph candidates: path form round trip, random graphs, every mutation kind valid.
-#include "search/graph_space.h"
+#include "search/domains/graph_space.h"
 
 #include <map>
 #include <set>

@@ -1,4 +1,4 @@
-#include "search/search_space.h"
+#include "search/domains/genome_space.h"
 
 #include <set>
 
@@ -19,14 +19,14 @@ class SearchSpaceTest : public ::testing::Test {
     auto e = LoadExperiment("");
     ASSERT_TRUE(e.ok());
     spec_ = e->spec;
-    auto s = SearchSpace::Create(spec_.search_space(), model_);
+    auto s = GenomeSpace::Create(spec_.search_space(), model_);
     ASSERT_TRUE(s.ok()) << s.status();
-    space_ = std::make_unique<SearchSpace>(*s);
+    space_ = std::make_unique<GenomeSpace>(*s);
   }
   bool Valid(const Candidate& c) { return CompileCandidate(c, model_, 1024).ok(); }
   ModelConfig model_;
   ExperimentSpec spec_;
-  std::unique_ptr<SearchSpace> space_;
+  std::unique_ptr<GenomeSpace> space_;
 };
 
 TEST_F(SearchSpaceTest, RandomGenomesAreValidAndDiverse) {

@@ -1,0 +1,70 @@
+// The domain interface: everything the engine knows about what is searched. The controller,
+// the cache, the database, `inspect`, the report and the worker protocol go through it and
+// hold no domain-specific code (docs/DOMAINS.md). Domains: the KV-cache compression genome
+// and pipeline graphs (search/domains/kv_domain.h), and domains a user declares in the
+// experiment spec (search/domains/user_domain.h).
+#ifndef FECSEARCH_SEARCH_DOMAIN_H_
+#define FECSEARCH_SEARCH_DOMAIN_H_
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "hashing/candidate_hasher.h"
+#include "protos/candidate.pb.h"
+#include "protos/evaluation.pb.h"
+#include "protos/experiment.pb.h"
+#include "search/objectives.h"
+#include "search/candidate_space.h"
+
+namespace fecsearch {
+
+// A table of text for reports: a title, a header row and rows.
+struct DetailsTable {
+  std::string id;  // HTML id of the table
+  std::string title;
+  std::vector<std::string> header;
+  std::vector<std::vector<std::string>> rows;
+};
+
+// Immutable after creation; thread-safe (the controller, hasher threads and evaluation
+// threads call it concurrently).
+class Domain : public HashSource {
+ public:
+  ~Domain() override = default;
+
+  // "kv-genome", "kv-pipeline", "user:NAME": recorded with every candidate and experiment.
+  virtual const std::string& name() const = 0;
+
+  // Candidates: random ones, mutations, crossovers (each caller brings its Rng).
+  virtual const CandidateSpace& space() const = 0;
+  // Candidates the search starts from besides random ones.
+  virtual std::vector<Candidate> Seeds() const { return {}; }
+  // OK, or INVALID_ARGUMENT naming the field ("genes.lr: 3 is outside 1e-4..0.1").
+  virtual absl::Status Validate(const Candidate& candidate) const = 0;
+  // One line ("L0-1: K int4-asym-tok16 | V int4-asym-tok16"; "lr=0.003 hidden=32").
+  virtual std::string Describe(const Candidate& candidate) const = 0;
+  // What the candidate does that the report should flag, or "" (e.g. graph-only operators).
+  virtual std::string Remark(const Candidate&) const { return ""; }
+
+  // What it measures and what the search optimises by default.
+  virtual std::vector<MetricInfo> Metrics() const = 0;
+  virtual std::vector<DefaultObjective> DefaultObjectives() const = 0;
+
+  // Evaluates in this process. An error: the evaluation could not run (retried or recorded
+  // as failed); a result whose status is not OK: the candidate is invalid.
+  virtual absl::StatusOr<EvaluationResult> Evaluate(const Candidate& candidate, int64_t candidate_id = 0,
+                                                    int attempt = 1) const = 0;
+
+  // Lines about the evaluation context for the report and logs ("uncompressed perplexity",
+  // "5.0294").
+  virtual std::vector<std::pair<std::string, std::string>> Facts() const { return {}; }
+  // More about one result for the report (e.g. per-layer diagnostics), or none.
+  virtual std::vector<DetailsTable> ResultDetails(const Candidate&, const EvaluationResult&) const { return {}; }
+};
+
+}  // namespace fecsearch
+
+#endif  // FECSEARCH_SEARCH_DOMAIN_H_

@@ -1,0 +1,69 @@
+// The KV-cache compression domain (docs/DOMAIN.md): genomes ("kv-genome") or pipeline graphs
+// ("kv-pipeline") of a language model's cache compression, evaluated by teacher-forced
+// perplexity and exact memory accounting (core/evaluator.h), probed by each layer's
+// compressed attention on captured queries, keys and values (hashing/kv_probe.h).
+#ifndef FECSEARCH_SEARCH_DOMAINS_KV_DOMAIN_H_
+#define FECSEARCH_SEARCH_DOMAINS_KV_DOMAIN_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "core/evaluator.h"
+#include "hashing/kv_probe.h"
+#include "search/domain.h"
+
+namespace fecsearch {
+
+// Immutable after Create; thread-safe.
+class KvDomain : public Domain {
+ public:
+  // `spec` must have been validated against the model; `fec` decides whether the probe is
+  // captured (not for exact deduplication).
+  static absl::StatusOr<std::unique_ptr<KvDomain>> Create(const ExperimentSpec& spec, const FecSpec& fec,
+                                                          std::shared_ptr<EvaluationContext> context);
+
+  const std::string& name() const override { return name_; }
+  const CandidateSpace& space() const override { return *space_; }
+  std::vector<Candidate> Seeds() const override { return seeds_; }
+  absl::Status Validate(const Candidate& candidate) const override;
+  std::string Describe(const Candidate& candidate) const override;
+  std::string Remark(const Candidate& candidate) const override;
+  std::vector<MetricInfo> Metrics() const override;
+  std::vector<DefaultObjective> DefaultObjectives() const override;
+  absl::StatusOr<EvaluationResult> Evaluate(const Candidate& candidate, int64_t candidate_id = 0,
+                                            int attempt = 1) const override;
+  std::vector<std::pair<std::string, std::string>> Facts() const override;
+  std::vector<DetailsTable> ResultDetails(const Candidate& candidate, const EvaluationResult& result) const override;
+
+  // HashSource
+  const std::string& context_fingerprint() const override { return context_->fingerprint(); }
+  absl::StatusOr<Hash128> StructuralHash(const Candidate& candidate) const override {
+    return hashes_->StructuralHash(candidate);
+  }
+  bool has_probe() const override { return hashes_->has_probe(); }
+  absl::Status Probe(const Candidate& candidate, OutputSink& sink) const override {
+    return hashes_->Probe(candidate, sink);
+  }
+
+  const EvaluationContext& context() const { return *context_; }
+  std::shared_ptr<const Evaluator> evaluator() const { return evaluator_; }
+
+ private:
+  KvDomain() = default;
+  std::string name_;
+  std::shared_ptr<EvaluationContext> context_;
+  std::shared_ptr<const Evaluator> evaluator_;
+  std::unique_ptr<CandidateSpace> space_;
+  std::unique_ptr<KvHashSource> hashes_;
+  std::vector<Candidate> seeds_;
+};
+
+// The four quantities a KV-cache evaluation measures, under the names Objectives.metrics
+// uses (core/evaluator.cc fills them).
+std::vector<MetricInfo> KvMetrics();
+
+}  // namespace fecsearch
+
+#endif  // FECSEARCH_SEARCH_DOMAINS_KV_DOMAIN_H_
