@@ -15,6 +15,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 
 extern char** environ;
 
@@ -121,7 +122,7 @@ absl::StatusOr<SubprocessResult> RunSubprocess(std::vector<std::string> argv_, c
   if (!exited) waitpid(pid, &status, 0);
   writer.join();
   if (timed_out) {
-    return absl::DeadlineExceededError(absl::StrCat("'", argv_[0], "' took longer than ",
+    return absl::DeadlineExceededError(absl::StrCat("'", absl::StrJoin(argv_, " "), "' took longer than ",
                                                     absl::FormatDuration(timeout_),
                                                     " and was killed; stderr: ", Tail(*err, 2000)));
   }

@@ -12,6 +12,17 @@
 #include "absl/time/time.h"
 
 namespace fecsearch {
+
+namespace {
+
+// The individual as the front sees it: its first two objectives.
+Individual FrontPair(const Individual& ind) {
+  Individual p = ind;
+  if (p.objectives.size() > 2) p.objectives.resize(2);
+  return p;
+}
+
+}  // namespace
 namespace {
 
 int64_t NowMicros() { return absl::ToUnixMicros(absl::Now()); }
@@ -145,17 +156,20 @@ void Controller::Counted(CandidateRecord r) {
     // The feasible front, updated in O(front) per result (a full recomputation per result
     // would make the search quadratic in its length).
     if (ind.violation == 0) {
+      // With more than two objectives the front is that of the first two (the pair the spec
+      // lists first; docs/DOMAINS.md), as its hypervolume is; the algorithms rank all.
+      const Individual point = FrontPair(ind);
       bool dominated = false;
       for (const Individual& f : front_) {
-        if (Dominates(f, ind) || f.objectives == ind.objectives) {
+        if (Dominates(f, point) || f.objectives == point.objectives) {
           dominated = true;
           break;
         }
       }
       if (!dominated) {
-        front_.erase(std::remove_if(front_.begin(), front_.end(), [&](const Individual& f) { return Dominates(ind, f); }),
+        front_.erase(std::remove_if(front_.begin(), front_.end(), [&](const Individual& f) { return Dominates(point, f); }),
                      front_.end());
-        front_.push_back(ind);
+        front_.push_back(point);
       }
     }
     if (reference_.empty() && individuals_.size() >= 8) reference_ = objectives_.Reference(individuals_);
@@ -205,6 +219,7 @@ void Controller::Start(CandidateRecord record) {
     // not deterministic): nothing is evaluated, and the search stops with the reason.
     const std::string why = absl::StrCat("hashing failed: ", hashes.status().message());
     if (progress_.stop_reason.empty()) progress_.stop_reason = why;
+    last_failure_ = why;
     failing_ = true;
     progress_.aborted = true;
     Finish(id, Outcome::kFailed, nullptr, nullptr, "", 0, why);
@@ -494,7 +509,8 @@ absl::StatusOr<SearchResult> Controller::Run() {
       progress_.stop_reason = absl::StrCat("wall-time budget reached (", spec.max_wall_seconds(), " s)");
     }
   }
-  if (progress_.evaluations == 0 && progress_.failed > 0 && !(options_.stop && options_.stop->load())) {
+  if (progress_.evaluations == 0 && progress_.failed > 0 && !(options_.stop && options_.stop->load()) &&
+      !progress_.aborted) {
     progress_.aborted = true;
     progress_.stop_reason = absl::StrCat("no evaluation succeeded (", progress_.failed, " failed; last: ", last_failure_, ")");
   }
@@ -517,7 +533,7 @@ absl::StatusOr<SearchResult> Controller::Run() {
     Individual ind;
     ind.id = r.id;
     objectives_.Score(r.objectives, &ind);
-    unique.push_back(ind);
+    unique.push_back(FrontPair(ind));
     index.push_back(static_cast<int>(i));
   }
   // Feasible non-dominated configurations, in O(n x front).

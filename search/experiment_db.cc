@@ -31,7 +31,10 @@ constexpr char kSchema[] =
     " created_micros INTEGER, finished_micros INTEGER, completion_seq INTEGER, eval_seconds REAL,"
     " error TEXT, result BLOB);"
     "CREATE INDEX IF NOT EXISTS candidates_by_experiment ON candidates (experiment_id);"
-    "CREATE INDEX IF NOT EXISTS candidates_by_hash ON candidates (functional_hash);";
+    "CREATE INDEX IF NOT EXISTS candidates_by_hash ON candidates (functional_hash);"
+    "CREATE TABLE IF NOT EXISTS hit_checks ("
+    " candidate_id INTEGER PRIMARY KEY, experiment_id INTEGER NOT NULL, exact_copy INTEGER, matched INTEGER,"
+    " max_relative_difference REAL, objectives TEXT, error TEXT, checked_micros INTEGER);";
 
 // Columns added since the first version (a database written before them gets them on open;
 // a read-only one reads NULL in their place).
@@ -326,6 +329,61 @@ absl::StatusOr<std::vector<CandidateRecord>> ExperimentDb::Candidates(int64_t ex
 
 absl::StatusOr<std::vector<CandidateRecord>> ExperimentDb::CandidatesWithHash(const std::string& hash_hex) {
   return Query("WHERE functional_hash = ? OR cache_key = ?", hash_hex, 0, true);
+}
+
+absl::Status ExperimentDb::PutHitCheck(const HitCheckRecord& check) {
+  if (read_only_) return absl::FailedPreconditionError("read-only");
+  nlohmann::json o = nlohmann::json::object();
+  for (const auto& [name, value] : AllMetrics(check.evaluated)) o[name] = value;
+  const std::string objectives = o.dump();
+  return writer_
+      ->SubmitAndWait([check, objectives](SqliteDb& db) -> absl::StatusOr<int64_t> {
+        auto s = db.Prepare(
+            "INSERT OR REPLACE INTO hit_checks (candidate_id, experiment_id, exact_copy, matched, max_relative_difference,"
+            " objectives, error, checked_micros) VALUES (?,?,?,?,?,?,?,?)");
+        if (!s.ok()) return s.status();
+        s->Bind(1, check.candidate_id).Bind(2, check.experiment_id).Bind(3, int64_t{check.exact_copy});
+        s->Bind(4, int64_t{check.matched}).Bind(5, check.max_relative_difference).Bind(6, objectives);
+        s->Bind(7, check.error).Bind(8, check.checked_micros);
+        absl::Status st = s->Run();
+        if (!st.ok()) return st;
+        return check.candidate_id;
+      })
+      .status();
+}
+
+absl::StatusOr<std::vector<HitCheckRecord>> ExperimentDb::HitChecks(int64_t experiment_id) {
+  std::lock_guard<std::mutex> lock(read_mu_);
+  std::vector<HitCheckRecord> out;
+  auto has = read_db_->HasTable("hit_checks");
+  if (!has.ok()) return has.status();
+  if (!*has) return out;
+  auto s = read_db_->Prepare(
+      "SELECT candidate_id, experiment_id, exact_copy, matched, max_relative_difference, objectives, error, checked_micros"
+      " FROM hit_checks WHERE experiment_id = ? ORDER BY candidate_id");
+  if (!s.ok()) return s.status();
+  s->Bind(1, experiment_id);
+  while (true) {
+    auto row = s->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    HitCheckRecord c;
+    c.candidate_id = s->Int(0);
+    c.experiment_id = s->Int(1);
+    c.exact_copy = s->Int(2) != 0;
+    c.matched = s->Int(3) != 0;
+    c.max_relative_difference = s->Double(4);
+    nlohmann::json o = nlohmann::json::parse(s->TextView(5), nullptr, /*allow_exceptions=*/false);
+    if (o.is_object()) {
+      for (auto it = o.begin(); it != o.end(); ++it) {
+        if (it.value().is_number()) SetMetric(&c.evaluated, it.key(), it.value().get<double>());
+      }
+    }
+    c.error = s->Text(6);
+    c.checked_micros = s->Int(7);
+    out.push_back(std::move(c));
+  }
+  return out;
 }
 
 }  // namespace fecsearch

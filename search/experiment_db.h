@@ -63,6 +63,18 @@ struct ExperimentRecord {
   int64_t started_micros = 0, finished_micros = 0;
 };
 
+// A cache hit evaluated again to check it (search --verify_hits; search/hit_audit.h).
+struct HitCheckRecord {
+  int64_t candidate_id = -1;
+  int64_t experiment_id = -1;
+  bool exact_copy = false;  // an earlier candidate had the same exact form
+  bool matched = false;     // every objective agreed within the tolerance
+  double max_relative_difference = 0;
+  Objectives evaluated;     // what the new evaluation measured
+  std::string error;        // the evaluation failed ("" otherwise; matched is then false)
+  int64_t checked_micros = 0;
+};
+
 // Thread-safe.
 class ExperimentDb {
  public:
@@ -85,6 +97,11 @@ class ExperimentDb {
   // Every candidate (any experiment) whose functional hash or cache key is `hash_hex`.
   absl::StatusOr<std::vector<CandidateRecord>> CandidatesWithHash(const std::string& hash_hex);
   const std::string& path() const { return path_; }
+
+  // Records a hit check (replacing an earlier one of the candidate); durable on return.
+  absl::Status PutHitCheck(const HitCheckRecord& check);
+  // The experiment's hit checks by candidate id (none in databases older than them).
+  absl::StatusOr<std::vector<HitCheckRecord>> HitChecks(int64_t experiment_id);
 
  private:
   ExperimentDb() = default;

@@ -2,6 +2,7 @@
 #include "search/report.h"
 
 #include <algorithm>
+#include <map>
 #include <cmath>
 #include <set>
 
@@ -271,6 +272,36 @@ std::string RenderReport(const ReportInput& in) {
                     "</code></td></tr>\n");
   }
   absl::StrAppend(&html, "</table>\n");
+
+  // What the cache's hits were, and the checks of the equivalents (search --verify_hits).
+  if (in.hits != nullptr && !in.hits->hits.empty()) {
+    const HitAudit& a = *in.hits;
+    absl::StrAppend(&html, "<h2>Cache hits</h2>\n<p id=\"hit-summary\">", Escape(a.Summary()), ".</p>\n");
+    std::map<int64_t, const CandidateRecord*> by_id;
+    for (const CandidateRecord& c : r.records) by_id[c.id] = &c;
+    bool any = false;
+    for (const HitAudit::Hit& h : a.hits) any |= h.checked && !h.exact_copy;
+    if (any) {
+      absl::StrAppend(&html, "<table id=\"hit-checks\"><tr><th>#</th><th class=\"text\">verdict</th><th>largest relative difference</th>"
+                             "<th class=\"text\">cached</th><th class=\"text\">evaluated again</th><th class=\"text\">candidate</th></tr>\n");
+      for (const HitAudit::Hit& h : a.hits) {
+        if (!h.checked || h.exact_copy || by_id.count(h.id) == 0) continue;
+        const CandidateRecord& c = *by_id[h.id];
+        auto show = [&](const Objectives& o) {
+          std::vector<std::string> parts;
+          for (const auto& e : entries) parts.push_back(absl::StrCat(e.metric.name, " ", Format(MetricValue(o, e.metric.name), e.metric)));
+          return absl::StrJoin(parts, ", ");
+        };
+        const std::string verdict = !h.check.error.empty() ? "evaluation failed" : h.check.matched ? "confirmed" : "FALSE HIT";
+        absl::StrAppendFormat(&html, "<tr class=\"%s\"><td>%d</td><td class=\"text\">%s</td><td>%.3g</td>",
+                              h.check.matched ? "hit-ok" : "hit-false", h.id, verdict, h.check.max_relative_difference);
+        absl::StrAppend(&html, "<td class=\"text\">", Escape(show(c.objectives)), "</td><td class=\"text\">",
+                        Escape(h.check.error.empty() ? show(h.check.evaluated) : h.check.error), "</td><td class=\"text\"><code>",
+                        Escape(in.domain->Describe(c.candidate)), "</code></td></tr>\n");
+      }
+      absl::StrAppend(&html, "</table>\n");
+    }
+  }
 
   // The chosen configuration and what its domain says about it.
   if (chosen >= 0) {

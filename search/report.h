@@ -12,6 +12,7 @@
 #include "protos/experiment.pb.h"
 #include "search/controller.h"
 #include "search/domain.h"
+#include "search/hit_audit.h"
 #include "search/objectives.h"
 
 namespace fecsearch {
@@ -24,6 +25,7 @@ struct ReportInput {
   std::string dedup;       // "functional", "exact" or "none"
   std::string pool;        // where evaluations ran
   std::string database;    // path
+  const HitAudit* hits = nullptr;  // the hits' classification and checks (optional)
 };
 
 // Index into result.records of the configuration the report recommends: the front member

@@ -30,6 +30,7 @@
 #include "search/controller.h"
 #include "search/evaluation_pool.h"
 #include "search/experiment.h"
+#include "search/hit_audit.h"
 #include "search/experiment_db.h"
 #include "search/progress.h"
 #include "search/report.h"
@@ -54,6 +55,10 @@ ABSL_FLAG(int64_t, seed, -1, "Search seed (overrides the spec).");
 ABSL_FLAG(std::string, report, "", "HTML report path (default: the spec's, fecsearch_report.html).");
 ABSL_FLAG(std::string, dedup, "", "functional | exact | none: functional hashing (default when the spec has `fec`), exact-genome hashing only, or no cache.");
 ABSL_FLAG(std::string, progress, "auto", "auto | bar | log | none.");
+ABSL_FLAG(bool, verify_hits, false,
+          "After the search, evaluate every functional-equivalent cache hit (not exact copies) once more and report "
+          "whether its fitness matches what the cache returned (false hits); checks are kept in --db.");
+ABSL_FLAG(double, verify_tolerance, 1e-6, "--verify_hits: largest relative difference of any objective still counted as a match.");
 ABSL_FLAG(bool, validate_only, false, "Check the experiment (fields, model, search space) and exit: 0 if valid, 2 if not.");
 
 namespace fecsearch {
@@ -340,6 +345,24 @@ int Main() {
   options.stop = &g_stop;
   Controller controller(options, *domain, *objectives, keyer, cache.get(), pool->get(), db->get(), &progress);
   auto result = controller.Run();
+  // What the hits were, and (--verify_hits) whether the equivalents really are.
+  absl::StatusOr<HitAudit> audit = absl::UnknownError("not computed");
+  if (result.ok()) {
+    audit = ClassifyHits(db->get(), experiment_id, result->records);
+    if (!audit.ok()) Log(absl::StrCat("cannot classify the cache hits: ", audit.status().message()));
+  }
+  if (audit.ok() && absl::GetFlag(FLAGS_verify_hits) && !g_stop.load() && !result->progress.aborted) {
+    int todo = 0;
+    for (const HitAudit::Hit& h : audit->hits) todo += !h.exact_copy && !h.checked;
+    if (todo > 0) Log(absl::StrCat("verifying ", todo, " functional-equivalent hits by evaluating them again ..."));
+    absl::Status v = VerifyHits(
+        &*audit, result->records, pool->get(), absl::GetFlag(FLAGS_verify_tolerance), db->get(),
+        [&](int done, int total) {
+          if (mode != TerminalProgress::Mode::kNone) std::fprintf(stderr, "search: verified %d/%d hits\n", done, total);
+        },
+        &g_stop);
+    if (!v.ok()) Log(absl::StrCat("hit checks not all recorded: ", v.message()));
+  }
   (*pool)->Shutdown();
   if (!result.ok()) {
     (void)(*db)->SetExperimentStatus(experiment_id, "failed");
@@ -357,6 +380,15 @@ int Main() {
               static_cast<long long>(p.candidates), static_cast<long long>(p.misses), static_cast<long long>(p.hits),
               static_cast<long long>(p.merges), static_cast<long long>(p.partial_hits), static_cast<long long>(p.invalid),
               static_cast<long long>(p.failed), 100 * p.hit_rate());
+  if (audit.ok() && !audit->hits.empty()) std::printf("%s.\n", audit->Summary().c_str());
+  if (audit.ok() && audit->false_hits > 0) {
+    std::printf("False hits (the cache returned another candidate's fitness; consider more probe inputs or mantissa bits):\n");
+    for (const HitAudit::Hit& h : audit->hits) {
+      if (h.checked && !h.exact_copy && h.check.error.empty() && !h.check.matched) {
+        std::printf("  #%lld: relative difference %.3g\n", static_cast<long long>(h.id), h.check.max_relative_difference);
+      }
+    }
+  }
   if (cache) {
     const FecStats st = cache->stats();
     std::printf("The cache saved %.1f s of evaluation (%lld entries in %s).\n", st.seconds_saved,
@@ -368,16 +400,20 @@ int Main() {
   }
   std::printf("\nPareto front (%zu candidates%s):\n", result->front.size(), facts.c_str());
   std::printf("%7s", "id");
+  std::vector<int> widths;
   for (const auto& e : objectives->entries()) {
     const std::string head = e.metric.unit.empty() ? e.metric.name : absl::StrCat(e.metric.name, " (", e.metric.unit, ")");
-    std::printf("  %14s", head.size() > 14 ? e.metric.name.substr(0, 14).c_str() : head.c_str());
+    widths.push_back(std::max<int>(12, static_cast<int>(head.size())));
+    std::printf("  %*s", widths.back(), head.c_str());
   }
   std::printf("  candidate\n");
   const int chosen = ChosenConfiguration(*objectives, *result);
   for (int i : result->front) {
     const CandidateRecord& c = result->records[i];
     std::printf("%7lld", static_cast<long long>(c.id));
-    for (const auto& e : objectives->entries()) std::printf("  %14.6g", MetricValue(c.objectives, e.metric.name));
+    for (size_t k = 0; k < objectives->entries().size(); ++k) {
+      std::printf("  %*.6g", widths[k], MetricValue(c.objectives, objectives->entries()[k].metric.name));
+    }
     const std::string remark = domain->Remark(c.candidate);
     std::printf("  %s%s%s\n", i == chosen ? "* " : "", domain->Describe(c.candidate).c_str(),
                 remark.empty() ? "" : absl::StrCat("  [", remark, "]").c_str());
@@ -401,6 +437,7 @@ int Main() {
   report.dedup = dedup_name;
   report.pool = (*pool)->Describe();
   report.database = db_path;
+  if (audit.ok()) report.hits = &*audit;
   absl::Status written = WriteReport(report_path, report);
   if (!written.ok()) return Fail(written, 1);
   std::printf("\nDatabase: %s (experiment %lld)\nReport:   %s\n", db_path.c_str(), static_cast<long long>(experiment_id),

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "core/evaluator.h"
 #include "protos/worker.pb.h"
@@ -27,6 +28,13 @@ class EvaluationBackend {
   // Checks a candidate before it is admitted (cheap; no evaluation): an error names the bad
   // field. Backends that cannot tell accept everything.
   virtual absl::Status Validate(const Candidate&) const { return absl::OkStatus(); }
+  // A user-defined domain's probe outputs for `candidate` (ProbeGenes); backends without a
+  // probe answer UNIMPLEMENTED.
+  virtual absl::StatusOr<std::vector<double>> Probe(const Candidate&) {
+    return absl::UnimplementedError(absl::StrCat("this worker (mode ", mode(), ") has no probe"));
+  }
+  // The user-defined domain it evaluates (GenesRequest.domain), or "" for the KV-cache domain.
+  virtual std::string domain() const { return ""; }
   virtual std::string mode() const = 0;
   // Fingerprint of what this backend evaluates under ("" if it cannot tell).
   virtual std::string context_fingerprint() const = 0;

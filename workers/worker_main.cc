@@ -1,4 +1,4 @@
-// bazel run //workers:worker -- --listen=ADDR [--capacity=N] [--mode=model|command|simulated]
+// bazel run //workers:worker -- --listen=ADDR [--capacity=N] [--mode=model|command|domain|simulated]
 // Serves the Evaluator service for a search's gRPC worker pool (README "Run on a cluster").
 #include <signal.h>
 
@@ -13,6 +13,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "core/evaluator.h"
@@ -21,14 +22,20 @@
 #include "core/text_proto.h"
 #include "protos/experiment.pb.h"
 #include "search/experiment.h"
+#include "search/domains/user_domain.h"
+#include "workers/domain_backend.h"
 #include "workers/evaluation_backend.h"
 #include "workers/worker_server.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "host:port to serve on (0.0.0.0:PORT for every interface; port 0 = any free port).");
 ABSL_FLAG(std::string, name, "", "Name reported with every result (default: the listen address).");
 ABSL_FLAG(int, capacity, 1, "Candidates evaluated at a time (each on --eval_threads threads with the model).");
-ABSL_FLAG(std::string, mode, "model", "model (the built-in evaluator), command (an external program per candidate) or simulated.");
-ABSL_FLAG(std::string, experiment, "", "Experiment spec whose evaluation section to use (model mode; default: built-in defaults).");
+ABSL_FLAG(std::string, mode, "model",
+          "model (the built-in evaluator), command (an external program per candidate), domain (a user-defined "
+          "domain's evaluator and probe commands, from --experiment; docs/DOMAINS.md) or simulated.");
+ABSL_FLAG(std::string, experiment, "",
+          "Experiment spec: model mode uses its evaluation section (default: built-in defaults); domain mode its "
+          "search_space.user_domain (required).");
 ABSL_FLAG(std::string, model, "", "Hugging Face model directory (overrides the experiment; docs/MODELS.md).");
 ABSL_FLAG(std::string, text, "", "Evaluation text (overrides the experiment; default: the model directory's eval.txt).");
 ABSL_FLAG(int, eval_threads, 0, "Threads of one evaluation (windows, matrix products, heads; default 0: the experiment's evaluation.threads, 1); --capacity x --eval_threads should not exceed the cores.");
@@ -123,10 +130,27 @@ int Main() {
     std::vector<std::string> argv = absl::StrSplit(absl::GetFlag(FLAGS_command), ' ', absl::SkipEmpty());
     if (argv.empty()) return Fail("--mode=command needs --command='PROGRAM ARGS...'", 2);
     backend = MakeCommandBackend(argv, absl::Seconds(absl::GetFlag(FLAGS_command_timeout_seconds)));
+  } else if (mode == "domain") {
+    if (absl::GetFlag(FLAGS_experiment).empty()) return Fail("--mode=domain needs --experiment=SPEC with a search_space.user_domain", 2);
+    auto e = LoadExperiment(absl::GetFlag(FLAGS_experiment));
+    if (!e.ok()) return Fail(std::string(e.status().message()), 2);
+    if (!e->spec.search_space().has_user_domain()) {
+      return Fail(absl::StrCat(e->source, ": --mode=domain needs search_space.user_domain (docs/DOMAINS.md)"), 2);
+    }
+    if (!e->spec.search_space().user_domain().has_evaluator()) {
+      return Fail(absl::StrCat(e->source, ": search_space.user_domain.evaluator: a domain worker runs the evaluator command; set it"), 2);
+    }
+    auto domain = UserDomain::Create(e->spec);
+    if (!domain.ok()) return Fail(absl::StrCat(e->source, ": ", domain.status().message()), 2);
+    std::fprintf(stderr, "worker: domain %s; evaluator %s; probe %s; context %s\n", (*domain)->name().c_str(),
+                 absl::StrJoin((*domain)->spec().evaluator().argv(), " ").c_str(),
+                 (*domain)->spec().has_probe() ? absl::StrJoin((*domain)->spec().probe().argv(), " ").c_str() : "(none)",
+                 (*domain)->context_fingerprint().c_str());
+    backend = MakeUserDomainBackend(std::move(*domain));
   } else if (mode == "simulated") {
     backend = MakeSimulatedBackend(absl::GetFlag(FLAGS_simulate_seconds));
   } else {
-    return Fail(absl::StrCat("--mode: '", mode, "' is not model, command or simulated"), 2);
+    return Fail(absl::StrCat("--mode: '", mode, "' is not model, command, domain or simulated"), 2);
   }
 
   auto server = WorkerServer::Start(options, std::move(backend));

@@ -116,39 +116,123 @@ class WorkerServer::Impl final : public rpc::Evaluator::CallbackService {
     }
     server_->GetHealthCheckService()->SetServingStatus(true);
     for (int i = 0; i < options_.capacity; ++i) threads_.emplace_back([this] { Loop(); });
+    if (!backend_->domain().empty()) {
+      for (int i = 0; i < options_.capacity; ++i) threads_.emplace_back([this] { ProbeLoop(); });
+    }
     return absl::OkStatus();
   }
 
   grpc::ServerUnaryReactor* Evaluate(grpc::CallbackServerContext* ctx, const rpc::EvaluateRequest* request,
                                      rpc::EvaluateResponse* response) override {
     grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    if (!backend_->domain().empty()) {
+      reactor->Finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                                   absl::StrCat("worker ", options_.name, " evaluates user domain '", backend_->domain(),
+                                                "' (EvaluateGenes), not KV-cache candidates")));
+      return reactor;
+    }
     grpc::Status check = Admit(ctx, *request);
     if (!check.ok()) {
       reactor->Finish(check);
       return reactor;
     }
+    Enqueue(*request, {reactor, response, nullptr});
+    return reactor;
+  }
+
+  // A user-defined domain's candidate: the same queue, capacity and retry joining as
+  // Evaluate, answered in the domain-free message.
+  grpc::ServerUnaryReactor* EvaluateGenes(grpc::CallbackServerContext* ctx, const rpc::GenesRequest* request,
+                                          rpc::GenesResponse* response) override {
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    grpc::Status check = AdmitGenes(ctx, request->domain(), request->has_candidate_id());
+    if (check.ok()) {
+      rpc::EvaluateRequest as_request;
+      as_request.set_candidate_id(request->candidate_id());
+      *as_request.mutable_candidate()->mutable_genes()->mutable_genes() = request->genes();
+      as_request.set_context_fingerprint(request->context_fingerprint());
+      as_request.set_attempt(request->attempt());
+      check = Admit(ctx, as_request);
+      if (check.ok()) {
+        Enqueue(as_request, {reactor, nullptr, response});
+        return reactor;
+      }
+    }
+    reactor->Finish(check);
+    return reactor;
+  }
+
+  // Probes run on their own threads (one per unit of capacity) beside evaluations: they are
+  // short, and a search waits on them before it can dispatch.
+  grpc::ServerUnaryReactor* ProbeGenes(grpc::CallbackServerContext* ctx, const rpc::ProbeRequest* request,
+                                       rpc::ProbeResponse* response) override {
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    grpc::Status check = AdmitGenes(ctx, request->domain(), true);
+    if (check.ok()) {
+      rpc::EvaluateRequest as_request;
+      as_request.set_candidate_id(0);
+      *as_request.mutable_candidate()->mutable_genes()->mutable_genes() = request->genes();
+      as_request.set_context_fingerprint(request->context_fingerprint());
+      check = Admit(ctx, as_request);
+      if (check.ok()) {
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          probes_.push_back({std::move(*as_request.mutable_candidate()), reactor, response});
+        }
+        probe_cv_.notify_one();
+        return reactor;
+      }
+    }
+    reactor->Finish(check);
+    return reactor;
+  }
+
+  grpc::Status AdmitGenes(grpc::CallbackServerContext* ctx, const std::string& domain, bool has_id) const {
+    grpc::Status auth = Authenticate(ctx);
+    if (!auth.ok()) return auth;
+    if (backend_->domain().empty()) {
+      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                          absl::StrCat("worker ", options_.name, " evaluates KV-cache candidates (mode ", backend_->mode(),
+                                       "), not user-defined domains; start it with --mode=domain"));
+    }
+    if (!has_id) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "candidate_id is required");
+    if (domain != backend_->domain()) {
+      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                          absl::StrCat("worker ", options_.name, " serves domain '", backend_->domain(), "', the request is for '",
+                                       domain, "'"));
+    }
+    return grpc::Status::OK;
+  }
+
+  struct Waiting {
+    grpc::ServerUnaryReactor* reactor;
+    rpc::EvaluateResponse* response;  // Evaluate
+    rpc::GenesResponse* genes;        // EvaluateGenes
+  };
+
+  void Enqueue(const rpc::EvaluateRequest& request, Waiting waiting) {
+    grpc::ServerUnaryReactor* reactor = waiting.reactor;
     {
       std::lock_guard<std::mutex> lock(mu_);
       // Idempotent: a retried call (same candidate id, candidate and context) joins the
       // evaluation already running. The candidate's bytes are part of the key: ids restart at
       // 1 in every experiment database, and several searches may share one worker.
-      const std::string key = RetryKey(*request);
+      const std::string key = RetryKey(request);
       auto it = running_.find(key);
       if (it != running_.end()) {
-        it->second.push_back({reactor, response});
-        return reactor;
+        it->second.push_back(waiting);
+        return;
       }
       if (in_flight_ >= options_.capacity) {
         reactor->Finish(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
                                      absl::StrCat("worker ", options_.name, " is full (capacity ", options_.capacity, ")")));
-        return reactor;
+        return;
       }
       ++in_flight_;
-      running_[key].push_back({reactor, response});
-      queue_.push_back(*request);
+      running_[key].push_back(waiting);
+      queue_.push_back(request);
     }
     cv_.notify_one();
-    return reactor;
   }
 
   grpc::ServerUnaryReactor* Describe(grpc::CallbackServerContext* ctx, const rpc::DescribeRequest*,
@@ -191,6 +275,7 @@ class WorkerServer::Impl final : public rpc::Evaluator::CallbackService {
       stop_ = true;
     }
     cv_.notify_all();
+    probe_cv_.notify_all();
     // Anything still running is cancelled: its callers get an error and dispatch it again.
     if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(100));
     if (health_server_) health_server_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(100));
@@ -240,7 +325,7 @@ class WorkerServer::Impl final : public rpc::Evaluator::CallbackService {
     if (!request.has_candidate_id()) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "candidate_id is required");
     if (!request.has_candidate() ||
         request.candidate().representation_case() == Candidate::REPRESENTATION_NOT_SET) {
-      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "candidate is required (a genome or a pipeline)");
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "candidate is required (genes, a genome or a pipeline)");
     }
     // An invalid candidate (a gene out of range, a malformed graph) is refused here, before
     // it reaches the evaluator.
@@ -256,6 +341,18 @@ class WorkerServer::Impl final : public rpc::Evaluator::CallbackService {
                                        " (different model, text or protocol)"));
     }
     return grpc::Status::OK;
+  }
+
+  void ToGenesResponse(const rpc::EvaluateResponse& from, rpc::GenesResponse* to) const {
+    to->set_candidate_id(from.candidate_id());
+    to->set_worker(options_.name);
+    const EvaluationResult& r = from.result();
+    if (r.status().code() != 0) {
+      to->set_error(r.status().message().empty() ? absl::StrCat("status ", r.status().code()) : r.status().message());
+      return;
+    }
+    for (const auto& [name, value] : r.objectives().metrics()) (*to->mutable_objectives())[name] = value;
+    to->set_cost_seconds(r.cost_seconds());
   }
 
   static std::string RetryKey(const rpc::EvaluateRequest& request) {
@@ -290,7 +387,10 @@ class WorkerServer::Impl final : public rpc::Evaluator::CallbackService {
       }
       idle_cv_.notify_all();
       for (Waiting& w : waiting) {
-        if (response.ok()) {
+        if (response.ok() && w.genes != nullptr) {
+          ToGenesResponse(*response, w.genes);
+          w.reactor->Finish(grpc::Status::OK);
+        } else if (response.ok()) {
           *w.response = *response;
           w.response->set_worker(options_.name);
           w.reactor->Finish(grpc::Status::OK);
@@ -301,10 +401,34 @@ class WorkerServer::Impl final : public rpc::Evaluator::CallbackService {
     }
   }
 
-  struct Waiting {
+  struct Probe {
+    Candidate candidate;
     grpc::ServerUnaryReactor* reactor;
-    rpc::EvaluateResponse* response;
+    rpc::ProbeResponse* response;
   };
+
+  void ProbeLoop() {
+    while (true) {
+      Probe p;
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        probe_cv_.wait(lock, [&] { return stop_ || !probes_.empty(); });
+        if (probes_.empty()) return;
+        p = std::move(probes_.front());
+        probes_.pop_front();
+      }
+      absl::StatusOr<std::vector<double>> outputs = backend_->Probe(p.candidate);
+      if (outputs.ok()) {
+        for (double v : *outputs) p.response->add_outputs(v);
+        p.reactor->Finish(grpc::Status::OK);
+      } else if (absl::IsInvalidArgument(outputs.status())) {
+        p.response->set_error(std::string(outputs.status().message()));
+        p.reactor->Finish(grpc::Status::OK);
+      } else {
+        p.reactor->Finish(ToGrpc(outputs.status()));
+      }
+    }
+  }
 
   WorkerOptions options_;
   std::unique_ptr<EvaluationBackend> backend_;
@@ -316,6 +440,8 @@ class WorkerServer::Impl final : public rpc::Evaluator::CallbackService {
   mutable std::mutex mu_;
   std::condition_variable cv_, idle_cv_, done_cv_;
   std::deque<rpc::EvaluateRequest> queue_;
+  std::deque<Probe> probes_;
+  std::condition_variable probe_cv_;
   std::map<std::string, std::vector<Waiting>> running_;
   int in_flight_ = 0;
   int64_t served_ = 0;

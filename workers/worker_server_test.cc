@@ -349,5 +349,124 @@ TEST(CommandBackendTest, RunsTheProgramWithJsonAndReportsFailures) {
   EXPECT_FALSE(r.ok());
 }
 
+// A user-domain backend stand-in: one integer gene "x" in 0..9, objective y = 2x, probe
+// outputs {x mod 3} (so x and x+3 are "equivalent").
+class ToyDomainBackend : public EvaluationBackend {
+ public:
+  absl::StatusOr<EvaluateResponse> Evaluate(const EvaluateRequest& request) override {
+    ++evaluations;
+    EvaluateResponse r;
+    r.set_candidate_id(request.candidate_id());
+    r.mutable_result()->mutable_status()->set_code(0);
+    (*r.mutable_result()->mutable_objectives()->mutable_metrics())["y"] = 2.0 * X(request.candidate());
+    r.mutable_result()->set_cost_seconds(0.25);
+    return r;
+  }
+  absl::Status Validate(const Candidate& c) const override {
+    if (c.genes().genes_size() != 1 || c.genes().genes(0).name() != "x") return absl::InvalidArgumentError("genes: want exactly x");
+    if (c.genes().genes(0).int_value() < 0 || c.genes().genes(0).int_value() > 9) {
+      return absl::InvalidArgumentError("genes.x: outside 0..9");
+    }
+    return absl::OkStatus();
+  }
+  absl::StatusOr<std::vector<double>> Probe(const Candidate& c) override { return std::vector<double>{double(X(c) % 3)}; }
+  std::string domain() const override { return "toy"; }
+  std::string mode() const override { return "domain"; }
+  std::string context_fingerprint() const override { return "toy-context"; }
+  std::atomic<int> evaluations{0};
+
+ private:
+  static int64_t X(const Candidate& c) { return c.genes().genes(0).int_value(); }
+};
+
+rpc::GenesRequest Genes(int64_t id, int64_t x, const std::string& domain = "toy") {
+  rpc::GenesRequest r;
+  r.set_candidate_id(id);
+  r.set_domain(domain);
+  GeneValue* g = r.add_genes();
+  g->set_name("x");
+  g->set_int_value(x);
+  return r;
+}
+
+grpc::Status EvaluateGenes(rpc::Evaluator::Stub& stub, const rpc::GenesRequest& req, rpc::GenesResponse* resp) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  return stub.EvaluateGenes(&ctx, req, resp);
+}
+
+TEST(DomainRpcTest, EvaluatesAndProbesGenesInTheDomainFreeMessages) {
+  auto backend = std::make_unique<ToyDomainBackend>();
+  ToyDomainBackend* toy = backend.get();
+  WorkerOptions o;
+  o.name = "toy-worker";
+  auto w = StartWorker(o, std::move(backend));
+  auto stub = Stub(*w);
+  rpc::GenesResponse resp;
+  ASSERT_TRUE(EvaluateGenes(*stub, Genes(5, 4), &resp).ok());
+  EXPECT_EQ(resp.candidate_id(), 5);
+  EXPECT_EQ(resp.worker(), "toy-worker");
+  EXPECT_FALSE(resp.has_error());
+  ASSERT_EQ(resp.objectives().count("y"), 1u);
+  EXPECT_EQ(resp.objectives().at("y"), 8.0);
+  EXPECT_EQ(resp.cost_seconds(), 0.25);
+  rpc::ProbeRequest probe;
+  probe.set_domain("toy");
+  *probe.mutable_genes() = Genes(0, 7).genes();
+  rpc::ProbeResponse out;
+  grpc::ClientContext ctx;
+  ASSERT_TRUE(stub->ProbeGenes(&ctx, probe, &out).ok());
+  ASSERT_EQ(out.outputs_size(), 1);
+  EXPECT_EQ(out.outputs(0), 1.0);
+  EXPECT_EQ(toy->evaluations.load(), 1) << "a probe is not an evaluation";
+}
+
+TEST(DomainRpcTest, HostileGenesRequestsAreRefusedByName) {
+  auto backend = std::make_unique<ToyDomainBackend>();
+  ToyDomainBackend* toy = backend.get();
+  auto w = StartWorker(WorkerOptions(), std::move(backend));
+  auto stub = Stub(*w);
+  rpc::GenesResponse resp;
+  rpc::GenesRequest no_id = Genes(1, 2);
+  no_id.clear_candidate_id();
+  grpc::Status s = EvaluateGenes(*stub, no_id, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+  s = EvaluateGenes(*stub, Genes(1, 42), &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("genes.x: outside 0..9"), std::string::npos) << s.error_message();
+  rpc::GenesRequest none = Genes(1, 2);
+  none.clear_genes();
+  s = EvaluateGenes(*stub, none, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  s = EvaluateGenes(*stub, Genes(1, 2, "other"), &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(s.error_message().find("serves domain 'toy', the request is for 'other'"), std::string::npos);
+  rpc::GenesRequest wrong_context = Genes(1, 2);
+  wrong_context.set_context_fingerprint("elsewhere");
+  s = EvaluateGenes(*stub, wrong_context, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  // A KV-cache request on a domain worker.
+  rpc::EvaluateResponse kv;
+  s = Evaluate(*stub, Request(3), &kv);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(s.error_message().find("user domain 'toy'"), std::string::npos) << s.error_message();
+  EXPECT_EQ(toy->evaluations.load(), 0);
+}
+
+TEST(DomainRpcTest, AKvWorkerRefusesGenes) {
+  auto w = StartWorker(WorkerOptions(), MakeSimulatedBackend(0));
+  auto stub = Stub(*w);
+  rpc::GenesResponse resp;
+  grpc::Status s = EvaluateGenes(*stub, Genes(1, 2), &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(s.error_message().find("start it with --mode=domain"), std::string::npos) << s.error_message();
+  rpc::ProbeRequest probe;
+  probe.set_domain("toy");
+  rpc::ProbeResponse out;
+  grpc::ClientContext ctx;
+  s = stub->ProbeGenes(&ctx, probe, &out);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+}
+
 }  // namespace
 }  // namespace fecsearch

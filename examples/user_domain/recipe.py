@@ -14,8 +14,9 @@ Recipes that are the same function (momentum 0 and sgd, leaky_relu with slope 0 
 decay_kind with weight_decay 0, any shuffle with full batches, and grad_clip "100" or "none"
 whenever it never triggers) give bit-identical floats, in the probe and in the evaluation.
 
-Measured on one core (this machine, OPENBLAS_NUM_THREADS=1), see README.md for the table:
-evaluate 0.03-1.6 s depending on batch and epochs, probe 1-20 ms (0.8-2.4 % of its evaluation).
+Measured on one core (Debian numpy 1.24.2, netlib BLAS; README.md has the table): over 60
+random recipes evaluate takes 16 ms - 2.4 s (median 0.46 s), the probe 0.3-22 ms (median 3.2 ms),
+at most 2.1 % of its own evaluation (median 0.95 %).
 """
 import json
 import math
@@ -28,7 +29,7 @@ DOMAIN = "mlp_recipe"
 
 # (name, kind, spec, active_if): kind int -> (min, max, step); float -> (min, max); cat -> values.
 GENES = [
-    ("hidden", "int", (4, 64, 4), None),
+    ("hidden", "int", (4, 32, 4), None),
     ("depth", "int", (1, 3, 1), None),
     ("activation", "cat", ("relu", "leaky_relu", "tanh"), None),
     ("negative_slope", "cat", ("0", "0.01", "0.1"), ("activation", ("leaky_relu",))),
@@ -396,3 +397,7 @@ def main(kind, name):
         return 2
     sys.stdout.write(json.dumps(respond(kind, genes), allow_nan=False) + "\n")
     return 0
+# edited
+# edited
+# edited
+# edited

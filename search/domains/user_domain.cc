@@ -402,11 +402,11 @@ absl::StatusOr<std::unique_ptr<UserDomain>> UserDomain::Create(const ExperimentS
   };
   add("fecsearch-user-domain-1");
   add(u.name());
-  for (const auto* cmd : {&u.evaluator(), &u.probe()}) {
-    add(absl::StrCat(cmd->argv_size()));
-    for (const std::string& a : cmd->argv()) add(a);
-  }
-  add(u.probe_worker());
+  // The evaluator, not the probe: the probe decides which candidates share a key (it enters
+  // their functional hashes, Probe), not what an evaluation measures, so workers and searches
+  // that probe differently still agree on the context.
+  add(absl::StrCat(u.evaluator().argv_size()));
+  for (const std::string& a : u.evaluator().argv()) add(a);
   add(u.version());
   for (const DomainObjective& o : u.objectives()) add(absl::StrCat(o.name(), "|", o.direction()));
   for (int i = 0; i < u.context_files_size(); ++i) {
@@ -424,6 +424,13 @@ absl::StatusOr<std::unique_ptr<UserDomain>> UserDomain::Create(const ExperimentS
   }
   d->fingerprint_ = Hex128(XXH3_128bits_digest(st));
   XXH3_freeState(st);
+  // Which probe: a command by its argv, a worker's ProbeGenes as one probe (its program is the
+  // worker's; its changes are the user's `version`).
+  std::string probe = u.probe_worker().empty() ? "command" : "ProbeGenes";
+  for (const std::string& a : u.probe().argv()) absl::StrAppend(&probe, absl::string_view("\0", 1), a);
+  const XXH128_hash_t p = XXH3_128bits(probe.data(), probe.size());
+  d->probe_identity_[0] = static_cast<int64_t>(p.high64);
+  d->probe_identity_[1] = static_cast<int64_t>(p.low64);
   return d;
 }
 
@@ -632,6 +639,8 @@ absl::Status UserDomain::Probe(const Candidate& candidate, OutputSink& sink) con
     }
   }
   std::vector<float> values(outputs->begin(), outputs->end());
+  sink.AddInt(probe_identity_[0]);
+  sink.AddInt(probe_identity_[1]);
   sink.AddInt(static_cast<int64_t>(values.size()));
   sink.AddFloats(values);
   return absl::OkStatus();

@@ -89,6 +89,7 @@ class UserDomain : public Domain {
   GeneSpace space_;
   std::string name_, fingerprint_;
   std::vector<Candidate> seeds_;
+  int64_t probe_identity_[2] = {0, 0};  // hashed before the probe's numbers
   int mantissa_bits_ = 8;  // for comparing the determinism check's two runs canonically
   mutable std::atomic<int> probes_checked_{0};
 };

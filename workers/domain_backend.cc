@@ -1,0 +1,51 @@
+// The user-domain worker backend.
+#include "workers/domain_backend.h"
+
+#include <utility>
+
+namespace fecsearch {
+namespace {
+
+// A command that failed or timed out is the candidate's evaluation failing, not the worker:
+// ABORTED (the pool retries it once elsewhere and keeps the worker).
+absl::Status AsEvaluationFailure(const absl::Status& s) {
+  if (absl::IsFailedPrecondition(s) || absl::IsDeadlineExceeded(s)) return absl::AbortedError(s.message());
+  return s;
+}
+
+class UserDomainBackend : public EvaluationBackend {
+ public:
+  explicit UserDomainBackend(std::unique_ptr<UserDomain> domain) : domain_(std::move(domain)) {}
+
+  absl::StatusOr<EvaluateResponse> Evaluate(const EvaluateRequest& request) override {
+    auto result = domain_->Evaluate(request.candidate(), request.candidate_id(), request.attempt());
+    if (!result.ok()) return AsEvaluationFailure(result.status());
+    EvaluateResponse response;
+    response.set_candidate_id(request.candidate_id());
+    *response.mutable_result() = std::move(*result);
+    return response;
+  }
+  absl::Status Validate(const Candidate& candidate) const override { return domain_->Validate(candidate); }
+  absl::StatusOr<std::vector<double>> Probe(const Candidate& candidate) override {
+    if (!domain_->spec().has_probe()) {
+      return absl::UnimplementedError(absl::StrCat("domain '", domain_->spec().name(), "' declares no probe command"));
+    }
+    auto outputs = domain_->ProbeOutputs(candidate);
+    if (!outputs.ok()) return AsEvaluationFailure(outputs.status());
+    return outputs;
+  }
+  std::string domain() const override { return domain_->spec().name(); }
+  std::string mode() const override { return "domain"; }
+  std::string context_fingerprint() const override { return domain_->context_fingerprint(); }
+
+ private:
+  std::unique_ptr<UserDomain> domain_;
+};
+
+}  // namespace
+
+std::unique_ptr<EvaluationBackend> MakeUserDomainBackend(std::unique_ptr<UserDomain> domain) {
+  return std::make_unique<UserDomainBackend>(std::move(domain));
+}
+
+}  // namespace fecsearch
