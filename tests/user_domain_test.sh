@@ -58,10 +58,11 @@ sed 's/version: "1"/version: "2"/' "$ROOT/$EXAMPLE" >"$WORK/v2.textproto"
 first=$(q a.db "SELECT outcome FROM candidates WHERE experiment_id = 3 ORDER BY id LIMIT 1")
 [ "$first" = MISS ] || fail "another evaluator version reused old fitness (first outcome $first)"
 # An edited evaluator (a context file) is another context: its experiment cannot be resumed.
-mkdir -p "$WORK/copy/examples" && cp -r "$ROOT/examples/user_domain" "$WORK/copy/examples/" && chmod -R u+w "$WORK/copy"
+mkdir -p "$WORK/copy/examples" && cp -rL "$ROOT/examples/user_domain" "$WORK/copy/examples/" && chmod -R u+w "$WORK/copy"
 (cd "$WORK/copy" && "$SEARCH" --experiment="$EXAMPLE" --db="$WORK/e.db" --report=/dev/null --max_evaluations=3 --threads=1 \
   --progress=none >/dev/null 2>"$WORK/e.err") || fail "copy: $(tail -3 "$WORK/e.err")"
 echo "# edited" >>"$WORK/copy/examples/user_domain/recipe.py"
+[ "$(tail -1 "$ROOT/examples/user_domain/recipe.py")" != "# edited" ] || fail "the test edited the source tree"
 (cd "$WORK/copy" && exec "$SEARCH" --db="$WORK/e.db" --resume --max_evaluations=6 --progress=none) >/dev/null 2>"$WORK/e2.err"
 rc=$?
 [ "$rc" = 2 ] && grep -q "another evaluation context" "$WORK/e2.err" || fail "resume after editing recipe.py: exit $rc, $(tail -2 "$WORK/e2.err")"
@@ -100,6 +101,21 @@ grep -q probe_worker "$WORK/remote.textproto" || fail "could not rewrite the pro
   fail "the worker did not evaluate the 12: $(q w.db 'SELECT worker, count(*) FROM candidates GROUP BY worker')"
 /usr/bin/python3 "$ROOT/tests/user_domain/check_db.py" "$WORK/w.db" "$ROOT" 4 >"$WORK/wref.out" 2>&1 ||
   fail "worker results differ from the reference: $(tail -5 "$WORK/wref.out")"
+# The same through a worker written in Python (examples/user_domain/worker.py): evaluation and
+# probe both on it, no command run by the search.
+/usr/bin/python3 "$ROOT/examples/user_domain/worker.py" --listen=127.0.0.1:0 --port_file="$WORK/py.port" \
+  --proto_root="$ROOT" 2>"$WORK/py.log" &
+pids+=("$!")
+for _ in $(seq 1 200); do [ -s "$WORK/py.port" ] && break; sleep 0.1; done
+pyport=$(cat "$WORK/py.port" 2>/dev/null)
+[ -n "$pyport" ] || fail "the Python worker did not start: $(cat "$WORK/py.log")"
+sed "s|127.0.0.1:$port|127.0.0.1:$pyport|" "$WORK/remote.textproto" | grep -v "evaluator {" >"$WORK/py.textproto"
+"$SEARCH" --experiment="$WORK/py.textproto" --workers="127.0.0.1:$pyport" --db="$WORK/py.db" --report=/dev/null \
+  --max_evaluations=8 --progress=none >"$WORK/py.out" 2>"$WORK/py.err" || fail "search on the Python worker: $(tail -5 "$WORK/py.err")"
+[ "$(q py.db "SELECT count(*) FROM candidates WHERE outcome = 'MISS' AND worker = 'python-mlp-worker'")" = 8 ] ||
+  fail "the Python worker did not evaluate the 8: $(q py.db 'SELECT worker, count(*) FROM candidates GROUP BY worker')"
+/usr/bin/python3 "$ROOT/tests/user_domain/check_db.py" "$WORK/py.db" "$ROOT" 4 >"$WORK/pyref.out" 2>&1 ||
+  fail "Python worker results differ from the reference: $(tail -5 "$WORK/pyref.out")"
 # A KV-cache worker refuses genes, and a domain worker KV-cache candidates, by name.
 expect_exit 2 "--mode=domain needs --experiment" "$WORKER" --mode=domain --listen=127.0.0.1:0
 

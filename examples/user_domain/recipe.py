@@ -397,7 +397,3 @@ def main(kind, name):
         return 2
     sys.stdout.write(json.dumps(respond(kind, genes), allow_nan=False) + "\n")
     return 0
-# edited
-# edited
-# edited
-# edited
