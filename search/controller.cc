@@ -194,7 +194,10 @@ void Controller::Counted(CandidateRecord r) {
 
 void Controller::Start(CandidateRecord record) {
   const int64_t id = record.id;
+  const auto hash_start = std::chrono::steady_clock::now();
   auto hashes = keyer_(record.candidate);
+  progress_.hash_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - hash_start).count();
+  if (hashes.ok() && hashes->probe_ran) ++progress_.probes;
   if (hashes.ok()) {
     record.functional_hash = hashes->functional == Hash128() ? "" : hashes->functional.Hex();
     record.structural_hash = hashes->structural.Hex();

@@ -44,6 +44,9 @@ struct Progress {
   double max_wall_seconds = 0;
   int64_t hits = 0, partial_hits = 0, merges = 0, misses = 0, invalid = 0, failed = 0;
   int front_size = 0;
+  // Time spent hashing candidates (probes included) and how many probes ran.
+  double hash_seconds = 0;
+  int64_t probes = 0;
   double hypervolume = 0;
   double best_scalar = 0;  // single-objective best (lower is better)
   double elapsed_seconds = 0;

@@ -29,6 +29,13 @@ struct DetailsTable {
   std::vector<std::vector<std::string>> rows;
 };
 
+// A cheaper way to evaluate a candidate than the full evaluation (fewer windows, fewer epochs):
+// multi-fidelity search and probe screening use them through the domain.
+struct Fidelity {
+  std::string name;             // "1 window", "epochs/4"
+  double relative_cost = 1;     // against the full evaluation (0 < cost <= 1)
+};
+
 // Immutable after creation; thread-safe (the controller, hasher threads and evaluation
 // threads call it concurrently).
 class Domain : public HashSource {
@@ -58,9 +65,25 @@ class Domain : public HashSource {
   virtual absl::StatusOr<EvaluationResult> Evaluate(const Candidate& candidate, int64_t candidate_id = 0,
                                                     int attempt = 1) const = 0;
 
+  // The domain's fidelities, cheapest first, the full evaluation last; empty: only the full
+  // evaluation (today every shipped domain).
+  virtual std::vector<Fidelity> Fidelities() const { return {}; }
+  // Evaluates at Fidelities()[fidelity]; the last (or any, for a domain without fidelities) is
+  // Evaluate.
+  virtual absl::StatusOr<EvaluationResult> EvaluateAt(const Candidate& candidate, int fidelity, int64_t candidate_id = 0,
+                                                      int attempt = 1) const {
+    const int n = static_cast<int>(Fidelities().size());
+    if (n == 0 || fidelity == n - 1) return Evaluate(candidate, candidate_id, attempt);
+    return absl::InvalidArgumentError("fidelity " + std::to_string(fidelity) + " is not one of this domain's");
+  }
+
   // Lines about the evaluation context for the report and logs ("uncompressed perplexity",
   // "5.0294").
   virtual std::vector<std::pair<std::string, std::string>> Facts() const { return {}; }
+  // The front table's columns for one result, as (header, value) pairs; by default each
+  // objective under "name (unit)". The KV-cache domain shows bits, ratio, perplexity, increase.
+  virtual std::vector<std::pair<std::string, std::string>> FrontColumns(const Objectives& objectives,
+                                                                        const ObjectiveSet& chosen) const;
   // More about one result for the report (e.g. per-layer diagnostics), or none.
   virtual std::vector<DetailsTable> ResultDetails(const Candidate&, const EvaluationResult&) const { return {}; }
 };

@@ -389,6 +389,15 @@ int Main() {
       }
     }
   }
+  if (p.probes > 0 && p.misses > 0) {
+    double eval_seconds = 0;
+    for (const CandidateRecord& r : result->records) {
+      if (r.outcome == Outcome::kMiss) eval_seconds += r.eval_seconds;
+    }
+    std::printf("Hashing took %.1f s: %lld probes, %.1f ms each, against %.2f s per evaluation (%.2f%%).\n", p.hash_seconds,
+                static_cast<long long>(p.probes), 1e3 * p.hash_seconds / p.probes, eval_seconds / p.misses,
+                100 * (p.hash_seconds / p.probes) / std::max(1e-9, eval_seconds / p.misses));
+  }
   if (cache) {
     const FecStats st = cache->stats();
     std::printf("The cache saved %.1f s of evaluation (%lld entries in %s).\n", st.seconds_saved,
@@ -399,24 +408,30 @@ int Main() {
     if (k != "model" && k != "text") absl::StrAppend(&facts, "; ", k, " ", v);
   }
   std::printf("\nPareto front (%zu candidates%s):\n", result->front.size(), facts.c_str());
-  std::printf("%7s", "id");
-  std::vector<int> widths;
-  for (const auto& e : objectives->entries()) {
-    const std::string head = e.metric.unit.empty() ? e.metric.name : absl::StrCat(e.metric.name, " (", e.metric.unit, ")");
-    widths.push_back(std::max<int>(12, static_cast<int>(head.size())));
-    std::printf("  %*s", widths.back(), head.c_str());
-  }
-  std::printf("  candidate\n");
   const int chosen = ChosenConfiguration(*objectives, *result);
-  for (int i : result->front) {
-    const CandidateRecord& c = result->records[i];
-    std::printf("%7lld", static_cast<long long>(c.id));
-    for (size_t k = 0; k < objectives->entries().size(); ++k) {
-      std::printf("  %*.6g", widths[k], MetricValue(c.objectives, objectives->entries()[k].metric.name));
+  {
+    // Columns as wide as their widest cell.
+    std::vector<std::vector<std::pair<std::string, std::string>>> rows;
+    for (int i : result->front) rows.push_back(domain->FrontColumns(result->records[i].objectives, *objectives));
+    std::vector<size_t> widths;
+    for (const auto& row : rows) {
+      widths.resize(std::max(widths.size(), row.size()), 0);
+      for (size_t k = 0; k < row.size(); ++k) widths[k] = std::max({widths[k], row[k].first.size(), row[k].second.size()});
     }
-    const std::string remark = domain->Remark(c.candidate);
-    std::printf("  %s%s%s\n", i == chosen ? "* " : "", domain->Describe(c.candidate).c_str(),
-                remark.empty() ? "" : absl::StrCat("  [", remark, "]").c_str());
+    std::printf("%7s", "id");
+    if (!rows.empty()) {
+      for (size_t k = 0; k < rows[0].size(); ++k) std::printf("  %*s", static_cast<int>(widths[k]), rows[0][k].first.c_str());
+    }
+    std::printf("  candidate\n");
+    for (size_t n = 0; n < rows.size(); ++n) {
+      const int i = result->front[n];
+      const CandidateRecord& c = result->records[i];
+      std::printf("%7lld", static_cast<long long>(c.id));
+      for (size_t k = 0; k < rows[n].size(); ++k) std::printf("  %*s", static_cast<int>(widths[k]), rows[n][k].second.c_str());
+      const std::string remark = domain->Remark(c.candidate);
+      std::printf("  %s%s%s\n", i == chosen ? "* " : "", domain->Describe(c.candidate).c_str(),
+                  remark.empty() ? "" : absl::StrCat("  [", remark, "]").c_str());
+    }
   }
   if (chosen >= 0) std::printf("(* = the chosen candidate: lowest weighted sum of the objectives)\n");
   ReportInput report;

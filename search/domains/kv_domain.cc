@@ -1,5 +1,6 @@
 // The KV-cache compression domain.
 #include "search/domains/kv_domain.h"
+#include "hashing/metrics.h"
 
 #include <cmath>
 
@@ -108,6 +109,15 @@ std::vector<DetailsTable> KvDomain::ResultDetails(const Candidate& candidate, co
                       plan.head_clusters ? absl::StrCat(plan.head_clusters) : "off", bits, error});
   }
   return {t};
+}
+
+std::vector<std::pair<std::string, std::string>> KvDomain::FrontColumns(const Objectives& o, const ObjectiveSet&) const {
+  // Memory and quality as a practitioner reads them, whatever the objectives (README).
+  const double bits = MetricValue(o, "effective_bits");
+  return {{"bits/elem", absl::StrFormat("%.3f", bits)},
+          {"vs fp16", absl::StrFormat("%.2fx", 16 / bits)},
+          {"perplexity", absl::StrFormat("%.4f", MetricValue(o, "perplexity"))},
+          {"increase", absl::StrFormat("%+.2f%%", MetricValue(o, "perplexity_increase_percent"))}};
 }
 
 }  // namespace fecsearch

@@ -35,6 +35,8 @@ class KvDomain : public Domain {
   absl::StatusOr<EvaluationResult> Evaluate(const Candidate& candidate, int64_t candidate_id = 0,
                                             int attempt = 1) const override;
   std::vector<std::pair<std::string, std::string>> Facts() const override;
+  std::vector<std::pair<std::string, std::string>> FrontColumns(const Objectives& objectives,
+                                                                const ObjectiveSet& chosen) const override;
   std::vector<DetailsTable> ResultDetails(const Candidate& candidate, const EvaluationResult& result) const override;
 
   // HashSource

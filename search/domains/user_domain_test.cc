@@ -243,6 +243,22 @@ TEST(UserDomainTest, EvaluatesThroughTheJsonProtocol) {
   EXPECT_EQ(ind.objectives, (std::vector<double>{1.0, -50.0}));
   EXPECT_EQ(objectives->Display(1, ind.objectives[1]), 50.0);
   EXPECT_EQ(ObjectiveSet::Axis(objectives->entries()[1].metric), "acc (%)");
+  EXPECT_EQ(ind.violation, 0);
+  // Constraints by name, either bound: acc >= 60 is violated by 50 (relative excess 1/6).
+  SearchSpec constrained;
+  Constraint* c = constrained.add_constraints();
+  c->set_name("acc");
+  c->set_min_value(60);
+  auto with_bound = ObjectiveSet::Create(constrained, (*d)->Metrics(), (*d)->DefaultObjectives());
+  ASSERT_TRUE(with_bound.ok()) << with_bound.status();
+  Individual bounded;
+  with_bound->Score(r->objectives(), &bounded);
+  EXPECT_NEAR(bounded.violation, 10.0 / 60.0, 1e-12);
+  c->set_name("accuracy");
+  auto unknown = ObjectiveSet::Create(constrained, (*d)->Metrics(), (*d)->DefaultObjectives());
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_EQ(unknown.status().message(),
+            "search.constraints[0].name: 'accuracy' is not measured by this domain (it measures: y, acc)");
 }
 
 TEST(UserDomainTest, TheProbeFindsEquivalencesAndTheExactFormIsCanonical) {

@@ -1,0 +1,20 @@
+// Defaults of the domain interface.
+#include "search/domain.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "hashing/metrics.h"
+
+namespace fecsearch {
+
+std::vector<std::pair<std::string, std::string>> Domain::FrontColumns(const Objectives& objectives,
+                                                                      const ObjectiveSet& chosen) const {
+  std::vector<std::pair<std::string, std::string>> columns;
+  for (const ObjectiveSet::Entry& e : chosen.entries()) {
+    const std::string head = e.metric.unit.empty() ? e.metric.name : absl::StrCat(e.metric.name, " (", e.metric.unit, ")");
+    columns.emplace_back(head, absl::StrFormat("%.6g", MetricValue(objectives, e.metric.name)));
+  }
+  return columns;
+}
+
+}  // namespace fecsearch
