@@ -230,11 +230,15 @@ absl::Status ValidateExperiment(const LoadedExperiment& e, const ModelConfig* mo
     if (!k.has_name() && k.metric() == METRIC_UNSPECIFIED) c.Fail(f + ".metric", "is required (or give a name)");
     if (!k.has_max_value() && !k.has_min_value()) c.Fail(f + ".max_value", "is required (or min_value)");
   }
-  const bool user = spec.search_space().representation() == SearchSpaceSpec::USER_DEFINED;
+  const bool program = spec.search_space().representation() == SearchSpaceSpec::PROGRAM;
+  const bool user = spec.search_space().representation() == SearchSpaceSpec::USER_DEFINED || program;
   if (user) {
-    // The genes, objectives and commands are checked by the user domain itself
-    // (search/domains/user_domain.h); the KV-cache fields below do not apply.
-    if (!spec.search_space().has_user_domain()) c.Fail("search_space.user_domain", "is required with representation USER_DEFINED");
+    // The genes, objectives and commands (or the programs) are checked by the domain itself
+    // (search/domains/user_domain.h, search/domains/programs/); the KV-cache fields below do
+    // not apply.
+    if (!program && !spec.search_space().has_user_domain()) {
+      c.Fail("search_space.user_domain", "is required with representation USER_DEFINED");
+    }
     if (spec.has_fec()) {
       c.Range("fec.mantissa_bits", spec.fec().mantissa_bits(), 0, 23);
       c.Range<int64_t>("fec.capacity", spec.fec().capacity(), 1, int64_t{1} << 32);
@@ -274,7 +278,7 @@ absl::Status ValidateExperiment(const LoadedExperiment& e, const ModelConfig* mo
             model ? model->num_kv_heads : 1 << 16);
   }
   if (ss.representation() == SearchSpaceSpec::REPRESENTATION_UNSPECIFIED) {
-    c.Fail("search_space.representation", "must be GENOME, PIPELINE_GRAPH or USER_DEFINED");
+    c.Fail("search_space.representation", "must be GENOME, PIPELINE_GRAPH, USER_DEFINED or PROGRAM");
   }
   if (ss.has_graph_mutations()) {
     const GraphMutationSpec& g = ss.graph_mutations();

@@ -35,6 +35,7 @@
 #include "search/progress.h"
 #include "search/report.h"
 #include "search/domains/kv_domain.h"
+#include "search/domains/programs/program_domain.h"
 #include "search/domains/user_domain.h"
 #include "search/objectives.h"
 #include "search/worker_pool_factory.h"
@@ -227,7 +228,13 @@ int Main() {
   FecSpec fec = spec.fec();
   if (!use_cache) fec.set_dedup(FecSpec::EXACT);  // hashes are still recorded
   std::unique_ptr<Domain> domain;
-  if (spec.search_space().representation() == SearchSpaceSpec::USER_DEFINED) {
+  if (spec.search_space().representation() == SearchSpaceSpec::PROGRAM) {
+    Log(absl::StrCat("experiment '", spec.name(), "' from ", loaded->source, "; programs domain (AutoML-Zero, docs/PROGRAMS.md)"));
+    auto d = programs::ProgramDomain::Create(spec, fec);
+    if (!d.ok()) return Fail(LocateError(*loaded, d.status()), 2);
+    for (const auto& [k, v] : (*d)->Facts()) Log(absl::StrCat(k, ": ", v));
+    domain = std::move(*d);
+  } else if (spec.search_space().representation() == SearchSpaceSpec::USER_DEFINED) {
     Log(absl::StrCat("experiment '", spec.name(), "' from ", loaded->source, "; user-defined domain '",
                      spec.search_space().user_domain().name(), "'"));
     auto d = UserDomain::Create(spec);

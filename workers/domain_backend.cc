@@ -42,7 +42,35 @@ class UserDomainBackend : public EvaluationBackend {
   std::unique_ptr<UserDomain> domain_;
 };
 
+// Any in-process domain (the programs domain): Evaluate only; the controller probes locally.
+class GenericDomainBackend : public EvaluationBackend {
+ public:
+  explicit GenericDomainBackend(std::unique_ptr<Domain> domain) : domain_(std::move(domain)) {}
+  absl::StatusOr<EvaluateResponse> Evaluate(const EvaluateRequest& request) override {
+    auto result = domain_->Evaluate(request.candidate(), request.candidate_id(), request.attempt());
+    if (!result.ok()) return AsEvaluationFailure(result.status());
+    EvaluateResponse response;
+    response.set_candidate_id(request.candidate_id());
+    *response.mutable_result() = std::move(*result);
+    return response;
+  }
+  absl::Status Validate(const Candidate& candidate) const override { return domain_->Validate(candidate); }
+  absl::StatusOr<std::vector<double>> Probe(const Candidate&) override {
+    return absl::UnimplementedError(absl::StrCat("domain '", domain_->name(), "' is probed by the controller"));
+  }
+  std::string domain() const override { return domain_->name(); }
+  std::string mode() const override { return "domain"; }
+  std::string context_fingerprint() const override { return domain_->context_fingerprint(); }
+
+ private:
+  std::unique_ptr<Domain> domain_;
+};
+
 }  // namespace
+
+std::unique_ptr<EvaluationBackend> MakeDomainBackend(std::unique_ptr<Domain> domain) {
+  return std::make_unique<GenericDomainBackend>(std::move(domain));
+}
 
 std::unique_ptr<EvaluationBackend> MakeUserDomainBackend(std::unique_ptr<UserDomain> domain) {
   return std::make_unique<UserDomainBackend>(std::move(domain));

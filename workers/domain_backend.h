@@ -12,6 +12,9 @@ namespace fecsearch {
 
 // `domain` must have an evaluator command; its probe (a command) is served if it has one.
 std::unique_ptr<EvaluationBackend> MakeUserDomainBackend(std::unique_ptr<UserDomain> domain);
+// Any other in-process domain (the programs domain): serves Evaluate; probing stays with the
+// controller.
+std::unique_ptr<EvaluationBackend> MakeDomainBackend(std::unique_ptr<Domain> domain);
 
 }  // namespace fecsearch
 

@@ -22,6 +22,7 @@
 #include "core/text_proto.h"
 #include "protos/experiment.pb.h"
 #include "search/experiment.h"
+#include "search/domains/programs/program_domain.h"
 #include "search/domains/user_domain.h"
 #include "workers/domain_backend.h"
 #include "workers/evaluation_backend.h"
@@ -134,19 +135,26 @@ int Main() {
     if (absl::GetFlag(FLAGS_experiment).empty()) return Fail("--mode=domain needs --experiment=SPEC with a search_space.user_domain", 2);
     auto e = LoadExperiment(absl::GetFlag(FLAGS_experiment));
     if (!e.ok()) return Fail(std::string(e.status().message()), 2);
-    if (!e->spec.search_space().has_user_domain()) {
-      return Fail(absl::StrCat(e->source, ": --mode=domain needs search_space.user_domain (docs/DOMAINS.md)"), 2);
+    if (e->spec.search_space().representation() == SearchSpaceSpec::PROGRAM) {
+      auto domain = programs::ProgramDomain::Create(e->spec, e->spec.fec());
+      if (!domain.ok()) return Fail(absl::StrCat(e->source, ": ", domain.status().message()), 2);
+      std::fprintf(stderr, "worker: domain %s; context %s\n", (*domain)->name().c_str(), (*domain)->context_fingerprint().c_str());
+      backend = MakeDomainBackend(std::move(*domain));
+    } else {
+      if (!e->spec.search_space().has_user_domain()) {
+        return Fail(absl::StrCat(e->source, ": --mode=domain needs search_space.user_domain (docs/DOMAINS.md) or representation PROGRAM"), 2);
+      }
+      if (!e->spec.search_space().user_domain().has_evaluator()) {
+        return Fail(absl::StrCat(e->source, ": search_space.user_domain.evaluator: a domain worker runs the evaluator command; set it"), 2);
+      }
+      auto domain = UserDomain::Create(e->spec);
+      if (!domain.ok()) return Fail(absl::StrCat(e->source, ": ", domain.status().message()), 2);
+      std::fprintf(stderr, "worker: domain %s; evaluator %s; probe %s; context %s\n", (*domain)->name().c_str(),
+                   absl::StrJoin((*domain)->spec().evaluator().argv(), " ").c_str(),
+                   (*domain)->spec().has_probe() ? absl::StrJoin((*domain)->spec().probe().argv(), " ").c_str() : "(none)",
+                   (*domain)->context_fingerprint().c_str());
+      backend = MakeUserDomainBackend(std::move(*domain));
     }
-    if (!e->spec.search_space().user_domain().has_evaluator()) {
-      return Fail(absl::StrCat(e->source, ": search_space.user_domain.evaluator: a domain worker runs the evaluator command; set it"), 2);
-    }
-    auto domain = UserDomain::Create(e->spec);
-    if (!domain.ok()) return Fail(absl::StrCat(e->source, ": ", domain.status().message()), 2);
-    std::fprintf(stderr, "worker: domain %s; evaluator %s; probe %s; context %s\n", (*domain)->name().c_str(),
-                 absl::StrJoin((*domain)->spec().evaluator().argv(), " ").c_str(),
-                 (*domain)->spec().has_probe() ? absl::StrJoin((*domain)->spec().probe().argv(), " ").c_str() : "(none)",
-                 (*domain)->context_fingerprint().c_str());
-    backend = MakeUserDomainBackend(std::move(*domain));
   } else if (mode == "simulated") {
     backend = MakeSimulatedBackend(absl::GetFlag(FLAGS_simulate_seconds));
   } else {
