@@ -9,6 +9,18 @@ namespace {
 // The pool whose task this thread is running (a nested ParallelFor on it runs inline).
 thread_local const ThreadPool* running_in = nullptr;
 
+// Eigen sizes the blocks of its matrix products from the cache sizes CPUID reports, and the
+// depth block (from L1) sets how a product's sums are split and accumulated: a 32 KiB L1
+// (AMD Zen, Intel before Ice Lake) and a 48 KiB one (Intel since Ice Lake) give products that
+// differ in their last bits, and CHAI's choice of representatives (a tie between the two
+// members of a two-head cluster) turns that into ~0.1 nats of mean NLL. Fixed sizes, set
+// before main, make every machine block, and so round, the same way. 48 KiB is the L1 of the
+// machine that recorded tests/data/pre_domain.
+const bool kFixedEigenCacheSizes = [] {
+  Eigen::setCpuCacheSizes(48 << 10, 2 << 20, 32 << 20);
+  return true;
+}();
+
 }  // namespace
 
 ThreadPool::ThreadPool(int threads) {
