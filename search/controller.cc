@@ -104,6 +104,10 @@ void Controller::Finish(int64_t id, Outcome outcome, const Objectives* objective
   if (objectives) {
     r.has_objectives = true;
     r.objectives = *objectives;
+    // A hit shares its function's objectives; what belongs to the candidate itself (e.g. a
+    // program's size) is the candidate's own.
+    domain_.OwnMetrics(r.candidate, &r.objectives);
+    objectives = &r.objectives;
     Individual ind;
     objectives_.Score(*objectives, &ind);
     r.violation = ind.violation;
@@ -152,6 +156,9 @@ void Controller::Counted(CandidateRecord r) {
     ind.candidate = r.candidate;
     objectives_.Score(r.objectives, &ind);
     algorithm_->Tell(ind);
+    // Kept for the hypervolume reference, which needs only the objectives: without the
+    // candidate (done_ holds it), long searches keep one copy of each in memory.
+    ind.candidate.Clear();
     individuals_.push_back(ind);
     // The feasible front, updated in O(front) per result (a full recomputation per result
     // would make the search quadratic in its length).
@@ -159,19 +166,22 @@ void Controller::Counted(CandidateRecord r) {
       // With more than two objectives the front is that of the first two (the pair the spec
       // lists first; docs/DOMAINS.md), as its hypervolume is; the algorithms rank all.
       const Individual point = FrontPair(ind);
-      bool dominated = false;
+      bool dominated = false, strictly = false;
       for (const Individual& f : front_) {
         if (Dominates(f, point) || f.objectives == point.objectives) {
           dominated = true;
+          strictly = Dominates(f, point);
           break;
         }
       }
+      if (strictly && !options_.keep_dominated_candidates) r.candidate.Clear();
       if (!dominated) {
         front_.erase(std::remove_if(front_.begin(), front_.end(), [&](const Individual& f) { return Dominates(point, f); }),
                      front_.end());
         front_.push_back(point);
       }
     }
+    if (ind.violation > 0 && !options_.keep_dominated_candidates) r.candidate.Clear();
     if (reference_.empty() && individuals_.size() >= 8) reference_ = objectives_.Reference(individuals_);
     const std::vector<double> ref = reference_.empty() ? objectives_.Reference(individuals_) : reference_;
     if (ref.size() >= 2) progress_.hypervolume = Hypervolume2D(front_, ref[0], ref[1]);
@@ -521,7 +531,8 @@ absl::StatusOr<SearchResult> Controller::Run() {
   Notify();
   SearchResult result;
   result.experiment_id = options_.experiment_id;
-  std::vector<CandidateRecord> records = done_;
+  std::vector<CandidateRecord> records = std::move(done_);
+  done_.clear();
   std::sort(records.begin(), records.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
   result.records = std::move(records);
   // The front over unique configurations (cache key), feasible or least infeasible.

@@ -94,6 +94,11 @@ struct ControllerOptions {
   std::string context_fingerprint;
   // Set (e.g. by a signal handler) to stop proposing; in-flight work is finished and recorded.
   const std::atomic<bool>* stop = nullptr;
+  // Keep every finished candidate in SearchResult.records (what --verify_hits re-evaluates).
+  // false: a candidate strictly dominated when it finishes (never on the final front) keeps
+  // only its hashes and objectives in memory (the database has it whole): long searches of
+  // cheap domains (hundreds of thousands of programs) fit in memory.
+  bool keep_dominated_candidates = true;
 };
 
 // Runs one experiment. Not thread-safe (one Run at a time); the pool, cache and database

@@ -65,6 +65,11 @@ class Domain : public HashSource {
   virtual absl::StatusOr<EvaluationResult> Evaluate(const Candidate& candidate, int64_t candidate_id = 0,
                                                     int attempt = 1) const = 0;
 
+  // Metrics that belong to the candidate rather than to the function it computes (a
+  // program's live instruction count): set on every result, cache hits included, since a hit
+  // shares only its function's objectives. Default: none.
+  virtual void OwnMetrics(const Candidate&, Objectives*) const {}
+
   // The domain's fidelities, cheapest first, the full evaluation last; empty: only the full
   // evaluation (today every shipped domain).
   virtual std::vector<Fidelity> Fidelities() const { return {}; }

@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <limits>
 #include <map>
+#include <set>
 #include <mutex>
 
 #include "absl/strings/str_cat.h"
@@ -53,23 +54,33 @@ absl::StatusOr<HitAudit> ClassifyHits(ExperimentDb* db, int64_t experiment_id, c
   if (!checks.ok()) return checks.status();
   std::map<int64_t, HitCheckRecord> checked;
   for (HitCheckRecord& c : *checks) checked[c.candidate_id] = std::move(c);
-  // Earlier candidates by key, fetched once per key.
-  std::map<std::string, std::vector<CandidateRecord>> by_key;
-  for (const CandidateRecord& r : records) {
-    if (r.outcome != Outcome::kHit && r.outcome != Outcome::kMerged) continue;
+  // Exact hashes seen so far under each key, in id order: from this experiment's own records,
+  // and from the database only for keys this experiment did not evaluate first (a cache
+  // shared with earlier experiments), fetched once per such key.
+  std::vector<const CandidateRecord*> ordered;
+  for (const CandidateRecord& r : records) ordered.push_back(&r);
+  std::sort(ordered.begin(), ordered.end(), [](const CandidateRecord* a, const CandidateRecord* b) { return a->id < b->id; });
+  std::map<std::string, std::set<std::string>> exact_by_key;
+  std::set<std::string> fetched;
+  for (const CandidateRecord* rp : ordered) {
+    const CandidateRecord& r = *rp;
+    const bool hit = r.outcome == Outcome::kHit || r.outcome == Outcome::kMerged;
+    if (!hit) {
+      if (!r.cache_key.empty()) exact_by_key[r.cache_key].insert(r.exact_hash);
+      continue;
+    }
     HitAudit::Hit h;
     h.id = r.id;
-    auto it = by_key.find(r.cache_key);
-    if (it == by_key.end()) {
+    if (!exact_by_key.count(r.cache_key) && fetched.insert(r.cache_key).second) {
       auto same = db->CandidatesWithHash(r.cache_key);
       if (!same.ok()) return same.status();
-      it = by_key.emplace(r.cache_key, std::move(*same)).first;
-    }
-    for (const CandidateRecord& other : it->second) {
-      if (other.id < r.id && other.cache_key == r.cache_key && !r.exact_hash.empty() && other.exact_hash == r.exact_hash) {
-        h.exact_copy = true;
+      for (const CandidateRecord& other : *same) {
+        if (other.id < r.id && other.cache_key == r.cache_key) exact_by_key[r.cache_key].insert(other.exact_hash);
       }
     }
+    auto& seen = exact_by_key[r.cache_key];
+    h.exact_copy = !r.exact_hash.empty() && seen.count(r.exact_hash) > 0;
+    seen.insert(r.exact_hash);
     auto c = checked.find(r.id);
     if (c != checked.end()) {
       h.checked = true;

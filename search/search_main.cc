@@ -348,6 +348,7 @@ int Main() {
   options.experiment_id = experiment_id;
   options.resume = resume;
   options.use_cache = use_cache;
+  options.keep_dominated_candidates = absl::GetFlag(FLAGS_verify_hits);
   options.context_fingerprint = domain->context_fingerprint();
   options.stop = &g_stop;
   Controller controller(options, *domain, *objectives, keyer, cache.get(), pool->get(), db->get(), &progress);
@@ -414,6 +415,7 @@ int Main() {
   for (const auto& [k, v] : domain->Facts()) {
     if (k != "model" && k != "text") absl::StrAppend(&facts, "; ", k, " ", v);
   }
+  if (facts.size() > 80) facts.clear();  // long facts were logged at the start
   std::printf("\nPareto front (%zu candidates%s):\n", result->front.size(), facts.c_str());
   const int chosen = ChosenConfiguration(*objectives, *result);
   {

@@ -58,7 +58,9 @@ class GenericDomainBackend : public EvaluationBackend {
   absl::StatusOr<std::vector<double>> Probe(const Candidate&) override {
     return absl::UnimplementedError(absl::StrCat("domain '", domain_->name(), "' is probed by the controller"));
   }
-  std::string domain() const override { return domain_->name(); }
+  // Empty: this backend speaks Evaluate with whole candidates (as model workers do), not the
+  // gene messages of user-defined domains.
+  std::string domain() const override { return ""; }
   std::string mode() const override { return "domain"; }
   std::string context_fingerprint() const override { return domain_->context_fingerprint(); }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "search/candidate_space.h"
@@ -25,15 +26,40 @@ inline double Sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
 
 // One component function. kF > 0: the feature size as a constant (the compiler unrolls the
 // element loops); 0: `features` at run time.
+typedef double V4 __attribute__((vector_size(32)));
+inline V4 Load4(const double* p) {
+  V4 v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+inline void Store4(double* p, V4 v) { std::memcpy(p, &v, sizeof(v)); }
+
 template <int kF>
-void Execute(const std::vector<CompiledProgram::Instr>& code, double* mem, Rng& rng, int features) {
+__attribute__((always_inline)) inline void Execute(const std::vector<CompiledProgram::Instr>& code, double* mem, double* tmp, Rng& rng, int features) {
   const int F = kF > 0 ? kF : features;
   const int FF = F * F;
-  double tmp[32 * 32];
   for (const CompiledProgram::Instr& in : code) {
     double* o = mem + in.o;
     const double* a = mem + in.a;
     const double* b = mem + in.b;
+    if constexpr (kF == 4) {
+      // Four-wide loads and stores of whole registers (the demo's F): no aliasing fallbacks,
+      // and each load forwarded from one store. Same arithmetic, element by element.
+      switch (in.op) {
+        case VECTOR_SUM: Store4(o, Load4(a) + Load4(b)); continue;
+        case VECTOR_DIFF: Store4(o, Load4(a) - Load4(b)); continue;
+        case VECTOR_PRODUCT: Store4(o, Load4(a) * Load4(b)); continue;
+        case VECTOR_DIVISION: Store4(o, Load4(a) / Load4(b)); continue;
+        case SCALAR_VECTOR_PRODUCT: Store4(o, *a * Load4(b)); continue;
+        case SCALAR_BROADCAST: Store4(o, V4{*a, *a, *a, *a}); continue;
+        case VECTOR_INNER_PRODUCT: {
+          const V4 p = Load4(a) * Load4(b);
+          *o = ((((0.0 + p[0]) + p[1]) + p[2]) + p[3]);
+          continue;
+        }
+        default: break;
+      }
+    }
     switch (in.op) {
       case NO_OP: break;
       case SCALAR_SUM: *o = *a + *b; break;
@@ -188,11 +214,23 @@ Registers Snapshot(const CompiledProgram& p, const double* mem) {
   return r;
 }
 
+// One wide copy when F is a constant: the next instruction's wide load of v0 is then
+// forwarded from one store instead of stalling on four narrow ones.
 template <int kF>
+inline void CopyFeatures(const double* x, double* v0, int F) {
+  if constexpr (kF > 0) {
+    std::memcpy(v0, x, kF * sizeof(double));
+  } else {
+    std::copy(x, x + F, v0);
+  }
+}
+
+template <int kF, bool kRecord>
 TaskResult Run(const CompiledProgram& p, const Task& task, const RunOptions& opt) {
   const int F = p.shape().features;
-  std::vector<double> memory(p.memory_size(), 0.0);
+  std::vector<double> memory(p.memory_size() + F * F, 0.0);
   double* mem = memory.data();
+  double* tmp = mem + p.memory_size();  // scratch for products that may alias their output
   double* const v0 = mem + p.vector_offset(kFeaturesVector);
   double& s0 = mem[kLabelScalar];
   double& s1 = mem[kPredictionScalar];
@@ -203,8 +241,8 @@ TaskResult Run(const CompiledProgram& p, const Task& task, const RunOptions& opt
   const auto& predict = p.component(kPredict);
   const auto& learn = p.component(kLearn);
 
-  Execute<kF>(setup, mem, rng, F);
-  if (trace) (*trace)("after_setup", Snapshot(p, mem));
+  Execute<kF>(setup, mem, tmp, rng, F);
+  if (kRecord && trace) (*trace)("after_setup", Snapshot(p, mem));
   TaskResult result;
   double best = 0;
   const int n_train = task.num_train(), n_valid = task.num_valid();
@@ -213,14 +251,16 @@ TaskResult Run(const CompiledProgram& p, const Task& task, const RunOptions& opt
     for (int i = 0; i < n_train; ++i) {
       const double* x = task.train_x.data() + static_cast<size_t>(i) * F;
       const double y = task.train_y[i];
-      std::copy(x, x + F, v0);
+      CopyFeatures<kF>(x, v0, F);
       s0 = 0;
-      Execute<kF>(predict, mem, rng, F);
+      Execute<kF>(predict, mem, tmp, rng, F);
       if (classification) s1 = Sigmoid(s1);
       if (first) {
         ++result.examples_reached;
-        if (opt.outputs) opt.outputs->push_back(s1);
-        if (trace && i < 3) (*trace)(absl::StrCat("after_predict_train_", i), Snapshot(p, mem));
+        if (kRecord) {
+          if (opt.outputs) opt.outputs->push_back(s1);
+          if (trace && i < 3) (*trace)(absl::StrCat("after_predict_train_", i), Snapshot(p, mem));
+        }
       }
       const double err = std::fabs(y - s1);
       if (std::isnan(err) || err > opt.max_abs_error) {
@@ -228,24 +268,26 @@ TaskResult Run(const CompiledProgram& p, const Task& task, const RunOptions& opt
         result.fitness = first ? 0 : best;
         return result;
       }
-      std::copy(x, x + F, v0);
+      // v0 still holds x: no operation writes v0.
       s0 = y;
-      Execute<kF>(learn, mem, rng, F);
-      if (first && trace && i < 3) (*trace)(absl::StrCat("after_learn_train_", i), Snapshot(p, mem));
+      Execute<kF>(learn, mem, tmp, rng, F);
+      if (kRecord && first && trace && i < 3) (*trace)(absl::StrCat("after_learn_train_", i), Snapshot(p, mem));
     }
     double loss = 0;
     bool bad = false;
     for (int i = 0; i < n_valid; ++i) {
       const double* x = task.valid_x.data() + static_cast<size_t>(i) * F;
       const double y = task.valid_y[i];
-      std::copy(x, x + F, v0);
+      CopyFeatures<kF>(x, v0, F);
       s0 = 0;
-      Execute<kF>(predict, mem, rng, F);
+      Execute<kF>(predict, mem, tmp, rng, F);
       const double pred = s1;
       if (first) {
         ++result.examples_reached;
-        if (opt.outputs) opt.outputs->push_back(pred);
-        if (trace && i < 3) (*trace)(absl::StrCat("after_predict_valid_", i), Snapshot(p, mem));
+        if (kRecord) {
+          if (opt.outputs) opt.outputs->push_back(pred);
+          if (trace && i < 3) (*trace)(absl::StrCat("after_predict_valid_", i), Snapshot(p, mem));
+        }
       }
       if (!std::isfinite(pred)) {
         bad = true;
@@ -355,10 +397,11 @@ absl::StatusOr<CompiledProgram> CompiledProgram::Compile(const Program& program,
 }
 
 TaskResult RunTask(const CompiledProgram& program, const Task& task, const RunOptions& options) {
+  const bool record = options.outputs != nullptr || options.trace != nullptr;
   switch (program.shape().features) {
-    case 4: return Run<4>(program, task, options);
-    case 8: return Run<8>(program, task, options);
-    default: return Run<0>(program, task, options);
+    case 4: return record ? Run<4, true>(program, task, options) : Run<4, false>(program, task, options);
+    case 8: return record ? Run<8, true>(program, task, options) : Run<8, false>(program, task, options);
+    default: return record ? Run<0, true>(program, task, options) : Run<0, false>(program, task, options);
   }
 }
 

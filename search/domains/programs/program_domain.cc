@@ -331,6 +331,11 @@ absl::StatusOr<Hash128> ProgramDomain::StructuralHash(const Candidate& candidate
   return ExactHash(fingerprint_, absl::StrCat("structural|", DeterministicBytes(form)));
 }
 
+void ProgramDomain::OwnMetrics(const Candidate& candidate, Objectives* objectives) const {
+  if (!candidate.has_program() || !Validate(candidate).ok()) return;
+  (*objectives->mutable_metrics())["instructions"] = CountLive(candidate.program(), shape_);
+}
+
 std::vector<std::pair<std::string, std::string>> ProgramDomain::Facts() const {
   const Shape& s = shape_;
   return {

@@ -42,6 +42,8 @@ class ProgramDomain : public Domain {
   absl::StatusOr<EvaluationResult> Evaluate(const Candidate& candidate, int64_t candidate_id = 0,
                                             int attempt = 1) const override;
   std::vector<std::pair<std::string, std::string>> Facts() const override;
+  // The live instruction count (a hit's program may be longer or shorter than the one it hit).
+  void OwnMetrics(const Candidate& candidate, Objectives* objectives) const override;
   std::vector<DetailsTable> ResultDetails(const Candidate& candidate, const EvaluationResult& result) const override;
 
   // HashSource
