@@ -32,6 +32,7 @@
 #include "google/protobuf/util/message_differencer.h"
 #include "hashing/cache_store.h"
 #include "nlohmann/json.hpp"
+#include "search/domains/factory.h"
 #include "search/experiment_db.h"
 
 ABSL_FLAG(std::string, db, "fecsearch.db", "The search database (cache and candidates).");
@@ -261,11 +262,34 @@ int Show(const CacheStore& store, const std::string& db_path, const std::string&
   }
   std::printf("\n%zu candidates computed this function:\n", candidates.size());
   const CandidateRecord& first = candidates[0];
+  // Domains that need no model show their candidates their own way (a program as code).
+  std::map<int64_t, std::unique_ptr<Domain>> domains;
+  auto domain_of = [&](int64_t experiment) -> const Domain* {
+    auto it = domains.find(experiment);
+    if (it == domains.end()) {
+      std::unique_ptr<Domain> d;
+      if (edb.ok()) {
+        auto e = (*edb)->GetExperiment(experiment);
+        if (e.ok()) d = DomainWithoutModel(e->spec_text);
+      }
+      it = domains.emplace(experiment, std::move(d)).first;
+    }
+    return it->second.get();
+  };
   for (const CandidateRecord& c : candidates) {
     std::printf("\n--- candidate %lld (experiment %lld, %s, %s, domain %s)\n", static_cast<long long>(c.id),
                 static_cast<long long>(c.experiment_id), OutcomeName(c.outcome), c.operation.c_str(), c.domain.c_str());
     std::string text;
     google::protobuf::TextFormat::PrintToString(c.candidate, &text);
+    const Domain* domain = domain_of(c.experiment_id);
+    if (domain != nullptr && domain->Validate(c.candidate).ok()) {
+      std::printf("%s\n", domain->Describe(c.candidate).c_str());
+      for (const DetailsTable& t : domain->ResultDetails(c.candidate, result)) {
+        std::printf("%s:\n", t.title.c_str());
+        for (const auto& row : t.rows) std::printf("  %s\n", absl::StrJoin(row, "  ").c_str());
+      }
+      std::printf("as text proto:\n");
+    }
     std::printf("%s", text.c_str());
     if (&c == &first) continue;
     // What made them equivalent: the fields that differ from the first candidate, and whether

@@ -480,9 +480,11 @@ int Main() {
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "Searches KV-cache compression configurations of a language model for the Pareto front of "
-      "memory vs perplexity, with functional equivalence caching.\n"
+      "memory vs perplexity, with functional equivalence caching; or any domain the experiment "
+      "declares (docs/DOMAINS.md: user-defined gene spaces; docs/PROGRAMS.md: AutoML-Zero programs).\n"
       "  bazel run //search                      # the embedded default experiment\n"
       "  bazel run //search -- --experiment=search/experiments/pipeline_graphs.textproto\n"
+      "  bazel run //search -- --experiment=$PWD/search/experiments/programs.textproto\n"
       "  bazel run //search -- --resume          # continue an interrupted search");
   fecsearch::InitProcess();
   absl::ParseCommandLine(argc, argv);

@@ -24,9 +24,11 @@ equiv=$(sed -n 's/.* exact copies of an earlier candidate, \([0-9]*\) functional
 grep -q "selection-task fitness" f.html || fail "the report does not show the program with its selection-task fitness"
 grep -q "def Setup\|s1 = " f.html || fail "the report shows no program code"
 "$INSPECT" --db=f.db stats >stats.out 2>&1 || fail "inspect stats: $(cat stats.out)"
-key=$(q f.db "SELECT cache_key FROM candidates WHERE outcome = 'MISS' LIMIT 1")
+key=$(q f.db "SELECT cache_key FROM candidates WHERE outcome = 'HIT' GROUP BY cache_key ORDER BY count(*) DESC LIMIT 1")
 "$INSPECT" --db=f.db show "$key" >show.out 2>&1 || fail "inspect show: $(cat show.out)"
 grep -q "program {" show.out && grep -q "fitness" show.out || fail "inspect show lacks the program or its fitness: $(head -20 show.out)"
+grep -q "The program (selection-task fitness" show.out && grep -q "^  learn  " show.out || fail "inspect show does not show the program as code"
+grep -q "only functional hashing finds this" show.out || fail "inspect show names no behaviour-only equivalence: $(grep -c candidate show.out) candidates"
 "$STUDY" reach f.db >reach.out 2>reach.err || fail "programs_study reach: $(cat reach.err)"
 grep -q "| f.db | 1 | functional | 1 | 20000 |" reach.out || fail "study row: $(cat reach.out)"
 

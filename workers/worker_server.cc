@@ -128,7 +128,7 @@ class WorkerServer::Impl final : public rpc::Evaluator::CallbackService {
     if (!backend_->domain().empty()) {
       reactor->Finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                                    absl::StrCat("worker ", options_.name, " evaluates user domain '", backend_->domain(),
-                                                "' (EvaluateGenes), not KV-cache candidates")));
+                                                "' (EvaluateGenes), not whole candidates (Evaluate)")));
       return reactor;
     }
     grpc::Status check = Admit(ctx, *request);
@@ -325,7 +325,7 @@ class WorkerServer::Impl final : public rpc::Evaluator::CallbackService {
     if (!request.has_candidate_id()) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "candidate_id is required");
     if (!request.has_candidate() ||
         request.candidate().representation_case() == Candidate::REPRESENTATION_NOT_SET) {
-      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "candidate is required (genes, a genome or a pipeline)");
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "candidate is required (genes, a genome, a pipeline or a program)");
     }
     // An invalid candidate (a gene out of range, a malformed graph) is refused here, before
     // it reaches the evaluator.

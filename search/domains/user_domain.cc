@@ -15,7 +15,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
 #include "core/paths.h"
+#include "core/text_proto.h"
 #include "core/subprocess.h"
 #include "grpcpp/grpcpp.h"
 #include "hashing/functional_hasher.h"
@@ -431,6 +433,28 @@ absl::StatusOr<std::unique_ptr<UserDomain>> UserDomain::Create(const ExperimentS
   const XXH128_hash_t p = XXH3_128bits(probe.data(), probe.size());
   d->probe_identity_[0] = static_cast<int64_t>(p.high64);
   d->probe_identity_[1] = static_cast<int64_t>(p.low64);
+  if (!u.probe_worker().empty()) {
+    // The probe worker is reached like the evaluation workers: their TLS and token.
+    const WorkerSpec& w = spec.workers();
+    if (!(u.probe_worker_timeout_seconds() > 0)) {
+      return absl::InvalidArgumentError("search_space.user_domain.probe_worker_timeout_seconds: must be > 0");
+    }
+    std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
+    grpc::ChannelArguments args;
+    if (w.has_tls()) {
+      grpc::SslCredentialsOptions ssl;
+      absl::Status r = ReadFile(ResolveInputPath(w.tls().ca_cert_path()), &ssl.pem_root_certs);
+      if (!r.ok()) return absl::Status(r.code(), absl::StrCat("workers.tls.ca_cert_path: ", r.message()));
+      creds = grpc::SslCredentials(ssl);
+      if (!w.tls().server_name().empty()) args.SetSslTargetNameOverride(w.tls().server_name());
+    }
+    if (!w.auth_token_file().empty()) {
+      absl::Status r = ReadFile(ResolveInputPath(w.auth_token_file()), &d->probe_token_);
+      if (!r.ok()) return absl::Status(r.code(), absl::StrCat("workers.auth_token_file: ", r.message()));
+      d->probe_token_ = std::string(absl::StripAsciiWhitespace(d->probe_token_));
+    }
+    d->probe_channel_ = grpc::CreateCustomChannel(u.probe_worker(), creds, args);
+  }
   return d;
 }
 
@@ -570,15 +594,16 @@ bool UserDomain::has_probe() const { return spec_.has_probe() || !spec_.probe_wo
 absl::StatusOr<std::vector<double>> UserDomain::ProbeOutputs(const Candidate& candidate) const {
   std::vector<double> outputs;
   if (!spec_.probe_worker().empty()) {
-    auto channel = grpc::CreateChannel(spec_.probe_worker(), grpc::InsecureChannelCredentials());
-    auto stub = rpc::Evaluator::NewStub(channel);
+    auto stub = rpc::Evaluator::NewStub(probe_channel_);
     rpc::ProbeRequest request;
     request.set_domain(spec_.name());
     *request.mutable_genes() = candidate.genes().genes();
     request.set_context_fingerprint(fingerprint_);
     rpc::ProbeResponse response;
     grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+    ctx.set_deadline(std::chrono::system_clock::now() +
+                     std::chrono::milliseconds(static_cast<int64_t>(1000 * spec_.probe_worker_timeout_seconds())));
+    if (!probe_token_.empty()) ctx.AddMetadata("authorization", "Bearer " + probe_token_);
     grpc::Status s = stub->ProbeGenes(&ctx, request, &response);
     if (!s.ok()) {
       return absl::UnavailableError(absl::StrCat("search_space.user_domain.probe_worker: ProbeGenes on ", spec_.probe_worker(),

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "grpcpp/grpcpp.h"
 #include "nlohmann/json.hpp"
 #include "protos/domain.pb.h"
 #include "search/domain.h"
@@ -92,6 +93,8 @@ class UserDomain : public Domain {
   int64_t probe_identity_[2] = {0, 0};  // hashed before the probe's numbers
   int mantissa_bits_ = 8;  // for comparing the determinism check's two runs canonically
   mutable std::atomic<int> probes_checked_{0};
+  std::shared_ptr<grpc::Channel> probe_channel_;  // probe_worker: one channel, the workers' TLS
+  std::string probe_token_;                       // and token
 };
 
 }  // namespace fecsearch

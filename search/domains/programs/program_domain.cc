@@ -203,16 +203,22 @@ absl::Status ProgramDomain::Validate(const Candidate& candidate) const {
 }
 
 std::string ProgramDomain::Describe(const Candidate& candidate) const {
+  // The live instructions of Predict and Learn, as written (dead code left out).
   const Program& p = candidate.program();
-  const Program live = StructuralForm(p, shape_);
-  std::vector<std::string> predict;
-  for (const ProgramInstruction& ins : live.predict()) predict.push_back(InstructionCode(ins, shape_));
-  std::vector<std::string> learn;
-  for (const ProgramInstruction& ins : live.learn()) learn.push_back(InstructionCode(ins, shape_));
+  const std::vector<std::vector<bool>> live = LiveInstructions(p, shape_);
+  std::vector<std::string> parts[3];
+  int n_live = 0;
+  for (int c = 0; c < 3; ++c) {
+    const auto& comp = ComponentOf(p, c);
+    for (int i = 0; i < comp.size(); ++i) {
+      if (!live[c][i]) continue;
+      ++n_live;
+      parts[c].push_back(InstructionCode(comp.Get(i), shape_));
+    }
+  }
   const int total = p.setup_size() + p.predict_size() + p.learn_size();
-  const int n_live = live.setup_size() + live.predict_size() + live.learn_size();
-  return absl::StrCat(n_live, "/", total, " live | predict: ", predict.empty() ? "-" : absl::StrJoin(predict, "; "),
-                      " | learn: ", learn.empty() ? "-" : absl::StrJoin(learn, "; "));
+  return absl::StrCat(n_live, "/", total, " live | predict: ", parts[kPredict].empty() ? "-" : absl::StrJoin(parts[kPredict], "; "),
+                      " | learn: ", parts[kLearn].empty() ? "-" : absl::StrJoin(parts[kLearn], "; "));
 }
 
 std::vector<MetricInfo> ProgramDomain::Metrics() const {
@@ -353,7 +359,7 @@ std::vector<DetailsTable> ProgramDomain::ResultDetails(const Candidate& candidat
   DetailsTable t;
   t.id = "program";
   auto sel = SelectionFitness(candidate);
-  t.title = sel.ok() ? absl::StrFormat("The program (selection-task fitness %.6f on %d tasks; dead code greyed as '#')", *sel,
+  t.title = sel.ok() ? absl::StrFormat("The program (selection-task fitness %.6f on %d tasks; dead code marked '#')", *sel,
                                        spec_.selection_tasks().num_tasks())
                      : "The program";
   t.header = {"component", "instruction"};

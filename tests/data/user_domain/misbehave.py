@@ -5,7 +5,9 @@
 
 MODE: nonnumber (an output that is a string), fail (stderr and exit 3), sleep (never answers
 in time), random (different outputs on every run), garbage (not JSON), protocol (another
-protocol), noobjective (an evaluate response without the objectives).
+protocol), noobjective (an evaluate response without the objectives), constant (the same
+outputs for every candidate: a probe that cannot tell candidates apart, so every hit after the
+first evaluation is a false one).
 """
 import json
 import os
@@ -28,6 +30,8 @@ elif mode == "garbage":
     print("hello, I am not JSON")
 elif mode == "protocol":
     print(json.dumps({"protocol": "someone.else.v7", "outputs": [1.0]}))
+elif mode == "constant":
+    print(json.dumps(dict(ok, outputs=[1.0, 2.0])))
 elif mode == "noobjective":
     print(json.dumps(dict(ok, objectives={"params": 3})))
 else:
