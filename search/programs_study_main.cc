@@ -98,11 +98,14 @@ int Reach(const std::vector<std::string>& paths) {
         if (!row.ok()) return Fail(std::string(row.status().message()));
         if (!*row) break;
         const std::string outcome = st->Text(0);
-        if (outcome != "MISS" && outcome != "HIT") continue;
+        bool outcome_is_partial = false;
+        // A partial hit (aggregating FEC) is evaluated again: it counts as an evaluation.
+        if (outcome == "PARTIAL_HIT") outcome_is_partial = true;
+        else if (outcome != "MISS" && outcome != "HIT") continue;
         ++candidates;
         const std::string exact = st->Text(3);
         const bool seen = !exact_seen.insert(exact).second;
-        if (outcome == "MISS") ++evaluated;
+        if (outcome == "MISS" || outcome_is_partial) ++evaluated;
         if (outcome == "HIT") {
           ++hits;
           if (!seen) ++novel_hits;

@@ -402,8 +402,12 @@ int Main() {
     for (const CandidateRecord& r : result->records) {
       if (r.outcome == Outcome::kMiss) eval_seconds += r.eval_seconds;
     }
-    std::printf("Hashing took %.1f s: %lld probes, %.1f ms each, against %.2f s per evaluation (%.2f%%).\n", p.hash_seconds,
-                static_cast<long long>(p.probes), 1e3 * p.hash_seconds / p.probes, eval_seconds / p.misses,
+    auto duration = [](double s) {
+      return s < 1e-3 ? absl::StrFormat("%.1f us", 1e6 * s) : s < 1 ? absl::StrFormat("%.1f ms", 1e3 * s) : absl::StrFormat("%.2f s", s);
+    };
+    std::printf("Hashing took %.1f s: %lld probes, %s each, against %s per evaluation (%.2f%%).\n", p.hash_seconds,
+                static_cast<long long>(p.probes), duration(p.hash_seconds / p.probes).c_str(),
+                duration(eval_seconds / p.misses).c_str(),
                 100 * (p.hash_seconds / p.probes) / std::max(1e-9, eval_seconds / p.misses));
   }
   if (cache) {
