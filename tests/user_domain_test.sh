@@ -170,7 +170,7 @@ with_probe protocol;  bad_run 1 'answered protocol "someone.else.v7"'
 # A probe that cannot tell candidates apart: every hit is a false one, and --verify_hits says so
 # in the summary, the database and the report.
 with_probe constant
-"$SEARCH" --experiment="$WORK/p.textproto" --db="$WORK/fh.db" --report="$WORK/fh.html" --max_evaluations=4 --threads=1 \
+"$SEARCH" --experiment="$WORK/p.textproto" --db="$WORK/fh.db" --report="$WORK/fh.html" --max_evaluations=4 --max_candidates=10 --threads=1 \
   --verify_hits --progress=none >"$WORK/fh.out" 2>"$WORK/fh.err" || fail "constant probe: $(tail -3 "$WORK/fh.err")"
 false_hits=$(sqlite3 "$WORK/fh.db" "SELECT count(*) FROM hit_checks WHERE matched = 0")
 [ "${false_hits:-0}" -ge 3 ] || fail "a constant probe gave $false_hits false hits in hit_checks"
