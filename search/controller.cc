@@ -542,11 +542,14 @@ absl::StatusOr<SearchResult> Controller::Run() {
   for (size_t i = 0; i < result.records.size(); ++i) {
     const CandidateRecord& r = result.records[i];
     if (!r.has_objectives) continue;
-    const std::string key = r.cache_key.empty() ? r.exact_hash : r.cache_key;
-    if (!key.empty() && !seen.insert(key).second) continue;
     Individual ind;
     ind.id = r.id;
     objectives_.Score(r.objectives, &ind);
+    // By key and objectives: hits of one key can differ in the domain's own metrics
+    // (Domain::OwnMetrics, e.g. a program's size), and each such variant may be on the front.
+    std::string key = r.cache_key.empty() ? r.exact_hash : r.cache_key;
+    for (double v : ind.objectives) absl::StrAppend(&key, "|", v);
+    if (!key.empty() && !seen.insert(key).second) continue;
     unique.push_back(FrontPair(ind));
     index.push_back(static_cast<int>(i));
   }
