@@ -13,17 +13,22 @@ absl::Status AsEvaluationFailure(const absl::Status& s) {
   return s;
 }
 
+// One evaluation of a whole candidate by `domain`, as an EvaluateResponse.
+absl::StatusOr<EvaluateResponse> EvaluateWith(const Domain& domain, const EvaluateRequest& request) {
+  auto result = domain.Evaluate(request.candidate(), request.candidate_id(), request.attempt());
+  if (!result.ok()) return AsEvaluationFailure(result.status());
+  EvaluateResponse response;
+  response.set_candidate_id(request.candidate_id());
+  *response.mutable_result() = std::move(*result);
+  return response;
+}
+
 class UserDomainBackend : public EvaluationBackend {
  public:
   explicit UserDomainBackend(std::unique_ptr<UserDomain> domain) : domain_(std::move(domain)) {}
 
   absl::StatusOr<EvaluateResponse> Evaluate(const EvaluateRequest& request) override {
-    auto result = domain_->Evaluate(request.candidate(), request.candidate_id(), request.attempt());
-    if (!result.ok()) return AsEvaluationFailure(result.status());
-    EvaluateResponse response;
-    response.set_candidate_id(request.candidate_id());
-    *response.mutable_result() = std::move(*result);
-    return response;
+    return EvaluateWith(*domain_, request);
   }
   absl::Status Validate(const Candidate& candidate) const override { return domain_->Validate(candidate); }
   absl::StatusOr<std::vector<double>> Probe(const Candidate& candidate) override {
@@ -47,12 +52,7 @@ class GenericDomainBackend : public EvaluationBackend {
  public:
   explicit GenericDomainBackend(std::unique_ptr<Domain> domain) : domain_(std::move(domain)) {}
   absl::StatusOr<EvaluateResponse> Evaluate(const EvaluateRequest& request) override {
-    auto result = domain_->Evaluate(request.candidate(), request.candidate_id(), request.attempt());
-    if (!result.ok()) return AsEvaluationFailure(result.status());
-    EvaluateResponse response;
-    response.set_candidate_id(request.candidate_id());
-    *response.mutable_result() = std::move(*result);
-    return response;
+    return EvaluateWith(*domain_, request);
   }
   absl::Status Validate(const Candidate& candidate) const override { return domain_->Validate(candidate); }
   absl::StatusOr<std::vector<double>> Probe(const Candidate&) override {
