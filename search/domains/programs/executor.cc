@@ -34,8 +34,24 @@ inline V4 Load4(const double* p) {
 }
 inline void Store4(double* p, V4 v) { std::memcpy(p, &v, sizeof(v)); }
 
+// The last scalar and vector an instruction of the fast path wrote, kept in machine registers
+// (F = 4 only): a following instruction that reads the same register takes the value from here
+// instead of loading what was just stored, which took a store-to-load forwarding round trip
+// (~7 cycles) on every link of a loop-carried chain (docs/PROGRAMS.md section 8). The register
+// file in memory is still written by every instruction; an offset of -1 holds nothing.
+struct Carry {
+  double s = 0;
+  V4 v = {0, 0, 0, 0};
+  int32_t s_off = -1, v_off = -1;
+  // Something other than the fast path wrote `off`.
+  void Forget(int32_t off) {
+    if (off == s_off) s_off = -1;
+    if (off == v_off) v_off = -1;
+  }
+};
+
 template <int kF>
-__attribute__((always_inline)) inline void Execute(const std::vector<CompiledProgram::Instr>& code, double* mem, double* tmp, Rng& rng, int features) {
+__attribute__((always_inline)) inline void Execute(const std::vector<CompiledProgram::Instr>& code, double* mem, double* tmp, Rng& rng, int features, Carry& c) {
   const int F = kF > 0 ? kF : features;
   const int FF = F * F;
   for (const CompiledProgram::Instr& in : code) {
@@ -43,22 +59,46 @@ __attribute__((always_inline)) inline void Execute(const std::vector<CompiledPro
     const double* a = mem + in.a;
     const double* b = mem + in.b;
     if constexpr (kF == 4) {
-      // Four-wide loads and stores of whole registers (the demo's F): no aliasing fallbacks,
-      // and each load forwarded from one store. Same arithmetic, element by element.
+      // Four-wide loads and stores of whole registers (the demo's F): no aliasing fallbacks.
+      // Same arithmetic, element by element. Operands come from the carry when it holds them
+      // (a branch, not a select, so the value does not wait for the load).
+      auto S = [&](int32_t off) -> double {
+        if (__builtin_expect(off == c.s_off, 1)) return c.s;
+        return mem[off];
+      };
+      auto V = [&](int32_t off) -> V4 {
+        if (__builtin_expect(off == c.v_off, 1)) return c.v;
+        return Load4(mem + off);
+      };
+      auto PutS = [&](double x) {
+        *o = x;
+        c.s = x;
+        c.s_off = in.o;  // (scalar and vector offsets never coincide)
+      };
+      auto PutV = [&](V4 x) {
+        Store4(o, x);
+        c.v = x;
+        c.v_off = in.o;
+      };
       switch (in.op) {
-        case VECTOR_SUM: Store4(o, Load4(a) + Load4(b)); continue;
-        case VECTOR_DIFF: Store4(o, Load4(a) - Load4(b)); continue;
-        case VECTOR_PRODUCT: Store4(o, Load4(a) * Load4(b)); continue;
-        case VECTOR_DIVISION: Store4(o, Load4(a) / Load4(b)); continue;
-        case SCALAR_VECTOR_PRODUCT: Store4(o, *a * Load4(b)); continue;
-        case SCALAR_BROADCAST: Store4(o, V4{*a, *a, *a, *a}); continue;
+        case SCALAR_SUM: PutS(S(in.a) + S(in.b)); continue;
+        case SCALAR_DIFF: PutS(S(in.a) - S(in.b)); continue;
+        case SCALAR_PRODUCT: PutS(S(in.a) * S(in.b)); continue;
+        case SCALAR_DIVISION: PutS(S(in.a) / S(in.b)); continue;
+        case VECTOR_SUM: PutV(V(in.a) + V(in.b)); continue;
+        case VECTOR_DIFF: PutV(V(in.a) - V(in.b)); continue;
+        case VECTOR_PRODUCT: PutV(V(in.a) * V(in.b)); continue;
+        case VECTOR_DIVISION: PutV(V(in.a) / V(in.b)); continue;
+        case SCALAR_VECTOR_PRODUCT: PutV(S(in.a) * V(in.b)); continue;
+        case SCALAR_BROADCAST: { const double x = S(in.a); PutV(V4{x, x, x, x}); continue; }
         case VECTOR_INNER_PRODUCT: {
-          const V4 p = Load4(a) * Load4(b);
-          *o = ((((0.0 + p[0]) + p[1]) + p[2]) + p[3]);
+          const V4 p = V(in.a) * V(in.b);
+          PutS(((((0.0 + p[0]) + p[1]) + p[2]) + p[3]));
           continue;
         }
         default: break;
       }
+      c.Forget(in.o);
     }
     switch (in.op) {
       case NO_OP: break;
@@ -241,11 +281,16 @@ TaskResult Run(const CompiledProgram& p, const Task& task, const RunOptions& opt
   const auto& predict = p.component(kPredict);
   const auto& learn = p.component(kLearn);
 
-  Execute<kF>(setup, mem, tmp, rng, F);
+  Carry carry;
+  const int32_t v0_off = p.vector_offset(kFeaturesVector);
+  Execute<kF>(setup, mem, tmp, rng, F, carry);
   if (kRecord && trace) (*trace)("after_setup", Snapshot(p, mem));
   TaskResult result;
   double best = 0;
   const int n_train = task.num_train(), n_valid = task.num_valid();
+  // Locals, not the returned struct or the options: kept in machine registers in the hot loop.
+  int64_t reached = 0;
+  const double max_abs_error = opt.max_abs_error;
   for (int epoch = 0; epoch < opt.epochs; ++epoch) {
     const bool first = epoch == 0;
     for (int i = 0; i < n_train; ++i) {
@@ -253,24 +298,31 @@ TaskResult Run(const CompiledProgram& p, const Task& task, const RunOptions& opt
       const double y = task.train_y[i];
       CopyFeatures<kF>(x, v0, F);
       s0 = 0;
-      Execute<kF>(predict, mem, tmp, rng, F);
-      if (classification) s1 = Sigmoid(s1);
+      carry.Forget(v0_off);
+      carry.Forget(kLabelScalar);
+      Execute<kF>(predict, mem, tmp, rng, F, carry);
+      if (classification) {
+        s1 = Sigmoid(s1);
+        carry.Forget(kPredictionScalar);
+      }
       if (first) {
-        ++result.examples_reached;
+        ++reached;
         if (kRecord) {
           if (opt.outputs) opt.outputs->push_back(s1);
           if (trace && i < 3) (*trace)(absl::StrCat("after_predict_train_", i), Snapshot(p, mem));
         }
       }
       const double err = std::fabs(y - s1);
-      if (std::isnan(err) || err > opt.max_abs_error) {
+      if (std::isnan(err) || err > max_abs_error) {
         result.stopped_early = true;
         result.fitness = first ? 0 : best;
+        result.examples_reached = reached;
         return result;
       }
       // v0 still holds x: no operation writes v0.
       s0 = y;
-      Execute<kF>(learn, mem, tmp, rng, F);
+      carry.Forget(kLabelScalar);
+      Execute<kF>(learn, mem, tmp, rng, F, carry);
       if (kRecord && first && trace && i < 3) (*trace)(absl::StrCat("after_learn_train_", i), Snapshot(p, mem));
     }
     double loss = 0;
@@ -280,10 +332,12 @@ TaskResult Run(const CompiledProgram& p, const Task& task, const RunOptions& opt
       const double y = task.valid_y[i];
       CopyFeatures<kF>(x, v0, F);
       s0 = 0;
-      Execute<kF>(predict, mem, tmp, rng, F);
+      carry.Forget(v0_off);
+      carry.Forget(kLabelScalar);
+      Execute<kF>(predict, mem, tmp, rng, F, carry);
       const double pred = s1;
       if (first) {
-        ++result.examples_reached;
+        ++reached;
         if (kRecord) {
           if (opt.outputs) opt.outputs->push_back(pred);
           if (trace && i < 3) (*trace)(absl::StrCat("after_predict_valid_", i), Snapshot(p, mem));
@@ -301,7 +355,7 @@ TaskResult Run(const CompiledProgram& p, const Task& task, const RunOptions& opt
         e = y - pred;
         loss += e * e;
       }
-      if (std::isnan(e) || std::fabs(e) > opt.max_abs_error) {
+      if (std::isnan(e) || std::fabs(e) > max_abs_error) {
         bad = true;
         break;
       }
@@ -314,6 +368,7 @@ TaskResult Run(const CompiledProgram& p, const Task& task, const RunOptions& opt
     best = std::max(best, fitness);
   }
   result.fitness = best;
+  result.examples_reached = reached;
   return result;
 }
 
@@ -398,7 +453,7 @@ absl::StatusOr<CompiledProgram> CompiledProgram::Compile(const Program& program,
 
 TaskResult RunTask(const CompiledProgram& program, const Task& task, const RunOptions& options) {
   const bool record = options.outputs != nullptr || options.trace != nullptr;
-  switch (program.shape().features) {
+  switch (options.unspecialised ? 0 : program.shape().features) {
     case 4: return record ? Run<4, true>(program, task, options) : Run<4, false>(program, task, options);
     case 8: return record ? Run<8, true>(program, task, options) : Run<8, false>(program, task, options);
     default: return record ? Run<0, true>(program, task, options) : Run<0, false>(program, task, options);

@@ -72,6 +72,9 @@ struct RunOptions {
   // then after each validation Predict, in order (first epoch).
   std::vector<double>* outputs = nullptr;
   const TraceFn* trace = nullptr;
+  // For tests: run the generic path (no feature-size specialisation, no carried registers),
+  // against which the specialised paths are checked.
+  bool unspecialised = false;
 };
 
 struct TaskResult {
