@@ -11,7 +11,9 @@ std::vector<std::pair<std::string, std::string>> Domain::FrontColumns(const Obje
                                                                       const ObjectiveSet& chosen) const {
   std::vector<std::pair<std::string, std::string>> columns;
   for (const ObjectiveSet::Entry& e : chosen.entries()) {
-    const std::string head = e.metric.unit.empty() ? e.metric.name : absl::StrCat(e.metric.name, " (", e.metric.unit, ")");
+    // A unit that only repeats the name ("instructions (instructions)") is left out.
+    const bool plain = e.metric.unit.empty() || e.metric.unit == e.metric.name;
+    const std::string head = plain ? e.metric.name : absl::StrCat(e.metric.name, " (", e.metric.unit, ")");
     columns.emplace_back(head, absl::StrFormat("%.6g", MetricValue(objectives, e.metric.name)));
   }
   return columns;
