@@ -408,77 +408,181 @@ absl::Status EvaluationContext::ResolvePlan(ModelPlan* plan) const {
   return absl::OkStatus();
 }
 
-EvaluationResult Evaluator::Evaluate(const Candidate& candidate) const {
-  const auto start = std::chrono::steady_clock::now();
-  auto plan = CompileCandidate(candidate, context_->config(), context_->window_length());
-  if (!plan.ok()) return ErrorResult(plan.status());
-  const double compile_seconds = Seconds(start);
-  EvaluationResult r = EvaluatePlan(std::move(*plan));
-  if (r.status().code() == 0) r.set_cost_seconds(r.cost_seconds() + compile_seconds);
-  return r;
-}
+namespace {
 
-EvaluationResult Evaluator::EvaluatePlan(ModelPlan plan) const {
-  const EvaluationContext& ctx = *context_;
-  // Resolving may fit NUQ codebooks, once per experiment for all later evaluations: not part
-  // of this evaluation's cost (which the cache reports as time saved by each hit).
-  absl::Status s = ctx.ResolvePlan(&plan);
-  if (!s.ok()) return ErrorResult(s);
-  const auto start = std::chrono::steady_clock::now();
-  const EvaluationSpec& spec = ctx.spec();
-  const int n = spec.eval_windows_size();
-  std::vector<ForwardResult> windows(n);
-  ForEachWindow(n, spec.threads(), [&](int i, ThreadPool* pool) {
-    windows[i] = ForwardWindow(ctx.model(), ctx.Window(spec.eval_windows(i)), plan, ctx.chunk(), nullptr, pool);
-  });
-  const ModelConfig& c = ctx.config();
-  double nll = 0, cache_bits = 0, fp16_bits = 0, end_ratio = 0;
+// The objectives and memory figures of `r` from its per-window shares (r->windows, in
+// eval_windows order): one computation for a fresh evaluation and for a lower fidelity taken
+// from a higher one (ResultOnWindows), so that both give the same numbers bit for bit.
+void AggregateWindows(EvaluationResult* r) {
+  double nll = 0, base_nll = 0, cache_bits = 0, fp16_bits = 0, end_ratio = 0;
   long scored = 0;
-  std::vector<int64_t> end_bytes;
-  std::vector<double> layer_cache(c.num_layers, 0), layer_fp16(c.num_layers, 0), layer_kept(c.num_layers, 0);
-  for (const ForwardResult& w : windows) {
-    nll += w.nll_sum;
-    scored += w.scored;
-    double end_cache = 0, end_fp16 = 0;
-    for (int l = 0; l < c.num_layers; ++l) {
-      const LayerRunStats& ls = w.layers[l];
-      cache_bits += ls.cache_bits;
-      fp16_bits += ls.fp16_bits;
-      layer_cache[l] += ls.cache_bits;
-      layer_fp16[l] += ls.fp16_bits;
-      end_cache += ls.end_cache_bits;
-      end_fp16 += ls.end_fp16_bits;
-      layer_kept[l] += ls.end_total_tokens > 0 ? static_cast<double>(ls.end_kept_tokens) / ls.end_total_tokens : 1.0;
-    }
-    end_ratio += end_fp16 > 0 ? end_cache / end_fp16 : 1.0;
-    end_bytes.push_back(static_cast<int64_t>(std::llround(end_cache / 8)));
+  r->clear_end_of_window_cache_bytes();
+  for (const WindowResult& w : r->windows()) {
+    nll += w.nll_sum();
+    base_nll += w.baseline_nll_sum();
+    scored += w.tokens_scored();
+    cache_bits += w.cache_bits();
+    fp16_bits += w.fp16_cache_bits();
+    end_ratio += w.end_fp16_cache_bits() > 0 ? w.end_cache_bits() / w.end_fp16_cache_bits() : 1.0;
+    r->add_end_of_window_cache_bytes(static_cast<int64_t>(std::llround(w.end_cache_bits() / 8)));
   }
-  const EvaluationContext::Baseline& base = ctx.baseline();
-  EvaluationResult r;
-  r.mutable_status()->set_code(0);
-  Objectives* o = r.mutable_objectives();
+  const int n = r->windows_size();
+  Objectives* o = r->mutable_objectives();
   o->set_mean_nll(nll / std::max(1L, scored));
   o->set_perplexity(std::exp(o->mean_nll()));
   const double eff = fp16_bits > 0 ? 16.0 * cache_bits / fp16_bits : 16.0;
   o->set_effective_bits(eff);
-  r.set_baseline_mean_nll(base.mean_nll);
-  r.set_baseline_perplexity(std::exp(base.mean_nll));
-  r.set_delta_nll(o->mean_nll() - base.mean_nll);
-  o->set_perplexity_increase_percent(100.0 * (std::exp(o->mean_nll() - base.mean_nll) - 1.0));
+  const double base_mean = base_nll / std::max(1L, scored);
+  r->set_baseline_mean_nll(base_mean);
+  r->set_baseline_perplexity(std::exp(base_mean));
+  r->set_delta_nll(o->mean_nll() - base_mean);
+  o->set_perplexity_increase_percent(100.0 * (std::exp(o->mean_nll() - base_mean) - 1.0));
   // The same by name, as every domain reports its measurements.
   for (const auto& [name, value] : {std::make_pair("mean_nll", o->mean_nll()), std::make_pair("effective_bits", eff),
                                     std::make_pair("perplexity", o->perplexity()),
                                     std::make_pair("perplexity_increase_percent", o->perplexity_increase_percent())}) {
     (*o->mutable_metrics())[name] = value;
   }
-  r.set_compression_ratio(16.0 / eff);
-  r.set_cache_bytes(static_cast<int64_t>(std::llround(cache_bits / 8)));
-  r.set_fp16_cache_bytes(static_cast<int64_t>(std::llround(fp16_bits / 8)));
-  r.set_end_of_window_effective_bits(16.0 * end_ratio / std::max(1, n));
-  for (int64_t b : end_bytes) r.add_end_of_window_cache_bytes(b);
+  r->set_compression_ratio(16.0 / eff);
+  r->set_cache_bytes(static_cast<int64_t>(std::llround(cache_bits / 8)));
+  r->set_fp16_cache_bytes(static_cast<int64_t>(std::llround(fp16_bits / 8)));
+  r->set_end_of_window_effective_bits(16.0 * end_ratio / std::max(1, n));
+  r->set_tokens_scored(scored);
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<int>> WindowSubset(const EvaluationSpec& spec, const std::vector<int>& indices) {
+  std::vector<int> out;
+  for (size_t k = 0; k < indices.size(); ++k) {
+    const int i = indices[k];
+    if (i < 0 || i >= spec.eval_windows_size()) {
+      return absl::InvalidArgumentError(absl::StrCat("window index ", i, " is outside 0..", spec.eval_windows_size() - 1,
+                                                     " (the experiment has ", spec.eval_windows_size(), " evaluation windows)"));
+    }
+    if (k > 0 && i <= indices[k - 1]) {
+      return absl::InvalidArgumentError(absl::StrCat("window indices must increase: ", indices[k - 1], " then ", i));
+    }
+    out.push_back(i);
+  }
+  return out;
+}
+
+absl::StatusOr<EvaluationResult> ResultOnWindows(const EvaluationResult& result, const std::vector<int>& indices) {
+  if (result.status().code() != 0) return result;
+  EvaluationResult r = result;
+  r.clear_windows();
+  int next = 0;
+  for (size_t k = 0; k < indices.size(); ++k) {
+    const int i = indices[k];
+    if (k > 0 && i <= indices[k - 1]) {
+      return absl::InvalidArgumentError(absl::StrCat("window indices must increase: ", indices[k - 1], " then ", i));
+    }
+    while (next < result.windows_size() && result.windows(next).index() < i) ++next;
+    if (next == result.windows_size() || result.windows(next).index() != i) {
+      return absl::NotFoundError(absl::StrCat("the result did not score evaluation window ", i,
+                                              result.windows_size() == 0 ? " (it keeps no per-window shares: stored by an earlier version)" : ""));
+    }
+    *r.add_windows() = result.windows(next);
+  }
+  AggregateWindows(&r);
+  // Per-layer bits and kept tokens are over the windows the result scored, not the subset's:
+  // cleared; the probe's attention errors do not depend on the windows and stay.
+  for (LayerMetrics& l : *r.mutable_layers()) {
+    l.clear_effective_bits();
+    l.clear_kept_token_fraction();
+  }
+  return r;
+}
+
+absl::StatusOr<EvaluationResult> MergeWindowResults(const EvaluationResult& a, const EvaluationResult& b) {
+  if (a.status().code() != 0 || b.status().code() != 0) {
+    return absl::InvalidArgumentError("only two successful results can be merged");
+  }
+  EvaluationResult r = a;
+  r.clear_windows();
+  int i = 0, j = 0;
+  while (i < a.windows_size() || j < b.windows_size()) {
+    if (i < a.windows_size() && j < b.windows_size() && a.windows(i).index() == b.windows(j).index()) {
+      return absl::InvalidArgumentError(absl::StrCat("both results scored evaluation window ", a.windows(i).index()));
+    }
+    const bool take_a = j == b.windows_size() || (i < a.windows_size() && a.windows(i).index() < b.windows(j).index());
+    *r.add_windows() = take_a ? a.windows(i++) : b.windows(j++);
+  }
+  AggregateWindows(&r);
+  r.set_cost_seconds(a.cost_seconds() + b.cost_seconds());
+  // Per-layer bits and kept tokens were measured over each part's windows: cleared (as in
+  // ResultOnWindows); the probe's attention errors are the same in both and stay.
+  for (LayerMetrics& l : *r.mutable_layers()) {
+    l.clear_effective_bits();
+    l.clear_kept_token_fraction();
+  }
+  return r;
+}
+
+EvaluationResult Evaluator::Evaluate(const Candidate& candidate, const std::vector<int>* windows) const {
+  const auto start = std::chrono::steady_clock::now();
+  auto plan = CompileCandidate(candidate, context_->config(), context_->window_length());
+  if (!plan.ok()) return ErrorResult(plan.status());
+  const double compile_seconds = Seconds(start);
+  EvaluationResult r = EvaluatePlan(std::move(*plan), windows);
+  if (r.status().code() == 0) r.set_cost_seconds(r.cost_seconds() + compile_seconds);
+  return r;
+}
+
+EvaluationResult Evaluator::EvaluatePlan(ModelPlan plan, const std::vector<int>* window_subset) const {
+  const EvaluationContext& ctx = *context_;
+  const EvaluationSpec& spec = ctx.spec();
+  std::vector<int> indices;
+  if (window_subset) {
+    auto checked = WindowSubset(spec, *window_subset);
+    if (!checked.ok()) return ErrorResult(checked.status());
+    indices = std::move(*checked);
+  } else {
+    for (int i = 0; i < spec.eval_windows_size(); ++i) indices.push_back(i);
+  }
+  // Resolving may fit NUQ codebooks, once per experiment for all later evaluations: not part
+  // of this evaluation's cost (which the cache reports as time saved by each hit).
+  absl::Status s = ctx.ResolvePlan(&plan);
+  if (!s.ok()) return ErrorResult(s);
+  const auto start = std::chrono::steady_clock::now();
+  const int n = static_cast<int>(indices.size());
+  std::vector<ForwardResult> windows(n);
+  ForEachWindow(n, spec.threads(), [&](int k, ThreadPool* pool) {
+    windows[k] = ForwardWindow(ctx.model(), ctx.Window(spec.eval_windows(indices[k])), plan, ctx.chunk(), nullptr, pool);
+  });
+  const ModelConfig& c = ctx.config();
+  const EvaluationContext::Baseline& base = ctx.baseline();
+  EvaluationResult r;
+  r.mutable_status()->set_code(0);
+  std::vector<double> layer_cache(c.num_layers, 0), layer_fp16(c.num_layers, 0), layer_kept(c.num_layers, 0);
+  for (int k = 0; k < n; ++k) {
+    const ForwardResult& w = windows[k];
+    WindowResult* wr = r.add_windows();
+    wr->set_index(indices[k]);
+    wr->set_window(spec.eval_windows(indices[k]));
+    wr->set_nll_sum(w.nll_sum);
+    wr->set_baseline_nll_sum(base.window_nll_sum[indices[k]]);
+    wr->set_tokens_scored(w.scored);
+    double cache = 0, fp16 = 0, end_cache = 0, end_fp16 = 0;
+    for (int l = 0; l < c.num_layers; ++l) {
+      const LayerRunStats& ls = w.layers[l];
+      cache += ls.cache_bits;
+      fp16 += ls.fp16_bits;
+      layer_cache[l] += ls.cache_bits;
+      layer_fp16[l] += ls.fp16_bits;
+      end_cache += ls.end_cache_bits;
+      end_fp16 += ls.end_fp16_bits;
+      layer_kept[l] += ls.end_total_tokens > 0 ? static_cast<double>(ls.end_kept_tokens) / ls.end_total_tokens : 1.0;
+    }
+    wr->set_cache_bits(cache);
+    wr->set_fp16_cache_bits(fp16);
+    wr->set_end_cache_bits(end_cache);
+    wr->set_end_fp16_cache_bits(end_fp16);
+  }
+  AggregateWindows(&r);
   r.set_deployment_context(spec.deployment_context());
   r.set_analytic_effective_bits(plan.exact ? 16.0 : AnalyticPlanBits(plan, c, spec.deployment_context()));
-  r.set_tokens_scored(scored);
   // Single-layer diagnostic on the probe window: attention outputs with this cache against
   // the uncompressed ones, on the same (uncompressed) inputs.
   auto probe = ctx.GetProbe(std::min(256, ctx.window_length()));

@@ -94,6 +94,23 @@ class EvaluationContext {
   mutable std::map<std::string, std::unique_ptr<ValueTable>> codebooks_ ABSL_GUARDED_BY(codebook_mu_);
 };
 
+// OK if `indices` are increasing indices into spec.eval_windows; INVALID_ARGUMENT naming the
+// first that is not.
+absl::StatusOr<std::vector<int>> WindowSubset(const EvaluationSpec& spec, const std::vector<int>& indices);
+
+// The result a lower fidelity would have given, from one that scored at least its windows:
+// the objectives, memory figures and per-window shares of `indices` alone (bit for bit what
+// evaluating on those windows gives). NOT_FOUND if `result` lacks one of them (results stored
+// before per-window shares existed lack all). Per-layer bits and kept-token shares are cleared
+// (they were measured over the result's windows); the probe's attention errors stay.
+absl::StatusOr<EvaluationResult> ResultOnWindows(const EvaluationResult& result, const std::vector<int>& indices);
+
+// One result from two of the same candidate on disjoint windows (a promotion scores only the
+// windows the lower rung lacks): the windows of both in eval_windows order, the objectives
+// and memory figures aggregated over them (bit for bit what evaluating on the union gives),
+// the costs added. INVALID_ARGUMENT if they share a window or one is not OK.
+absl::StatusOr<EvaluationResult> MergeWindowResults(const EvaluationResult& a, const EvaluationResult& b);
+
 // Evaluates candidates in one context. Thread-safe (several threads may share one
 // Evaluator); each call uses up to spec.threads threads for its windows.
 class Evaluator {
@@ -101,9 +118,12 @@ class Evaluator {
   explicit Evaluator(std::shared_ptr<EvaluationContext> context) : context_(std::move(context)) {}
 
   // Never fails on a bad candidate: the result's status says what is wrong (naming the field).
-  EvaluationResult Evaluate(const Candidate& candidate) const;
+  // `windows`: indices into the spec's eval_windows, increasing (a lower fidelity: the
+  // objectives are those of these windows, against the uncompressed model on the same
+  // windows); null: all of them.
+  EvaluationResult Evaluate(const Candidate& candidate, const std::vector<int>* windows = nullptr) const;
   // Same, for an already compiled plan (used by tests and benchmarks).
-  EvaluationResult EvaluatePlan(ModelPlan plan) const;
+  EvaluationResult EvaluatePlan(ModelPlan plan, const std::vector<int>* windows = nullptr) const;
 
   const EvaluationContext& context() const { return *context_; }
   std::shared_ptr<EvaluationContext> shared_context() const { return context_; }

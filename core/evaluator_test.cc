@@ -73,6 +73,78 @@ TEST_F(EvaluatorTest, DeterministicForAGenome) {
   EXPECT_EQ(a.cache_bytes(), b.cache_bytes());
 }
 
+TEST_F(EvaluatorTest, ALowerFidelityFromAHigherOneIsEvaluatingOnItsWindows) {
+  // Fidelities score nested subsets of the evaluation windows: the objectives of windows
+  // {0, 2} taken from a full result's per-window shares must be what evaluating on those
+  // windows alone gives, bit for bit, against the uncompressed model on the same windows
+  // (whose NLL comes from the golden file, transformers' figures).
+  Candidate c;
+  ASSERT_TRUE(ParseTextProto("layers { keys { format: INT bits: 3 axis: PER_CHANNEL group_size: 32 } values { format: INT bits: 3 } "
+                             "eviction { policy: H2O keep_ratio: 0.6 } }",
+                             "test", c.mutable_genome())
+                  .ok());
+  const EvaluationResult full = evaluator_->Evaluate(c);
+  ASSERT_EQ(full.status().code(), 0) << full.status().message();
+  ASSERT_EQ(full.windows_size(), 4);
+  double nll = 0;
+  int64_t tokens = 0;
+  for (const WindowResult& w : full.windows()) nll += w.nll_sum(), tokens += w.tokens_scored();
+  EXPECT_EQ(nll / tokens, full.objectives().mean_nll());
+  const std::vector<int> subset = {0, 2};
+  const EvaluationResult direct = evaluator_->Evaluate(c, &subset);
+  ASSERT_EQ(direct.status().code(), 0) << direct.status().message();
+  auto derived = ResultOnWindows(full, subset);
+  ASSERT_TRUE(derived.ok()) << derived.status();
+  ASSERT_EQ(direct.windows_size(), 2);
+  EXPECT_EQ(direct.windows(1).index(), 2);
+  for (const EvaluationResult* r : std::vector<const EvaluationResult*>{&direct, &*derived}) {
+    EXPECT_EQ(r->tokens_scored(), 2 * 1023);
+    EXPECT_EQ(r->objectives().mean_nll(), direct.objectives().mean_nll());
+    EXPECT_EQ(r->objectives().perplexity_increase_percent(), direct.objectives().perplexity_increase_percent());
+    EXPECT_EQ(r->objectives().effective_bits(), direct.objectives().effective_bits());
+    EXPECT_EQ(r->cache_bytes(), direct.cache_bytes());
+    EXPECT_EQ(r->end_of_window_effective_bits(), direct.end_of_window_effective_bits());
+    EXPECT_EQ(r->objectives().metrics().at("perplexity_increase_percent"), direct.objectives().perplexity_increase_percent());
+  }
+  EXPECT_NE(direct.objectives().mean_nll(), full.objectives().mean_nll());
+  const nlohmann::json golden = ReadJson(std::string(kShippedModel) + "/golden.json");
+  const double golden_base = (golden["windows"][0]["nll_sum"].get<double>() + golden["windows"][2]["nll_sum"].get<double>()) / (2 * 1023);
+  EXPECT_NEAR(direct.baseline_mean_nll(), golden_base, 1e-5);
+  // The whole set from the full result is the full result.
+  auto all = ResultOnWindows(full, {0, 1, 2, 3});
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(all->objectives().mean_nll(), full.objectives().mean_nll());
+  EXPECT_EQ(all->objectives().perplexity_increase_percent(), full.objectives().perplexity_increase_percent());
+  EXPECT_EQ(all->objectives().effective_bits(), full.objectives().effective_bits());
+  EXPECT_EQ(all->end_of_window_effective_bits(), full.end_of_window_effective_bits());
+  EXPECT_EQ(all->objectives().metrics().size(), full.objectives().metrics().size());
+  for (const auto& [name, value] : full.objectives().metrics()) EXPECT_EQ(all->objectives().metrics().at(name), value) << name;
+  EXPECT_EQ(all->baseline_mean_nll(), evaluator_->context().baseline().mean_nll);
+  // A promotion scores only the windows the lower rung lacks: {0, 2} merged with {1, 3} is
+  // the full evaluation, bit for bit, and merging results that share a window is refused.
+  const std::vector<int> rest = {1, 3};
+  const EvaluationResult missing = evaluator_->Evaluate(c, &rest);
+  ASSERT_EQ(missing.status().code(), 0) << missing.status().message();
+  auto merged = MergeWindowResults(direct, missing);
+  ASSERT_TRUE(merged.ok()) << merged.status();
+  ASSERT_EQ(merged->windows_size(), 4);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(merged->windows(i).index(), i);
+  for (const auto& [name, value] : full.objectives().metrics()) EXPECT_EQ(merged->objectives().metrics().at(name), value) << name;
+  EXPECT_EQ(merged->cache_bytes(), full.cache_bytes());
+  EXPECT_EQ(merged->end_of_window_effective_bits(), full.end_of_window_effective_bits());
+  EXPECT_EQ(merged->analytic_effective_bits(), full.analytic_effective_bits());
+  EXPECT_EQ(merged->cost_seconds(), direct.cost_seconds() + missing.cost_seconds());
+  EXPECT_NE(MergeWindowResults(direct, full).status().message().find("both results scored evaluation window 0"), std::string::npos);
+  // Bad subsets and results that lack the windows are named.
+  const std::vector<int> unordered = {2, 1}, outside = {0, 4};
+  EXPECT_NE(evaluator_->Evaluate(c, &unordered).status().message().find("must increase: 2 then 1"), std::string::npos);
+  EXPECT_NE(evaluator_->Evaluate(c, &outside).status().message().find("window index 4 is outside 0..3"), std::string::npos);
+  EXPECT_EQ(ResultOnWindows(direct, {1}).status().code(), absl::StatusCode::kNotFound);
+  EvaluationResult old = full;
+  old.clear_windows();
+  EXPECT_NE(ResultOnWindows(old, {0}).status().message().find("earlier version"), std::string::npos);
+}
+
 TEST_F(EvaluatorTest, MeasuredMemoryMatchesTheAnalyticFigure) {
   // Per-token int4 with a 64-token fp16 window: at the end of a 1024-token window, 960 tokens
   // hold 4 + 32/64 bits and 64 hold 16; the analytic formula charges (n_fp16/L)(16 - B).
