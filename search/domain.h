@@ -81,6 +81,21 @@ class Domain : public HashSource {
     if (n == 0 || fidelity == n - 1) return Evaluate(candidate, candidate_id, attempt);
     return absl::InvalidArgumentError("fidelity " + std::to_string(fidelity) + " is not one of this domain's");
   }
+  // The result Fidelities()[fidelity] gives, taken from `higher`, a result of the same
+  // candidate at that fidelity or above (so a cache entry of a higher rung answers a lookup for
+  // a lower one); NOT_FOUND if `higher` does not hold it (e.g. stored before fidelities).
+  virtual absl::StatusOr<EvaluationResult> ResultAt(const EvaluationResult& higher, int fidelity) const {
+    const int n = static_cast<int>(Fidelities().size());
+    if (n == 0 || fidelity == n - 1) return higher;
+    return absl::UnimplementedError("this domain cannot derive a lower fidelity's result from a higher one's");
+  }
+  // Promotes a candidate evaluated at a lower fidelity (`lower`) to `fidelity`, doing only the
+  // work `lower` lacks where the domain can (the KV-cache domain scores only the missing
+  // windows). The result is what EvaluateAt(candidate, fidelity) gives. Default: EvaluateAt.
+  virtual absl::StatusOr<EvaluationResult> Promote(const Candidate& candidate, const EvaluationResult& /*lower*/, int fidelity,
+                                                   int64_t candidate_id = 0, int attempt = 1) const {
+    return EvaluateAt(candidate, fidelity, candidate_id, attempt);
+  }
 
   // Lines about the evaluation context for the report and logs ("uncompressed perplexity",
   // "5.0294").

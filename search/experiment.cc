@@ -69,6 +69,66 @@ class Checker {
   std::string error_, field_;
 };
 
+// The fidelity ladder: nested subsets of the evaluation windows, each smaller than the next
+// and than the full evaluation.
+void CheckFidelity(const ExperimentSpec& spec, Checker* c) {
+  const FidelitySpec& f = spec.search().fidelity();
+  const SearchSpaceSpec::Representation rep = spec.search_space().representation();
+  if (rep == SearchSpaceSpec::USER_DEFINED || rep == SearchSpaceSpec::PROGRAM) {
+    c->Fail("search.fidelity", "needs a domain with fidelities: only the KV-cache domains (GENOME, PIPELINE_GRAPH) have them");
+    return;
+  }
+  // The evaluation windows' count (empty eval_windows means the four default ones).
+  const int n = spec.evaluation().eval_windows_size() > 0 ? spec.evaluation().eval_windows_size() : 4;
+  c->Range("search.fidelity.eta", f.eta(), 2.0, 1000.0);
+  if (f.rungs_size() == 0) {
+    c->Fail("search.fidelity.rungs", absl::StrCat("needs at least one rung below the full evaluation (e.g. rungs { windows: [0] } of the ", n,
+                                                  " evaluation windows)"));
+    return;
+  }
+  if (f.rungs_size() > 15) c->Fail("search.fidelity.rungs", absl::StrCat(f.rungs_size(), " rungs are more than 15"));
+  std::set<int> below;
+  for (int r = 0; r < f.rungs_size(); ++r) {
+    const std::string field = absl::StrCat("search.fidelity.rungs[", r, "].windows");
+    const auto& w = f.rungs(r).windows();
+    if (w.empty()) {
+      c->Fail(field, "is empty: a rung scores at least one evaluation window");
+      return;
+    }
+    std::set<int> mine;
+    for (int k = 0; k < w.size(); ++k) {
+      if (w[k] < 0 || w[k] >= n) {
+        c->Fail(absl::StrCat(field, "[", k, "]"),
+                absl::StrCat(w[k], " is outside 0..", n - 1, ": rungs name indices into evaluation.eval_windows (", n,
+                             " windows), not window numbers"));
+        return;
+      }
+      if (k > 0 && w[k] <= w[k - 1]) {
+        c->Fail(absl::StrCat(field, "[", k, "]"), absl::StrCat("indices must increase: ", w[k - 1], " then ", w[k]));
+        return;
+      }
+      mine.insert(w[k]);
+    }
+    for (int i : below) {
+      if (!mine.count(i)) {
+        c->Fail(field, absl::StrCat("does not contain window ", i, " of rung ", r - 1,
+                                    ": the ladder must be nested (a promotion scores only the windows a candidate lacks)"));
+        return;
+      }
+    }
+    if (r > 0 && mine.size() == below.size()) {
+      c->Fail(field, absl::StrCat("scores the same windows as rung ", r - 1, ": each rung needs more windows than the one below"));
+      return;
+    }
+    if (static_cast<int>(mine.size()) == n) {
+      c->Fail(field, absl::StrCat("scores all ", n,
+                                  " evaluation windows: that is the full evaluation, the implicit last rung; list only the cheaper rungs"));
+      return;
+    }
+    below = std::move(mine);
+  }
+}
+
 void CheckStreamSpace(const StreamSpace& s, const std::string& f, bool keys, const ModelConfig* model,
                       Checker* c) {
   for (int i = 0; i < s.formats_size(); ++i) {
@@ -213,6 +273,7 @@ absl::Status ValidateExperiment(const LoadedExperiment& e, const ModelConfig* mo
   if (s.max_candidates() == 0 && s.max_evaluations() == 0 && s.max_wall_seconds() == 0) {
     c.Fail("search.max_evaluations", "is 0 and no other budget is set: the search would never stop");
   }
+  if (s.has_fidelity()) CheckFidelity(spec, &c);
   // Objectives and constraints name what the domain measures (checked against it once the
   // domain exists: search/objectives.h).
   std::set<std::string> metrics;

@@ -87,7 +87,32 @@ TEST(ExperimentTest, InvalidFieldsNameFieldAndLine) {
            {"", "search_space: is required"},
            {"search_space {}\nsearch { max_evaluations: 0 }", "spec:2: search.max_evaluations: is 0"},
            {"search_space {}\nworkers {}", "workers.targets"},
+           // The fidelity ladder (four default evaluation windows).
+           {"search_space {}\nsearch { fidelity {\n  eta: 1.5\n  rungs { windows: [0] } } }",
+            "spec:3: search.fidelity.eta: 1.5 is outside 2..1000"},
+           {"search_space {}\nsearch { fidelity { } }", "search.fidelity.rungs: needs at least one rung"},
+           {"search_space {}\nsearch { fidelity {\n  rungs { windows: [4] } } }",
+            "spec:3: search.fidelity.rungs[0].windows[0]: 4 is outside 0..3"},
+           {"search_space {}\nevaluation { eval_windows: [0, 1, 2, 3, 4, 5] }\nsearch { fidelity { rungs { windows: [5] } } }",
+            ""},
+           {"search_space {}\nsearch { fidelity { rungs { windows: [0] } rungs { windows: [1, 2] } } }",
+            "search.fidelity.rungs[1].windows: does not contain window 0 of rung 0: the ladder must be nested"},
+           {"search_space {}\nsearch { fidelity { rungs { windows: [0, 1] } rungs { windows: [1, 0] } } }",
+            "search.fidelity.rungs[1].windows[1]: indices must increase: 1 then 0"},
+           {"search_space {}\nsearch { fidelity { rungs { windows: [1] } rungs { windows: [1] } } }",
+            "search.fidelity.rungs[1].windows: scores the same windows as rung 0"},
+           {"search_space {}\nsearch { fidelity { rungs { windows: [0, 1, 2, 3] } } }",
+            "search.fidelity.rungs[0].windows: scores all 4 evaluation windows"},
+           {"search_space {}\nsearch { fidelity { rungs { } } }", "search.fidelity.rungs[0].windows: is empty"},
+           {"search_space { representation: PROGRAM }\nsearch { fidelity { rungs { windows: [0] } } }",
+            "search.fidelity: needs a domain with fidelities"},
        }) {
+    if (*c.expect == 0) {  // valid
+      auto e = ParseExperiment(c.text, "spec");
+      ASSERT_TRUE(e.ok()) << c.text;
+      EXPECT_TRUE(ValidateExperiment(*e, &model).ok()) << c.text << ": " << ValidateExperiment(*e, &model);
+      continue;
+    }
     auto e = ParseExperiment(c.text, "spec");
     ASSERT_TRUE(e.ok()) << c.text;
     absl::Status s = ValidateExperiment(*e, &model);

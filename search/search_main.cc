@@ -282,6 +282,16 @@ int Main() {
                 space_line.c_str());
     return 0;
   }
+  if (!domain->Fidelities().empty()) {
+    // The ladder is validated and the KV-cache domain evaluates, derives and promotes at its
+    // rungs (search/domain.h), but the controller does not promote yet (docs/EXPERIMENT.md,
+    // "Fidelities"): refused rather than silently searching at full fidelity.
+    return Fail(LocateError(*loaded, absl::UnimplementedError(
+                                         "search.fidelity: the search does not promote between fidelities yet (only the "
+                                         "domain and //search:screening_study use the ladder); remove search.fidelity to search "
+                                         "at full fidelity")),
+                2);
+  }
   Log(absl::StrCat("domain ", domain->name(), "; ", space_line));
 
   // 3. The cache and the hashes.

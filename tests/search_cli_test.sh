@@ -21,6 +21,16 @@ expect_exit 2 "evaluation.model_path: 'no/such/model' does not exist" "$SEARCH" 
 line=$(grep -n model_path badmodel.textproto | cut -d: -f1)
 grep -qF "badmodel.textproto:$line:" err.txt || fail "model path error lacks the line $line: $(cat err.txt)"
 expect_exit 2 "/nonexistent/dir/z.db" "$SEARCH" --experiment="$SPEC" --db=/nonexistent/dir/z.db --progress=none
+# A fidelity ladder that is not nested names its field and line; a valid one is refused while
+# the search cannot promote (rather than searched at full fidelity without a word).
+sed -e 's|^search {|search {\n  fidelity {\n    rungs { windows: [0] }\n    rungs { windows: [1, 2] }\n  }|' \
+  -e 's|eval_windows: \[0\]|eval_windows: [0, 1, 2]|' "$SPEC" > ladder.textproto
+expect_exit 2 "ladder.textproto:8: search.fidelity.rungs[1].windows: does not contain window 0 of rung 0" \
+  "$SEARCH" --experiment=ladder.textproto --db=l.db --progress=none
+sed -e 's|^search {|search {\n  fidelity { rungs { windows: [0] } }|' -e 's|eval_windows: \[0\]|eval_windows: [0, 1, 2]|' \
+  "$SPEC" > ladder.textproto
+expect_exit 2 "search.fidelity: the search does not promote between fidelities yet" \
+  "$SEARCH" --experiment=ladder.textproto --db=l.db --progress=none
 head -c 4096 /dev/urandom > garbage.db
 expect_exit 2 "corrupt or not a SQLite database" "$SEARCH" --experiment="$SPEC" --db=garbage.db --progress=none
 expect_exit 2 "--dedup: 'sometimes'" "$SEARCH" --experiment="$SPEC" --db=w.db --dedup=sometimes --progress=none

@@ -2,7 +2,9 @@
 #include "search/domains/kv_domain.h"
 #include "hashing/metrics.h"
 
+#include <algorithm>
 #include <cmath>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -34,7 +36,74 @@ absl::StatusOr<std::unique_ptr<KvDomain>> KvDomain::Create(const ExperimentSpec&
   if (!hashes.ok()) return hashes.status();
   d->hashes_ = std::move(*hashes);
   d->seeds_.assign(spec.search_space().seeds().begin(), spec.search_space().seeds().end());
+  if (spec.search().has_fidelity()) {
+    // The rungs were checked against the spec (search/experiment.cc); the context has placed
+    // the evaluation windows, so check them against its count too.
+    const int n = context->spec().eval_windows_size();
+    std::vector<std::vector<int>> rungs;
+    for (const FidelitySpec::Rung& r : spec.search().fidelity().rungs()) {
+      auto w = WindowSubset(context->spec(), std::vector<int>(r.windows().begin(), r.windows().end()));
+      if (!w.ok()) return absl::InvalidArgumentError(absl::StrCat("search.fidelity: ", w.status().message()));
+      rungs.push_back(std::move(*w));
+    }
+    rungs.emplace_back();
+    for (int i = 0; i < n; ++i) rungs.back().push_back(i);
+    for (const std::vector<int>& w : rungs) {
+      const int k = static_cast<int>(w.size());
+      d->fidelities_.push_back({absl::StrCat(k, k == 1 ? " window" : " windows", k == n ? " (full)" : ""),
+                                static_cast<double>(k) / n});
+    }
+    d->rung_windows_ = std::move(rungs);
+  }
   return d;
+}
+
+absl::StatusOr<EvaluationResult> KvDomain::EvaluateAt(const Candidate& candidate, int fidelity, int64_t candidate_id,
+                                                      int attempt) const {
+  if (rung_windows_.empty()) return Domain::EvaluateAt(candidate, fidelity, candidate_id, attempt);
+  if (fidelity < 0 || fidelity >= static_cast<int>(rung_windows_.size())) {
+    return absl::InvalidArgumentError(absl::StrCat("fidelity ", fidelity, " is outside 0..", rung_windows_.size() - 1));
+  }
+  if (fidelity + 1 == static_cast<int>(rung_windows_.size())) return evaluator_->Evaluate(candidate);
+  return evaluator_->Evaluate(candidate, &rung_windows_[fidelity]);
+}
+
+absl::StatusOr<EvaluationResult> KvDomain::ResultAt(const EvaluationResult& higher, int fidelity) const {
+  if (rung_windows_.empty()) return Domain::ResultAt(higher, fidelity);
+  if (fidelity < 0 || fidelity >= static_cast<int>(rung_windows_.size())) {
+    return absl::InvalidArgumentError(absl::StrCat("fidelity ", fidelity, " is outside 0..", rung_windows_.size() - 1));
+  }
+  if (higher.status().code() != 0) return higher;  // an invalid candidate is invalid at every rung
+  if (higher.windows_size() == static_cast<int>(rung_windows_[fidelity].size())) {
+    bool same = true;
+    for (int k = 0; k < higher.windows_size() && same; ++k) same = higher.windows(k).index() == rung_windows_[fidelity][k];
+    if (same) return higher;
+  }
+  return ResultOnWindows(higher, rung_windows_[fidelity]);
+}
+
+absl::StatusOr<EvaluationResult> KvDomain::Promote(const Candidate& candidate, const EvaluationResult& lower, int fidelity,
+                                                   int64_t candidate_id, int attempt) const {
+  if (rung_windows_.empty() || lower.status().code() != 0) return EvaluateAt(candidate, fidelity, candidate_id, attempt);
+  if (fidelity < 0 || fidelity >= static_cast<int>(rung_windows_.size())) {
+    return absl::InvalidArgumentError(absl::StrCat("fidelity ", fidelity, " is outside 0..", rung_windows_.size() - 1));
+  }
+  const std::vector<int>& want = rung_windows_[fidelity];
+  std::set<int> have;
+  for (const WindowResult& w : lower.windows()) have.insert(w.index());
+  std::vector<int> missing;
+  for (int i : want) {
+    if (!have.count(i)) missing.push_back(i);
+  }
+  // What `lower` holds beyond this rung's windows, or a rung it does not nest in: evaluate
+  // afresh rather than merge what does not fit.
+  for (int i : have) {
+    if (!std::binary_search(want.begin(), want.end(), i)) return EvaluateAt(candidate, fidelity, candidate_id, attempt);
+  }
+  if (missing.empty()) return lower;
+  const EvaluationResult rest = evaluator_->Evaluate(candidate, &missing);
+  if (rest.status().code() != 0) return rest;
+  return MergeWindowResults(lower, rest);
 }
 
 absl::Status KvDomain::Validate(const Candidate& candidate) const {

@@ -34,6 +34,16 @@ class KvDomain : public Domain {
   std::vector<DefaultObjective> DefaultObjectives() const override;
   absl::StatusOr<EvaluationResult> Evaluate(const Candidate& candidate, int64_t candidate_id = 0,
                                             int attempt = 1) const override;
+  // Fidelities: the spec's search.fidelity rungs (nested subsets of the evaluation windows),
+  // then the full evaluation; none without search.fidelity.
+  std::vector<Fidelity> Fidelities() const override { return fidelities_; }
+  absl::StatusOr<EvaluationResult> EvaluateAt(const Candidate& candidate, int fidelity, int64_t candidate_id = 0,
+                                              int attempt = 1) const override;
+  absl::StatusOr<EvaluationResult> ResultAt(const EvaluationResult& higher, int fidelity) const override;
+  absl::StatusOr<EvaluationResult> Promote(const Candidate& candidate, const EvaluationResult& lower, int fidelity,
+                                           int64_t candidate_id = 0, int attempt = 1) const override;
+  // The indices into evaluation.eval_windows that Fidelities()[fidelity] scores.
+  const std::vector<int>& FidelityWindows(int fidelity) const { return rung_windows_.at(fidelity); }
   std::vector<std::pair<std::string, std::string>> Facts() const override;
   std::vector<std::pair<std::string, std::string>> FrontColumns(const Objectives& objectives,
                                                                 const ObjectiveSet& chosen) const override;
@@ -60,6 +70,8 @@ class KvDomain : public Domain {
   std::unique_ptr<CandidateSpace> space_;
   std::unique_ptr<KvHashSource> hashes_;
   std::vector<Candidate> seeds_;
+  std::vector<Fidelity> fidelities_;
+  std::vector<std::vector<int>> rung_windows_;  // per fidelity, the last all windows
 };
 
 // The four quantities a KV-cache evaluation measures, under the names Objectives.metrics
