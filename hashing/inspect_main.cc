@@ -136,10 +136,15 @@ int Stats(const CacheStore& store, const std::string& db_path) {
       for (const ExperimentRecord& e : *list) {
         auto cands = (*edb)->Candidates(e.id);
         if (!cands.ok()) continue;
-        std::map<std::string, int64_t> outcomes;
-        for (const CandidateRecord& c : *cands) ++outcomes[OutcomeName(c.outcome)];
+        std::map<std::string, int64_t> outcomes, rungs;
+        for (const CandidateRecord& c : *cands) {
+          ++outcomes[OutcomeName(c.outcome)];
+          // Multi-fidelity searches: how many candidates stopped at each rung (the last is the
+          // full evaluation).
+          if (c.rung >= 0 && c.has_objectives) ++rungs[absl::StrCat(c.rung)];
+        }
         experiments.push_back({{"id", e.id}, {"name", e.name}, {"status", e.status}, {"dedup", e.dedup},
-                               {"candidates", cands->size()}, {"outcomes", outcomes}});
+                               {"candidates", cands->size()}, {"outcomes", outcomes}, {"rungs", rungs}});
       }
     }
   }
@@ -165,6 +170,14 @@ int Stats(const CacheStore& store, const std::string& db_path) {
                 e["name"].get<std::string>().c_str(), e["status"].get<std::string>().c_str(),
                 e["dedup"].get<std::string>().c_str(), e["candidates"].get<long long>(),
                 absl::StrJoin(parts, ", ").c_str());
+    if (!e["rungs"].empty()) {
+      std::vector<std::string> rungs;
+      for (auto it = e["rungs"].begin(); it != e["rungs"].end(); ++it) {
+        rungs.push_back(absl::StrCat("rung ", it.key(), ": ", it.value().get<int64_t>()));
+      }
+      std::printf("%-19s highest fidelity reached (search.fidelity; the last rung is the full evaluation): %s\n", "",
+                  absl::StrJoin(rungs, ", ").c_str());
+    }
   }
   return 0;
 }
@@ -233,6 +246,7 @@ int Show(const CacheStore& store, const std::string& db_path, const std::string&
     j["candidates"] = nlohmann::json::array();
     for (const CandidateRecord& c : candidates) {
       j["candidates"].push_back({{"id", c.id}, {"experiment", c.experiment_id}, {"outcome", OutcomeName(c.outcome)},
+                                 {"rung", c.rung},
                                  {"structural_hash", c.structural_hash}, {"exact_hash", c.exact_hash},
                                  {"candidate", ShortText(c.candidate)},
                                  {"differences_from_first", candidates.empty() ? std::vector<std::string>() : Differences(candidates[0].candidate, c.candidate)}});
@@ -277,8 +291,9 @@ int Show(const CacheStore& store, const std::string& db_path, const std::string&
     return it->second.get();
   };
   for (const CandidateRecord& c : candidates) {
-    std::printf("\n--- candidate %lld (experiment %lld, %s, %s, domain %s)\n", static_cast<long long>(c.id),
-                static_cast<long long>(c.experiment_id), OutcomeName(c.outcome), c.operation.c_str(), c.domain.c_str());
+    std::printf("\n--- candidate %lld (experiment %lld, %s, %s, domain %s%s)\n", static_cast<long long>(c.id),
+                static_cast<long long>(c.experiment_id), OutcomeName(c.outcome), c.operation.c_str(), c.domain.c_str(),
+                c.rung >= 0 ? absl::StrCat(", fidelity rung ", c.rung).c_str() : "");
     std::string text;
     google::protobuf::TextFormat::PrintToString(c.candidate, &text);
     const Domain* domain = domain_of(c.experiment_id);

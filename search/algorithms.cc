@@ -72,6 +72,41 @@ std::vector<double> Crowding(const std::vector<Individual>& pop, const std::vect
   return d;
 }
 
+}  // namespace
+
+std::vector<int> PromotionOrder(const std::vector<Individual>& all, const std::function<double(const Individual&)>* scalarize) {
+  std::vector<int> order(all.size());
+  std::iota(order.begin(), order.end(), 0);
+  if (scalarize) {
+    std::vector<double> f(all.size());
+    for (size_t i = 0; i < all.size(); ++i) f[i] = (*scalarize)(all[i]);
+    std::sort(order.begin(), order.end(), [&](int a, int b) {
+      if (all[a].violation != all[b].violation) return all[a].violation < all[b].violation;
+      if (f[a] != f[b]) return f[a] < f[b];
+      return all[a].id < all[b].id;
+    });
+    return order;
+  }
+  std::vector<int> rank(all.size(), 0);
+  std::vector<double> crowd(all.size(), 0);
+  const std::vector<std::vector<int>> fronts = Fronts(all);
+  for (size_t k = 0; k < fronts.size(); ++k) {
+    const std::vector<double> d = Crowding(all, fronts[k]);
+    for (size_t i = 0; i < fronts[k].size(); ++i) {
+      rank[fronts[k][i]] = static_cast<int>(k);
+      crowd[fronts[k][i]] = d[i];
+    }
+  }
+  std::sort(order.begin(), order.end(), [&](int a, int b) {
+    if (rank[a] != rank[b]) return rank[a] < rank[b];
+    if (crowd[a] != crowd[b]) return crowd[a] > crowd[b];
+    return all[a].id < all[b].id;
+  });
+  return order;
+}
+
+namespace {
+
 class RandomSearch : public Algorithm {
  public:
   RandomSearch(const CandidateSpace& space, std::vector<Candidate> seeds) : space_(space), seeds_(std::move(seeds)) {}

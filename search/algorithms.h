@@ -35,6 +35,10 @@ struct Proposal {
 bool Dominates(const Individual& a, const Individual& b);
 // Indices of the non-dominated individuals (constraint domination).
 std::vector<int> ParetoFront(const std::vector<Individual>& all);
+// Indices of `all`, best first, as multi-fidelity promotion ranks a rung's results: by
+// non-dominated rank (constraint domination), then larger crowding distance, then id; with a
+// scalarizer (single-objective algorithms) by violation, then scalarised fitness, then id.
+std::vector<int> PromotionOrder(const std::vector<Individual>& all, const std::function<double(const Individual&)>* scalarize);
 // 2-D hypervolume of the feasible individuals' first two objectives against `reference`.
 double Hypervolume2D(const std::vector<Individual>& all, double ref0, double ref1);
 

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "hashing/functional_hasher.h"
 
 namespace fecsearch {
 
@@ -59,13 +60,111 @@ bool Controller::PopFor(std::chrono::milliseconds timeout, Event* e) {
   return true;
 }
 
-bool Controller::CanPropose(const Progress& p) const {
+bool Controller::BudgetLeft(const Progress& p) const {
   const SearchSpec& s = options_.spec.search();
   if (options_.stop && options_.stop->load()) return false;
   if (db_failed_ || failing_) return false;
-  if (s.max_evaluations() > 0 && p.dispatched >= s.max_evaluations()) return false;
-  if (s.max_candidates() > 0 && p.candidates >= s.max_candidates()) return false;
+  // With fidelities the evaluation budget counts compute (full-evaluation equivalents).
+  if (s.max_evaluations() > 0 && (multi() ? p.compute >= s.max_evaluations() - 1e-9 : p.dispatched >= s.max_evaluations())) {
+    return false;
+  }
   if (s.max_wall_seconds() > 0 && p.elapsed_seconds >= s.max_wall_seconds()) return false;
+  return true;
+}
+
+Hash128 Controller::RungKey(const Hash128& key, int rung) const {
+  if (!multi() || rung == top_) return key;
+  return HashBytes(absl::StrCat(key.Hex(), "|fidelity|", fidelities_[rung].key));
+}
+
+double Controller::RungCost(int from, int to) const {
+  if (!multi()) return 1;
+  return fidelities_[to].relative_cost - (from >= 0 ? fidelities_[from].relative_cost : 0.0);
+}
+
+void Controller::JoinRung(int rung, int64_t id, const Objectives& objectives) {
+  Individual ind;
+  ind.id = id;
+  objectives_.Score(objectives, &ind);
+  rung_results_[rung].push_back(std::move(ind));
+}
+
+bool Controller::TryPromote() {
+  if (!BudgetLeft(progress_)) return false;
+  const double eta = options_.spec.search().fidelity().eta();
+  const bool scalar = options_.spec.search().algorithm() == SearchSpec::REGULARIZED_EVOLUTION;
+  const std::function<double(const Individual&)> scalarize = [this](const Individual& i) { return objectives_.Scalarize(i); };
+  for (int r = top_ - 1; r >= 0; --r) {
+    const std::vector<Individual>& results = rung_results_[r];
+    const size_t k = static_cast<size_t>(std::floor(static_cast<double>(results.size()) / eta + 1e-9));
+    if (k == 0) continue;
+    const std::vector<int> order = PromotionOrder(results, scalar ? &scalarize : nullptr);
+    for (size_t i = 0; i < k; ++i) {
+      const int64_t id = results[order[i]].id;
+      if (promoted_[r].count(id) || live_.count(id)) continue;
+      auto at = done_index_.find(id);
+      if (at == done_index_.end()) continue;
+      promoted_[r].insert(id);
+      CandidateRecord before = done_[at->second];
+      if (before.rung != r) continue;  // promoted past r already (e.g. from a warm cache)
+      CandidateRecord rec = before;
+      rec.rung = r + 1;
+      promoting_[id] = std::move(before);
+      live_[id] = rec;
+      const std::shared_ptr<const EvaluationResult> lower =
+          rec.result.windows_size() > 0 ? std::make_shared<const EvaluationResult>(rec.result) : nullptr;
+      Hash128 key;
+      const bool has_key = cache_ && Hash128::FromHex(rec.cache_key, &key);
+      auto dispatch = [&] {
+        const double cost = RungCost(lower ? r : -1, r + 1);
+        progress_.compute += cost;
+        pool_->SubmitAt(id, rec.candidate, r + 1, lower,
+                        [this, id](absl::StatusOr<EvaluationResult> result, const std::string& worker, int attempts) {
+                          Event e;
+                          e.kind = Event::kEvaluated;
+                          e.id = id;
+                          e.result = std::move(result);
+                          e.worker = worker;
+                          e.attempts = attempts;
+                          Push(std::move(e));
+                        });
+      };
+      if (!has_key) {
+        dispatch();
+        return true;
+      }
+      FecCache::LookupResult lr = cache_->Lookup(RungKey(key, r + 1), [this, id](absl::StatusOr<FecEntry> entry) {
+        Event e;
+        e.kind = Event::kMerged;
+        e.id = id;
+        e.entry = std::move(entry);
+        Push(std::move(e));
+      });
+      switch (lr.kind) {
+        case FecCache::Kind::kHit: {
+          // Known at the next rung already (a warm cache): no work.
+          const Objectives o = lr.entry.objectives.ToProto();
+          auto stored = cache_->StoredResult(RungKey(key, r + 1));
+          EvaluationResult result = stored.ok() ? *stored : EvaluationResult();
+          Finish(id, rec.outcome, &o, stored.ok() ? &result : nullptr, "cache", 0, "");
+          return true;
+        }
+        case FecCache::Kind::kInFlight:
+          return true;  // kMerged finishes it
+        case FecCache::Kind::kPartialHit:
+        case FecCache::Kind::kMiss:
+          dispatch();
+          return true;
+      }
+    }
+  }
+  return false;
+}
+
+bool Controller::CanPropose(const Progress& p) const {
+  const SearchSpec& s = options_.spec.search();
+  if (!BudgetLeft(p)) return false;
+  if (s.max_candidates() > 0 && p.candidates >= s.max_candidates()) return false;
   // Every proposal answered by the cache for a long time: the space is exhausted.
   if (proposals_since_dispatch_ > 2000 + 20 * static_cast<int64_t>(s.population_size())) return false;
   return true;
@@ -141,7 +240,10 @@ void Controller::Finish(int64_t id, Outcome outcome, const Objectives* objective
 }
 
 void Controller::Counted(CandidateRecord r) {
-  switch (r.outcome) {
+  const bool promotion = promoting_.erase(r.id) > 0;
+  if (promotion) {
+    ++progress_.promotions;
+  } else switch (r.outcome) {
     case Outcome::kHit: ++progress_.hits; break;
     case Outcome::kPartialHit: ++progress_.partial_hits; ++progress_.evaluations; break;
     case Outcome::kMiss: ++progress_.misses; ++progress_.evaluations; break;
@@ -150,7 +252,17 @@ void Controller::Counted(CandidateRecord r) {
     case Outcome::kFailed: ++progress_.failed; break;
     default: break;
   }
-  if (r.has_objectives) {
+  // Multi-fidelity: results below the full evaluation join their rung's ranking (when the
+  // candidate was evaluated there, not answered by the cache: its function is ranked already)
+  // and stay out of the population, the front and the hypervolume.
+  const bool below_full = multi() && r.rung >= 0 && r.rung < top_;
+  if (multi() && r.has_objectives && below_full &&
+      (promotion || r.outcome == Outcome::kMiss || r.outcome == Outcome::kPartialHit)) {
+    JoinRung(r.rung, r.id, r.objectives);
+  }
+  if (multi() && !promotion && below_full) ++progress_.below_full;
+  if (multi() && promotion && !below_full) --progress_.below_full;
+  if (r.has_objectives && !below_full) {
     Individual ind;
     ind.id = r.id;
     ind.candidate = r.candidate;
@@ -189,12 +301,23 @@ void Controller::Counted(CandidateRecord r) {
     if (ind.violation == 0 && (progress_.best_scalar == 0 || scalar < progress_.best_scalar)) progress_.best_scalar = scalar;
     progress_.front_size = static_cast<int>(front_.size());
   }
-  done_.push_back(std::move(r));
+  if (multi()) {
+    auto at = done_index_.find(r.id);
+    if (at != done_index_.end()) {
+      done_[at->second] = std::move(r);  // a promotion replaces the candidate's lower result
+    } else {
+      done_index_[r.id] = done_.size();
+      done_.push_back(std::move(r));
+    }
+  } else {
+    done_.push_back(std::move(r));
+  }
   TracePoint t;
   // Replayed results (--resume) sit at their recorded times; later ones continue from the
   // last of them, so the wall-time plot leaves out the time the search was not running.
   t.seconds = replay_seconds_ >= 0 ? replay_seconds_ : trace_offset_seconds_ + NowSeconds() - start_seconds_;
   t.evaluations = progress_.evaluations;
+  t.compute = progress_.compute;
   t.candidates = progress_.candidates;
   t.hypervolume = progress_.hypervolume;
   t.best_scalar = progress_.best_scalar;
@@ -241,24 +364,42 @@ void Controller::Start(CandidateRecord record) {
   auto dispatch = [&](Outcome) {
     ++progress_.dispatched;
     proposals_since_dispatch_ = 0;
-    pool_->Submit(id, record.candidate,
-                  [this, id](absl::StatusOr<EvaluationResult> r, const std::string& worker, int attempts) {
-                    Event e;
-                    e.kind = Event::kEvaluated;
-                    e.id = id;
-                    e.result = std::move(r);
-                    e.worker = worker;
-                    e.attempts = attempts;
-                    Push(std::move(e));
-                  });
+    auto done = [this, id](absl::StatusOr<EvaluationResult> r, const std::string& worker, int attempts) {
+      Event e;
+      e.kind = Event::kEvaluated;
+      e.id = id;
+      e.result = std::move(r);
+      e.worker = worker;
+      e.attempts = attempts;
+      Push(std::move(e));
+    };
+    if (multi()) {
+      const int rung = live_[id].rung;
+      progress_.compute += RungCost(-1, rung);
+      pool_->SubmitAt(id, record.candidate, rung, nullptr, std::move(done));
+    } else {
+      progress_.compute += 1;
+      pool_->Submit(id, record.candidate, std::move(done));
+    }
   };
+  // Multi-fidelity: a fresh candidate starts at rung 0, or at the highest rung its function
+  // is known at (a higher rung answers a lower one; the top is the plain key).
+  if (multi()) {
+    int rung = 0;
+    if (cache_ != nullptr) {
+      for (int r = top_; r >= 1 && rung == 0; --r) {
+        if (cache_->Peek(RungKey(hashes->key, r)).has_value()) rung = r;
+      }
+    }
+    live_[id].rung = rung;
+  }
   if (cache_ == nullptr) {
     live_[id].outcome = Outcome::kMiss;
     mark_pending();
     dispatch(Outcome::kMiss);
     return;
   }
-  const Hash128 key = hashes->key;
+  const Hash128 key = RungKey(hashes->key, live_[id].rung);
   FecCache::LookupResult lr = cache_->Lookup(key, [this, id](absl::StatusOr<FecEntry> entry) {
     Event e;
     e.kind = Event::kMerged;
@@ -273,6 +414,17 @@ void Controller::Start(CandidateRecord record) {
         // evaluation is recovered from the cache, not repeated, and counted as one.
         ++progress_.dispatched;
         const Objectives o = lr.entry.objectives.ToProto();
+        if (multi()) {
+          // Its rung's result with the windows' shares, which a promotion builds on.
+          progress_.compute += RungCost(-1, live_[id].rung);
+          auto stored = cache_->StoredResult(key);
+          if (stored.ok()) {
+            Finish(id, Outcome::kMiss, &o, &*stored, "recovered from cache", 0, "");
+            break;
+          }
+        } else {
+          progress_.compute += 1;
+        }
         Finish(id, Outcome::kMiss, &o, nullptr, "recovered from cache", 0, "");
         break;
       }
@@ -328,9 +480,27 @@ void Controller::Handle(Event e) {
   if (awaiting_row_.count(e.id)) return;
   Hash128 key;
   const bool has_key = Hash128::FromHex(it->second.cache_key, &key);
+  if (has_key) key = RungKey(key, it->second.rung);
+  // A promotion that could not be completed: the candidate stays at its rung as recorded
+  // (its row was not touched), and is not promoted again.
+  auto promotion_failed = [&](const absl::Status& why) {
+    CandidateRecord before = std::move(promoting_[e.id]);
+    promoting_.erase(e.id);
+    if (cache_ && has_key) cache_->Abandon(key, why);
+    progress_.compute -= RungCost(before.result.windows_size() > 0 ? before.rung : -1, before.rung + 1);
+    live_.erase(it);
+    if (!(absl::IsCancelled(why) && cancelled_queued_)) {
+      NoteFailure(absl::StrCat("promoting candidate ", e.id, ": ", why.message()));
+    }
+  };
+  const bool promotion = promoting_.count(e.id) > 0;
   switch (e.kind) {
     case Event::kEvaluated: {
       const Outcome planned = it->second.outcome;
+      if (promotion && (!e.result.ok() || e.result->status().code() != 0)) {
+        promotion_failed(e.result.ok() ? absl::InternalError(e.result->status().message()) : e.result.status());
+        return;
+      }
       if (!e.result.ok()) {
         if (cache_ && has_key) cache_->Abandon(key, e.result.status());
         if (absl::IsCancelled(e.result.status()) && cancelled_queued_) {
@@ -339,6 +509,7 @@ void Controller::Handle(Event e) {
         }
         NoteFailure(std::string(e.result.status().message()));
         --progress_.dispatched;  // a failed evaluation does not use the budget (resume counts alike)
+        progress_.compute -= RungCost(-1, multi() ? it->second.rung : 0);
         Finish(e.id, Outcome::kFailed, nullptr, nullptr, e.worker, e.attempts, std::string(e.result.status().message()));
         return;
       }
@@ -384,6 +555,15 @@ void Controller::Handle(Event e) {
       return;
     }
     case Event::kMerged:
+      if (promotion) {
+        if (!e.entry.ok()) {
+          promotion_failed(e.entry.status());
+        } else {
+          const Objectives o = e.entry->objectives.ToProto();
+          Finish(e.id, it->second.outcome, &o, nullptr, "cache (merged)", 0, "");
+        }
+        return;
+      }
       if (!e.entry.ok() && absl::IsCancelled(e.entry.status()) && cancelled_queued_) {
         live_.erase(it);  // the evaluation it waited for was never dispatched: stays PENDING
         return;
@@ -409,13 +589,27 @@ absl::StatusOr<SearchResult> Controller::Run() {
   progress_.max_wall_seconds = spec.max_wall_seconds();
   algorithm_ = MakeAlgorithm(spec, domain_.space(), domain_.Seeds(),
                              [this](const Individual& ind) { return objectives_.Scalarize(ind); });
+  if (spec.has_fidelity()) {
+    fidelities_ = domain_.Fidelities();
+    if (fidelities_.size() < 2) {
+      return absl::InvalidArgumentError(absl::StrCat("search.fidelity: domain ", domain_.name(), " has no fidelities"));
+    }
+    if (!pool_->SupportsFidelities()) {
+      return absl::InvalidArgumentError(absl::StrCat("search.fidelity: ", pool_->Describe(), " cannot evaluate at fidelities"));
+    }
+    top_ = static_cast<int>(fidelities_.size()) - 1;
+    rung_results_.assign(top_, {});
+    promoted_.assign(top_, {});
+    progress_.multi_fidelity = true;
+  }
   auto next = db_->NextCandidateId();
   if (!next.ok()) return next.status();
   next_id_ = *next;
   std::deque<CandidateRecord> redispatch;
   rng_ = Rng(spec.seed());
   if (options_.resume) {
-    auto previous = db_->Candidates(options_.experiment_id);
+    // Multi-fidelity: results are read whole, for each lower rung's objectives.
+    auto previous = db_->Candidates(options_.experiment_id, /*with_results=*/multi());
     if (!previous.ok()) return previous.status();
     std::vector<CandidateRecord> finished;
     for (CandidateRecord& r : *previous) {
@@ -439,9 +633,21 @@ absl::StatusOr<SearchResult> Controller::Run() {
                                                       ? 1e-6 * static_cast<double>(r.finished_micros - origin_micros)
                                                       : 0.0);
       ++progress_.candidates;
-      if (r.outcome == Outcome::kMiss || r.outcome == Outcome::kPartialHit) ++progress_.dispatched;
+      const bool evaluated = r.outcome == Outcome::kMiss || r.outcome == Outcome::kPartialHit;
+      if (evaluated) ++progress_.dispatched;
       completion_seq_ = std::max(completion_seq_, r.completion_seq);
       algorithm_->CountRecordedProposal();
+      if (multi() && evaluated && r.rung > 0 && r.rung <= top_) {
+        // It was ranked at every rung below the one it reached and promoted from each: its
+        // objectives there come from its result's per-window shares (Domain::ResultAt).
+        for (int q = 0; q < r.rung; ++q) {
+          auto lower = domain_.ResultAt(r.result, q);
+          if (lower.ok()) JoinRung(q, r.id, lower->objectives());
+          promoted_[q].insert(r.id);
+        }
+      }
+      if (multi() && evaluated && r.rung >= 0 && r.rung <= top_) progress_.compute += RungCost(-1, r.rung);
+      if (!multi() && evaluated) progress_.compute += 1;
       Counted(r);
     }
     trace_offset_seconds_ = std::max(0.0, replay_seconds_);
@@ -465,6 +671,8 @@ absl::StatusOr<SearchResult> Controller::Run() {
         Start(std::move(r));
         continue;
       }
+      // ASHA: promotions first, new candidates at rung 0 when none is due.
+      if (multi() && TryPromote()) continue;
       if (!CanPropose(progress_)) break;
       Proposal p = algorithm_->Propose(rng_);
       CandidateRecord r;
@@ -514,6 +722,8 @@ absl::StatusOr<SearchResult> Controller::Run() {
       progress_.stop_reason = "interrupted (continue with --resume)";
     } else if (proposals_since_dispatch_ > 2000 + 20 * static_cast<int64_t>(spec.population_size())) {
       progress_.stop_reason = "search space exhausted: every recent proposal was already cached";
+    } else if (multi() && spec.max_evaluations() > 0 && progress_.compute >= spec.max_evaluations() - 1e-9) {
+      progress_.stop_reason = absl::StrCat("compute budget reached (", spec.max_evaluations(), " full-evaluation equivalents)");
     } else if (spec.max_evaluations() > 0 && progress_.dispatched >= spec.max_evaluations()) {
       progress_.stop_reason = absl::StrCat("evaluation budget reached (", spec.max_evaluations(), ")");
     } else if (spec.max_candidates() > 0 && progress_.candidates >= spec.max_candidates()) {
@@ -542,6 +752,7 @@ absl::StatusOr<SearchResult> Controller::Run() {
   for (size_t i = 0; i < result.records.size(); ++i) {
     const CandidateRecord& r = result.records[i];
     if (!r.has_objectives) continue;
+    if (multi() && r.rung >= 0 && r.rung < top_) continue;  // the front is of full evaluations only
     Individual ind;
     ind.id = r.id;
     objectives_.Score(r.objectives, &ind);

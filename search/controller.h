@@ -43,6 +43,13 @@ struct Progress {
   int64_t max_evaluations = 0, max_candidates = 0;
   double max_wall_seconds = 0;
   int64_t hits = 0, partial_hits = 0, merges = 0, misses = 0, invalid = 0, failed = 0;
+  // Multi-fidelity searches (search.fidelity): compute dispatched in full-evaluation
+  // equivalents (windows scored / windows of a full evaluation; the budget max_evaluations
+  // counts it), promotions completed, and candidates whose latest result is below the full
+  // evaluation. Without fidelities compute equals `dispatched`.
+  double compute = 0;
+  int64_t promotions = 0, below_full = 0;
+  bool multi_fidelity = false;
   int front_size = 0;
   // Time spent hashing candidates (probes included) and how many probes ran.
   double hash_seconds = 0;
@@ -75,6 +82,7 @@ struct TracePoint {
   double seconds = 0;
   int64_t evaluations = 0, candidates = 0;
   double hypervolume = 0, best_scalar = 0, hit_rate = 0;
+  double compute = 0;  // full-evaluation equivalents dispatched (Progress::compute)
 };
 
 struct SearchResult {
@@ -134,6 +142,17 @@ class Controller {
   void Handle(Event e);
   void Counted(CandidateRecord r);
   void Notify();
+  // Multi-fidelity: the cache key of `key`'s results at `rung` (the plain key at the full
+  // evaluation), what scoring at `rung` costs from `from` (-1: nothing scored), whether the
+  // budgets leave room for more work, and ASHA's promotion: the first candidate in the top
+  // 1/eta of a rung's results (highest rung first) that was not promoted yet is started at
+  // the next rung; false if none.
+  Hash128 RungKey(const Hash128& key, int rung) const;
+  double RungCost(int from, int to) const;
+  bool BudgetLeft(const Progress& p) const;
+  bool TryPromote();
+  // A candidate's individual at a rung below the full evaluation joins that rung's ranking.
+  void JoinRung(int rung, int64_t id, const Objectives& objectives);
 
   static constexpr double kStatsPersistSeconds = 1;
   double last_stats_persist_ = 0;
@@ -172,6 +191,15 @@ class Controller {
   // trace time at which this run continues.
   double replay_seconds_ = -1, trace_offset_seconds_ = 0;
   std::vector<double> reference_;
+
+  // Multi-fidelity state (search.fidelity; empty without it).
+  std::vector<Fidelity> fidelities_;
+  int top_ = -1;  // index of the full evaluation in fidelities_; -1 without fidelities
+  bool multi() const { return top_ > 0; }
+  std::vector<std::vector<Individual>> rung_results_;  // per rung below the top: evaluated results there
+  std::vector<std::set<int64_t>> promoted_;             // per rung below the top: ids promoted from it
+  std::map<int64_t, CandidateRecord> promoting_;        // promotions in flight: the record before
+  std::map<int64_t, size_t> done_index_;                // id -> index into done_ (multi-fidelity)
 };
 
 }  // namespace fecsearch

@@ -34,6 +34,10 @@ struct DetailsTable {
 struct Fidelity {
   std::string name;             // "1 window", "epochs/4"
   double relative_cost = 1;     // against the full evaluation (0 < cost <= 1)
+  // What the fidelity measures, stably across runs ("eval_windows 0,2"): the cache keys
+  // results of lower fidelities by (functional hash, this), so that two ladders sharing a
+  // database never answer each other's rungs.
+  std::string key;
 };
 
 // Immutable after creation; thread-safe (the controller, hasher threads and evaluation

@@ -29,7 +29,8 @@ void LocalPool::Start() {
           job = std::move(queue_.front());
           queue_.pop_front();
         }
-        absl::StatusOr<EvaluationResult> r = fn_(job.id, job.candidate);
+        absl::StatusOr<EvaluationResult> r =
+            job.fidelity < 0 ? fn_(job.id, job.candidate) : fidelity_fn_(job.id, job.candidate, job.fidelity, job.lower.get());
         job.done(std::move(r), worker, 1);
       }
     });
@@ -42,6 +43,19 @@ void LocalPool::Submit(int64_t candidate_id, const Candidate& candidate, Done do
   {
     std::lock_guard<std::mutex> lock(mu_);
     queue_.push_back({candidate_id, candidate, std::move(done)});
+  }
+  cv_.notify_one();
+}
+
+void LocalPool::SubmitAt(int64_t candidate_id, const Candidate& candidate, int fidelity,
+                         std::shared_ptr<const EvaluationResult> lower, Done done) {
+  if (!fidelity_fn_) {
+    done(absl::UnimplementedError("this pool evaluates at full fidelity only"), "", 0);
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    queue_.push_back({candidate_id, candidate, std::move(done), fidelity, std::move(lower)});
   }
   cv_.notify_one();
 }

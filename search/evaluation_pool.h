@@ -29,6 +29,15 @@ class EvaluationPool {
   virtual ~EvaluationPool() = default;
   // Queues an evaluation; `done` runs exactly once, on a pool thread.
   virtual void Submit(int64_t candidate_id, const Candidate& candidate, Done done) = 0;
+  // Multi-fidelity searches: evaluates at the domain's fidelity `fidelity`
+  // (Domain::EvaluateAt) or, given `lower` (the candidate's result at a lower fidelity),
+  // promotes it there, doing only the work `lower` lacks (Domain::Promote). Pools that cannot
+  // (SupportsFidelities() false) answer UNIMPLEMENTED.
+  virtual bool SupportsFidelities() const { return false; }
+  virtual void SubmitAt(int64_t /*candidate_id*/, const Candidate& /*candidate*/, int /*fidelity*/,
+                        std::shared_ptr<const EvaluationResult> /*lower*/, Done done) {
+    done(absl::UnimplementedError("this pool evaluates at full fidelity only"), "", 0);
+  }
   // How many evaluations may be in flight now.
   virtual int Capacity() const = 0;
   // One line for logs, e.g. "2 in-process threads".
@@ -52,7 +61,16 @@ class LocalPool : public EvaluationPool {
   LocalPool(EvaluateFn fn, int threads, std::string name);
   ~LocalPool() override;
 
+  // What SubmitAt runs (lower: null for a fresh evaluation at `fidelity`). Set before the
+  // first SubmitAt.
+  using FidelityFn = std::function<absl::StatusOr<EvaluationResult>(int64_t candidate_id, const Candidate&, int fidelity,
+                                                                   const EvaluationResult* lower)>;
+  void SetFidelityFn(FidelityFn fn) { fidelity_fn_ = std::move(fn); }
+
   void Submit(int64_t candidate_id, const Candidate& candidate, Done done) override;
+  bool SupportsFidelities() const override { return static_cast<bool>(fidelity_fn_); }
+  void SubmitAt(int64_t candidate_id, const Candidate& candidate, int fidelity, std::shared_ptr<const EvaluationResult> lower,
+                Done done) override;
   int Capacity() const override { return threads_; }
   std::string Describe() const override;
   void Shutdown() override;
@@ -60,6 +78,7 @@ class LocalPool : public EvaluationPool {
  private:
   void Start();
   EvaluateFn fn_;
+  FidelityFn fidelity_fn_;
   std::shared_ptr<const Evaluator> evaluator_;
   int threads_;
   std::string name_;
@@ -69,6 +88,8 @@ class LocalPool : public EvaluationPool {
     int64_t id;
     Candidate candidate;
     Done done;
+    int fidelity = -1;  // -1: Submit (the full evaluation)
+    std::shared_ptr<const EvaluationResult> lower;
   };
   std::deque<Job> queue_;
   bool stop_ = false;

@@ -47,6 +47,7 @@ constexpr AddedColumn kAddedColumns[] = {
     {"candidates", "domain", "TEXT"},
     {"candidates", "objectives", "TEXT"},
     {"experiments", "domain", "TEXT"},
+    {"candidates", "rung", "INTEGER"},
 };
 
 // The objectives are stored by name in `objectives` (JSON: {"name": value}); the four columns
@@ -59,7 +60,7 @@ constexpr const char* kLegacyMetricColumns[] = {"mean_nll", "effective_bits", "p
 constexpr char kCandidateColumns[] =
     "id, experiment_id, parents, operation, candidate, functional_hash, structural_hash, exact_hash,"
     " cache_key, outcome, mean_nll, effective_bits, perplexity, perplexity_increase_percent, violation,"
-    " worker, attempts, created_micros, finished_micros, completion_seq, eval_seconds, error, domain, objectives";
+    " worker, attempts, created_micros, finished_micros, completion_seq, eval_seconds, error, domain, objectives, rung";
 
 const char* kOutcomeNames[] = {"PENDING", "HIT", "PARTIAL_HIT", "MISS", "MERGED", "INVALID", "FAILED"};
 
@@ -219,7 +220,7 @@ void ExperimentDb::Put(const CandidateRecord& r, std::function<void(absl::Status
   writer_->Submit(
       [rec, text, result](SqliteDb& db) -> absl::StatusOr<int64_t> {
         auto cached = db.Cached(absl::StrCat("INSERT OR REPLACE INTO candidates (", kCandidateColumns,
-                                             ", result) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"));
+                                             ", result) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"));
         if (!cached.ok()) return cached.status();
         SqliteStatement* s = *cached;
         const CandidateRecord& c = *rec;
@@ -244,10 +245,15 @@ void ExperimentDb::Put(const CandidateRecord& r, std::function<void(absl::Status
         } else {
           s->BindNull(24);
         }
-        if (result->empty()) {
+        if (c.rung < 0) {
           s->BindNull(25);
         } else {
-          s->BindBlob(25, *result);
+          s->Bind(25, int64_t{c.rung});
+        }
+        if (result->empty()) {
+          s->BindNull(26);
+        } else {
+          s->BindBlob(26, *result);
         }
         absl::Status st = s->Run();
         if (!st.ok()) return st;
@@ -317,7 +323,8 @@ absl::StatusOr<std::vector<CandidateRecord>> ExperimentDb::Query(const std::stri
     c.eval_seconds = s->Double(20);
     c.error = s->Text(21);
     c.domain = s->Text(22);
-    if (with_results && !s->IsNull(24)) c.result.ParseFromString(s->Blob(24));
+    c.rung = s->IsNull(24) ? -1 : static_cast<int>(s->Int(24));
+    if (with_results && !s->IsNull(25)) c.result.ParseFromString(s->Blob(25));
     out.push_back(std::move(c));
   }
   return out;

@@ -53,6 +53,11 @@ struct CandidateRecord {
   std::string error;
   std::string domain;       // the domain that owns the candidate ("kv-genome", "user:NAME"; "" in older databases)
   EvaluationResult result;  // full result (misses only); empty otherwise
+  // Multi-fidelity searches (search.fidelity): the highest fidelity the candidate reached
+  // (Domain::Fidelities() index; the last is the full evaluation), its objectives and result
+  // being that fidelity's. -1: no fidelities (every result is a full evaluation; NULL in the
+  // database, as in databases written before fidelities).
+  int rung = -1;
 };
 
 struct ExperimentRecord {

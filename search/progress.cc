@@ -32,7 +32,9 @@ namespace {
 // Fraction of the budget used (the tightest of the three budgets), or -1 if none is set.
 double Fraction(const Progress& p) {
   double f = -1;
-  if (p.max_evaluations > 0) f = std::max(f, static_cast<double>(p.evaluations) / p.max_evaluations);
+  if (p.max_evaluations > 0) {
+    f = std::max(f, (p.multi_fidelity ? p.compute : static_cast<double>(p.evaluations)) / p.max_evaluations);
+  }
   if (p.max_candidates > 0) f = std::max(f, static_cast<double>(p.candidates) / p.max_candidates);
   if (p.max_wall_seconds > 0) f = std::max(f, p.elapsed_seconds / p.max_wall_seconds);
   return std::min(f, 1.0);
@@ -43,6 +45,14 @@ double Fraction(const Progress& p) {
 std::string TerminalProgress::Line(const Progress& p) {
   std::string evals = p.max_evaluations > 0 ? absl::StrFormat("%d/%d evals", p.evaluations, p.max_evaluations)
                                             : absl::StrFormat("%d evals", p.evaluations);
+  if (p.multi_fidelity) {
+    // Compute in full-evaluation equivalents is what the budget counts.
+    evals = p.max_evaluations > 0
+                ? absl::StrFormat("compute %.2f/%d full evals (%d evaluations, %d promotions)", p.compute, p.max_evaluations,
+                                  p.evaluations, p.promotions)
+                : absl::StrFormat("compute %.2f full evals (%d evaluations, %d promotions)", p.compute, p.evaluations,
+                                  p.promotions);
+  }
   std::string s = absl::StrFormat("%s, %d candidates, hit rate %.1f%%, front %d, %s elapsed", evals, p.candidates,
                                   100 * p.hit_rate(), p.front_size, Duration(p.elapsed_seconds));
   const double f = Fraction(p);

@@ -165,6 +165,13 @@ std::string RenderReport(const ReportInput& in) {
   row("candidates", absl::StrFormat("%d: %d cache hits, %d merged with a running evaluation, %d partial hits, %d misses, %d invalid, %d failed",
                                     p.candidates, p.hits, p.merges, p.partial_hits, p.misses, p.invalid, p.failed));
   row("cache hit rate", absl::StrFormat("%.1f %%", 100 * p.hit_rate()));
+  if (p.multi_fidelity) {
+    std::vector<std::string> names;
+    for (const Fidelity& f : in.domain->Fidelities()) names.push_back(f.name);
+    row("fidelities", absl::StrFormat("%s; compute %.2f full-evaluation equivalents, %d promotions, %d candidates stopped "
+                                      "below the full evaluation (not plotted, not on the front)",
+                                      absl::StrJoin(names, " / "), p.compute, p.promotions, p.below_full));
+  }
   row("wall time", absl::StrFormat("%.1f s", p.elapsed_seconds));
   // The hypervolume's unit is the product of the first two objectives' units.
   std::string hv_unit;
@@ -193,6 +200,8 @@ std::string RenderReport(const ReportInput& in) {
   for (size_t i = 0; i < r.records.size(); ++i) {
     const CandidateRecord& c = r.records[i];
     if (!c.has_objectives) continue;
+    // Results below the full evaluation (multi-fidelity) measure other windows: not compared.
+    if (c.rung >= 0 && c.rung < in.spec.search().fidelity().rungs_size()) continue;
     const std::string key = c.cache_key.empty() ? c.exact_hash : c.cache_key;
     if (!plotted.insert(key).second) continue;
     if (c.violation > 0) continue;
@@ -239,16 +248,17 @@ std::string RenderReport(const ReportInput& in) {
   for (const TracePoint& t : r.trace) {
     bmin = std::min(bmin, best(t));
     bmax = std::max(bmax, best(t));
-    emax = std::max<double>(emax, t.evaluations);
+    emax = std::max<double>(emax, p.multi_fidelity ? t.compute : t.evaluations);
     smax = std::max(smax, t.seconds);
   }
   if (r.trace.empty()) bmin = 0, bmax = 1;
-  Plot by_evals("Best so far vs evaluations", "evaluations", quality, 0, emax, bmin, bmax);
+  Plot by_evals(p.multi_fidelity ? "Best so far vs compute" : "Best so far vs evaluations",
+                p.multi_fidelity ? "compute (full-evaluation equivalents)" : "evaluations", quality, 0, emax, bmin, bmax);
   Plot by_time("Best so far vs wall time", "wall time (s)", quality, 0, smax, bmin, bmax);
   Plot hits("Cache hit rate over time", "wall time (s)", "hit rate so far (%)", 0, smax, 0, 100);
   std::vector<std::pair<double, double>> e_line, t_line, h_line;
   for (const TracePoint& t : r.trace) {
-    e_line.emplace_back(t.evaluations, best(t));
+    e_line.emplace_back(p.multi_fidelity ? t.compute : t.evaluations, best(t));
     t_line.emplace_back(t.seconds, best(t));
     h_line.emplace_back(t.seconds, 100 * t.hit_rate);
   }

@@ -16,6 +16,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "core/evaluator.h"
@@ -54,6 +55,9 @@ ABSL_FLAG(int64_t, max_candidates, -1, "Candidate budget (overrides the spec; 0 
 ABSL_FLAG(double, max_wall_seconds, -1, "Wall-time budget in seconds (overrides the spec; 0 = unlimited).");
 ABSL_FLAG(int64_t, seed, -1, "Search seed (overrides the spec).");
 ABSL_FLAG(std::string, report, "", "HTML report path (default: the spec's, fecsearch_report.html).");
+ABSL_FLAG(std::string, trace_csv, "",
+          "Also write the search's history as CSV: one row per finished candidate (seconds, evaluations, compute in "
+          "full-evaluation equivalents, candidates, hypervolume, best scalarised objective, hit rate).");
 ABSL_FLAG(std::string, dedup, "", "functional | exact | none: functional hashing (default when the spec has `fec`), exact-genome hashing only, or no cache.");
 ABSL_FLAG(std::string, progress, "auto", "auto | bar | log | none.");
 ABSL_FLAG(bool, verify_hits, false,
@@ -283,14 +287,15 @@ int Main() {
     return 0;
   }
   if (!domain->Fidelities().empty()) {
-    // The ladder is validated and the KV-cache domain evaluates, derives and promotes at its
-    // rungs (search/domain.h), but the controller does not promote yet (docs/EXPERIMENT.md,
-    // "Fidelities"): refused rather than silently searching at full fidelity.
-    return Fail(LocateError(*loaded, absl::UnimplementedError(
-                                         "search.fidelity: the search does not promote between fidelities yet (only the "
-                                         "domain and //search:screening_study use the ladder); remove search.fidelity to search "
-                                         "at full fidelity")),
-                2);
+    std::vector<std::string> rungs;
+    for (const Fidelity& f : domain->Fidelities()) rungs.push_back(absl::StrFormat("%s (%.2f of a full evaluation)", f.name, f.relative_cost));
+    Log(absl::StrCat("fidelities: ", absl::StrJoin(rungs, ", "), "; promotion of the top 1/", spec.search().fidelity().eta(),
+                     " at each rung; the evaluation budget counts full-evaluation equivalents"));
+    if (absl::GetFlag(FLAGS_verify_hits)) {
+      return Fail(absl::InvalidArgumentError("--verify_hits: not with search.fidelity (hits below the full evaluation "
+                                             "would be checked against full evaluations)"),
+                  2);
+    }
   }
   Log(absl::StrCat("domain ", domain->name(), "; ", space_line));
 
@@ -398,6 +403,11 @@ int Main() {
               static_cast<long long>(p.candidates), static_cast<long long>(p.misses), static_cast<long long>(p.hits),
               static_cast<long long>(p.merges), static_cast<long long>(p.partial_hits), static_cast<long long>(p.invalid),
               static_cast<long long>(p.failed), 100 * p.hit_rate());
+  if (p.multi_fidelity) {
+    std::printf("Compute: %.2f full-evaluation equivalents; %lld promotions; %lld candidates stopped below the full evaluation "
+                "(recorded with their rung; not on the front).\n",
+                p.compute, static_cast<long long>(p.promotions), static_cast<long long>(p.below_full));
+  }
   if (audit.ok() && !audit->hits.empty()) std::printf("%s.\n", audit->Summary().c_str());
   if (audit.ok() && audit->false_hits > 0) {
     std::printf("False hits (the cache returned another candidate's fitness; consider more probe inputs or mantissa bits):\n");
@@ -478,6 +488,15 @@ int Main() {
   if (audit.ok()) report.hits = &*audit;
   absl::Status written = WriteReport(report_path, report);
   if (!written.ok()) return Fail(written, 1);
+  if (!absl::GetFlag(FLAGS_trace_csv).empty()) {
+    std::string csv = "seconds,evaluations,compute_full_evaluations,candidates,hypervolume,best_scalar,hit_rate\n";
+    for (const TracePoint& t : result->trace) {
+      absl::StrAppendFormat(&csv, "%.3f,%d,%.4f,%d,%.6f,%.6f,%.4f\n", t.seconds, t.evaluations, t.compute, t.candidates,
+                            t.hypervolume, t.best_scalar, t.hit_rate);
+    }
+    absl::Status traced = WriteFileAtomically(ResolveOutputPath(absl::GetFlag(FLAGS_trace_csv)), csv);
+    if (!traced.ok()) return Fail(absl::Status(traced.code(), absl::StrCat("--trace_csv: ", traced.message())), 1);
+  }
   std::printf("\nDatabase: %s (experiment %lld)\nReport:   %s\n", db_path.c_str(), static_cast<long long>(experiment_id),
               report_path.c_str());
   std::printf("Inspect the cache: bazel run //hashing:inspect -- --db=%s stats\n", db_path.c_str());

@@ -12,8 +12,19 @@ namespace fecsearch {
 absl::StatusOr<std::unique_ptr<EvaluationPool>> MakeEvaluationPool(const ExperimentSpec& spec, const Domain& domain,
                                                                    int threads) {
   if (!spec.has_workers() || spec.workers().targets_size() == 0) {
-    return std::unique_ptr<EvaluationPool>(
-        new LocalPool([&domain](int64_t id, const Candidate& c) { return domain.Evaluate(c, id); }, threads, "in-process"));
+    auto pool = std::make_unique<LocalPool>([&domain](int64_t id, const Candidate& c) { return domain.Evaluate(c, id); },
+                                            threads, "in-process");
+    if (!domain.Fidelities().empty()) {
+      pool->SetFidelityFn([&domain](int64_t id, const Candidate& c, int fidelity, const EvaluationResult* lower) {
+        return lower ? domain.Promote(c, *lower, fidelity, id) : domain.EvaluateAt(c, fidelity, id);
+      });
+    }
+    return std::unique_ptr<EvaluationPool>(std::move(pool));
+  }
+  if (!domain.Fidelities().empty()) {
+    return absl::UnimplementedError(
+        "search.fidelity: remote workers do not evaluate at fidelities yet (the worker protocol has no window subset); "
+        "leave out `workers` (in-process threads) or search.fidelity");
   }
   const WorkerSpec& w = spec.workers();
   GrpcPoolOptions options;

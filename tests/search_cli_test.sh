@@ -21,16 +21,17 @@ expect_exit 2 "evaluation.model_path: 'no/such/model' does not exist" "$SEARCH" 
 line=$(grep -n model_path badmodel.textproto | cut -d: -f1)
 grep -qF "badmodel.textproto:$line:" err.txt || fail "model path error lacks the line $line: $(cat err.txt)"
 expect_exit 2 "/nonexistent/dir/z.db" "$SEARCH" --experiment="$SPEC" --db=/nonexistent/dir/z.db --progress=none
-# A fidelity ladder that is not nested names its field and line; a valid one is refused while
-# the search cannot promote (rather than searched at full fidelity without a word).
+# A fidelity ladder that is not nested names its field and line.
 sed -e 's|^search {|search {\n  fidelity {\n    rungs { windows: [0] }\n    rungs { windows: [1, 2] }\n  }|' \
-  -e 's|eval_windows: \[0\]|eval_windows: [0, 1, 2]|' "$SPEC" > ladder.textproto
-expect_exit 2 "ladder.textproto:8: search.fidelity.rungs[1].windows: does not contain window 0 of rung 0" \
-  "$SEARCH" --experiment=ladder.textproto --db=l.db --progress=none
+  -e 's|eval_windows: \[0\]|eval_windows: [0, 1, 2]|' "$SPEC" > badladder.textproto
+expect_exit 2 "badladder.textproto:8: search.fidelity.rungs[1].windows: does not contain window 0 of rung 0" \
+  "$SEARCH" --experiment=badladder.textproto --db=l.db --progress=none
 sed -e 's|^search {|search {\n  fidelity { rungs { windows: [0] } }|' -e 's|eval_windows: \[0\]|eval_windows: [0, 1, 2]|' \
   "$SPEC" > ladder.textproto
-expect_exit 2 "search.fidelity: the search does not promote between fidelities yet" \
-  "$SEARCH" --experiment=ladder.textproto --db=l.db --progress=none
+expect_exit 2 "search.fidelity: remote workers do not evaluate at fidelities yet" \
+  "$SEARCH" --experiment=ladder.textproto --db=l.db --workers=localhost:1 --progress=none
+expect_exit 2 "--verify_hits: not with search.fidelity" \
+  "$SEARCH" --experiment=ladder.textproto --db=l.db --verify_hits --progress=none
 head -c 4096 /dev/urandom > garbage.db
 expect_exit 2 "corrupt or not a SQLite database" "$SEARCH" --experiment="$SPEC" --db=garbage.db --progress=none
 expect_exit 2 "--dedup: 'sometimes'" "$SEARCH" --experiment="$SPEC" --db=w.db --dedup=sometimes --progress=none
@@ -79,5 +80,29 @@ dup=$(rows k.db "SELECT count(*) FROM (SELECT cache_key FROM candidates WHERE ou
 [ "$(rows k.db 'SELECT count(*) FROM experiments')" = 1 ] || fail "--resume must continue, not start, an experiment"
 expect_exit 2 "--seed cannot change a resumed experiment" "$SEARCH" --db=k.db --resume --seed=9 --progress=none
 [ "$(rows k.db "SELECT status FROM experiments")" = finished ] || fail "experiment not marked finished"
+
+# --- multi-fidelity: rung 0 scores one of three windows; kill -9 and --resume ------------
+"$SEARCH" --experiment=ladder.textproto --db=f.db --threads=2 --max_evaluations=30 --progress=none >f1.out 2>f1.err &
+pid=$!
+for _ in $(seq 1 600); do
+  n=$(rows f.db "SELECT count(*) FROM candidates WHERE outcome = 'MISS'" 2>/dev/null || echo 0)
+  [ "${n:-0}" -ge 12 ] && break
+  sleep 0.05
+done
+kill -9 $pid; wait $pid 2>/dev/null
+grep -q "fidelities: 1 window (0.33 of a full evaluation), 3 windows (full)" f1.err || fail "fidelities not logged: $(head -8 f1.err)"
+"$SEARCH" --db=f.db --resume --progress=none >f2.out 2>f2.err || fail "fidelity resume: $(tail -3 f2.err)"
+grep -q "Stopped: compute budget reached (30 full-evaluation equivalents)" f2.out || fail "fidelity stop: $(grep Stopped f2.out)"
+grep -q "^Compute: 3[0-9.]* full-evaluation equivalents; [0-9]* promotions" f2.out || fail "no compute line: $(cat f2.out)"
+[ "$(rows f.db "SELECT count(*) FROM candidates WHERE outcome = 'PENDING'")" = 0 ] || fail "pending candidates after the fidelity resume"
+low=$(rows f.db "SELECT count(*) FROM candidates WHERE rung = 0 AND outcome = 'MISS'")
+full=$(rows f.db "SELECT count(*) FROM candidates WHERE rung = 1 AND outcome = 'MISS'")
+[ "$low" -gt 0 ] && [ "$full" -gt 0 ] || fail "rungs in the database: $low at rung 0, $full at the full evaluation"
+[ "$(rows f.db "SELECT count(*) FROM candidates WHERE rung IS NULL AND outcome IN ('MISS', 'HIT')")" = 0 ] || fail "rows without a rung"
+dup=$(rows f.db "SELECT count(*) FROM (SELECT cache_key FROM candidates WHERE outcome = 'MISS' GROUP BY cache_key HAVING count(*) > 1)")
+[ "$dup" = 0 ] || fail "$dup configurations were evaluated twice at rung 0"
+"$INSPECT" --db=f.db stats > fstats.txt || fail "inspect stats on a fidelity search"
+grep -q "highest fidelity reached (search.fidelity; the last rung is the full evaluation): rung 0: [0-9]*, rung 1: [0-9]*" fstats.txt || \
+  fail "inspect does not show the rungs: $(cat fstats.txt)"
 
 finish

@@ -51,7 +51,7 @@ absl::StatusOr<std::unique_ptr<KvDomain>> KvDomain::Create(const ExperimentSpec&
     for (const std::vector<int>& w : rungs) {
       const int k = static_cast<int>(w.size());
       d->fidelities_.push_back({absl::StrCat(k, k == 1 ? " window" : " windows", k == n ? " (full)" : ""),
-                                static_cast<double>(k) / n});
+                                static_cast<double>(k) / n, absl::StrCat("eval_windows ", absl::StrJoin(w, ","))});
     }
     d->rung_windows_ = std::move(rungs);
   }

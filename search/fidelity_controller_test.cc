@@ -1,0 +1,367 @@
+// Multi-fidelity search in the controller (search.fidelity), with a synthetic domain whose
+// "windows" cost nothing: rung r scores the first 1, 2 or 4 windows, a window's value depends
+// only on what the candidate computes and on the window, and every window scored is counted,
+// so the tests can check what was evaluated, what it cost and what the front is made of.
+#include <unistd.h>
+
+#include <atomic>
+#include <cmath>
+#include <map>
+#include <mutex>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "core/memory_model.h"
+#include "core/model_config.h"
+#include "core/model_test_util.h"
+#include "core/pipeline_graph.h"
+#include "gtest/gtest.h"
+#include "hashing/functional_hasher.h"
+#include "search/controller.h"
+#include "search/domains/genome_space.h"
+#include "search/domains/kv_domain.h"
+#include "search/experiment.h"
+#include "search/simple_domain.h"
+
+namespace fecsearch {
+namespace {
+
+constexpr int kWindows = 4;
+const int kRungWindows[] = {1, 2, 4};  // windows scored at rungs 0, 1, 2 (the full evaluation)
+
+// A KV-style domain (effective bits, perplexity increase) with three fidelities. Its
+// synthetic windows: the value of window w is 1.6 + 0.5 / bits plus a per-(function, window)
+// offset of up to +-0.05 nats, so one window ranks candidates differently from four.
+class SyntheticFidelityDomain : public SimpleDomain {
+ public:
+  SyntheticFidelityDomain(const CandidateSpace* space, const ModelConfig* model)
+      : SimpleDomain("synthetic-fidelities", space, KvMetrics(),
+                     std::vector<DefaultObjective>{{"effective_bits", 1, false, 0}, {"perplexity_increase_percent", 1, false, 0}},
+                     [this](const Candidate& c) { return EvaluateAt(c, 2); }),
+        model_(model) {}
+
+  std::vector<Fidelity> Fidelities() const override {
+    return {{"1 window", 0.25, "w1"}, {"2 windows", 0.5, "w2"}, {"4 windows (full)", 1.0, "w4"}};
+  }
+  absl::StatusOr<EvaluationResult> EvaluateAt(const Candidate& c, int fidelity, int64_t = 0, int = 1) const override {
+    std::vector<int> windows;
+    for (int w = 0; w < kRungWindows[fidelity]; ++w) windows.push_back(w);
+    return Score(c, windows, {});
+  }
+  absl::StatusOr<EvaluationResult> ResultAt(const EvaluationResult& higher, int fidelity) const override {
+    if (higher.windows_size() < kRungWindows[fidelity]) return absl::NotFoundError("fewer windows");
+    EvaluationResult r = higher;
+    r.clear_windows();
+    for (int w = 0; w < kRungWindows[fidelity]; ++w) *r.add_windows() = higher.windows(w);
+    Aggregate(&r);
+    return r;
+  }
+  absl::StatusOr<EvaluationResult> Promote(const Candidate& c, const EvaluationResult& lower, int fidelity, int64_t,
+                                           int) const override {
+    std::vector<int> missing;
+    for (int w = lower.windows_size(); w < kRungWindows[fidelity]; ++w) missing.push_back(w);
+    ++promotes_;
+    return Score(c, missing, lower);
+  }
+
+  // Windows scored per function (its summary) so far, and in all.
+  std::map<std::string, std::map<int, int>> scored() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return scored_;
+  }
+  int64_t windows_scored() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    int64_t n = 0;
+    for (const auto& [f, w] : scored_)
+      for (const auto& [i, k] : w) n += k;
+    return n;
+  }
+  mutable std::atomic<int> promotes_{0};
+  int eval_millis = 0;
+
+ private:
+  EvaluationResult Score(const Candidate& c, const std::vector<int>& windows, const EvaluationResult& lower) const {
+    if (eval_millis > 0) absl::SleepFor(absl::Milliseconds(eval_millis));
+    EvaluationResult r = lower;
+    r.mutable_status()->set_code(0);
+    auto plan = CompileCandidate(c, *model_, 1024);
+    if (!plan.ok()) {
+      r.mutable_status()->set_code(3);
+      r.mutable_status()->set_message(std::string(plan.status().message()));
+      return r;
+    }
+    const std::string function = CandidateSummary(c, *model_);
+    const double bits = AnalyticPlanBits(*plan, *model_, 1024);
+    for (int w : windows) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        ++scored_[function][w];
+      }
+      WindowResult* wr = r.add_windows();
+      wr->set_index(w);
+      wr->set_tokens_scored(1);
+      wr->set_nll_sum(1.6 + 0.5 / bits + 0.1 * ((HashBytes(absl::StrCat(function, "#", w)).lo % 1000) / 1000.0 - 0.5));
+      wr->set_cache_bits(bits);
+    }
+    r.set_analytic_effective_bits(bits);
+    Aggregate(&r);
+    r.set_cost_seconds(0.001 * r.windows_size());
+    return r;
+  }
+  static void Aggregate(EvaluationResult* r) {
+    double nll = 0;
+    for (const WindowResult& w : r->windows()) nll += w.nll_sum();
+    nll /= std::max(1, r->windows_size());
+    Objectives* o = r->mutable_objectives();
+    o->set_effective_bits(r->analytic_effective_bits());
+    o->set_mean_nll(nll);
+    o->set_perplexity(std::exp(nll));
+    o->set_perplexity_increase_percent(100 * (std::exp(nll - 1.6) - 1));
+    (*o->mutable_metrics())["effective_bits"] = o->effective_bits();
+    (*o->mutable_metrics())["mean_nll"] = nll;
+    (*o->mutable_metrics())["perplexity"] = o->perplexity();
+    (*o->mutable_metrics())["perplexity_increase_percent"] = o->perplexity_increase_percent();
+  }
+  const ModelConfig* model_;
+  mutable std::mutex mu_;
+  mutable std::map<std::string, std::map<int, int>> scored_;
+};
+
+class FidelityControllerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    model_ = *LoadModelConfig("data/tinylm-bytes-5m/config.json");
+    spec_ = LoadExperiment("")->spec;
+    spec_.mutable_search()->set_max_evaluations(20);  // full-evaluation equivalents
+    spec_.mutable_search()->set_population_size(8);
+    FidelitySpec* f = spec_.mutable_search()->mutable_fidelity();
+    f->set_eta(3);
+    f->add_rungs()->add_windows(0);
+    f->add_rungs()->add_windows(0);
+    f->mutable_rungs(1)->add_windows(1);
+    SearchSpaceSpec* ss = spec_.mutable_search_space();
+    ss->set_layer_groups(1);
+    ss->clear_eviction();
+    ss->clear_head_clusters();
+    ss->mutable_keys()->clear_outlier_fractions();
+    ss->mutable_values()->clear_outlier_fractions();
+    space_ = std::make_unique<GenomeSpace>(*GenomeSpace::Create(*ss, model_));
+    domain_ = std::make_unique<SyntheticFidelityDomain>(space_.get(), &model_);
+  }
+
+  Keyer FunctionalKeyer() {
+    return [this](const Candidate& c) -> absl::StatusOr<CandidateHashes> {
+      auto plan = CompileCandidate(c, model_, 1024);
+      if (!plan.ok()) return plan.status();
+      CandidateHashes h;
+      h.functional = HashBytes(CandidateSummary(c, model_));
+      h.key = h.functional;
+      h.exact = HashBytes(c.SerializeAsString());
+      return h;
+    };
+  }
+
+  struct Run {
+    absl::StatusOr<SearchResult> result = absl::UnknownError("");
+    std::vector<CandidateRecord> rows;
+  };
+  Run Search(const std::string& db_path, int threads, bool resume, std::atomic<bool>* stop = nullptr,
+             ProgressSink* sink = nullptr, bool use_cache = true) {
+    auto db = ExperimentDb::Open(db_path, false);
+    EXPECT_TRUE(db.ok()) << db.status();
+    auto store = CacheStore::Open(db_path, false);
+    EXPECT_TRUE(store.ok());
+    auto cache = FecCache::Create(FecCacheOptions(), store->get());
+    EXPECT_TRUE(cache.ok());
+    int64_t id;
+    if (resume) {
+      id = (*db)->LatestExperiment()->id;
+    } else {
+      ExperimentRecord rec;
+      rec.name = "t";
+      id = *(*db)->StartExperiment(rec);
+    }
+    const Domain& d = *domain_;
+    LocalPool pool([&d](int64_t id, const Candidate& c) { return d.Evaluate(c, id); }, threads, "synthetic");
+    pool.SetFidelityFn([&d](int64_t id, const Candidate& c, int fidelity, const EvaluationResult* lower) {
+      return lower ? d.Promote(c, *lower, fidelity, id) : d.EvaluateAt(c, fidelity, id);
+    });
+    auto objectives = ObjectiveSet::Create(spec_.search(), domain_->Metrics(), domain_->DefaultObjectives());
+    EXPECT_TRUE(objectives.ok()) << objectives.status();
+    ControllerOptions o;
+    o.spec = spec_;
+    o.experiment_id = id;
+    o.resume = resume;
+    o.use_cache = use_cache;
+    o.stop = stop;
+    Controller controller(o, *domain_, *objectives, FunctionalKeyer(), cache->get(), &pool, db->get(), sink);
+    Run run;
+    run.result = controller.Run();
+    pool.Shutdown();
+    run.rows = *(*db)->Candidates(id, /*with_results=*/true);
+    return run;
+  }
+
+  std::string Db(const std::string& name) {
+    const std::string p = TestTempDir("fidelity_controller") + "/" + name + ".db";
+    unlink(p.c_str());
+    return p;
+  }
+
+  // What every run must hold: rows at a rung carry that rung's windows and objectives; the
+  // front is of full evaluations; compute is the windows scored over the windows of a full
+  // evaluation; no function had a window scored twice.
+  void ExpectConsistent(const Run& run, bool use_cache) {
+    ASSERT_TRUE(run.result.ok()) << run.result.status();
+    const SearchResult& r = *run.result;
+    const Progress& p = r.progress;
+    EXPECT_TRUE(p.multi_fidelity);
+    EXPECT_NEAR(p.compute, static_cast<double>(domain_->windows_scored()) / kWindows, 1e-9);
+    EXPECT_LE(p.compute, spec_.search().max_evaluations() + 4.0) << "the budget, plus what was in flight";
+    std::map<int, int> at_rung;
+    for (const CandidateRecord& c : run.rows) {
+      EXPECT_NE(c.outcome, Outcome::kPending) << c.id;
+      if (!c.has_objectives) continue;
+      ASSERT_GE(c.rung, 0) << c.id;
+      ASSERT_LE(c.rung, 2) << c.id;
+      ++at_rung[c.rung];
+      if (c.outcome == Outcome::kMiss) {
+        ASSERT_EQ(c.result.windows_size(), kRungWindows[c.rung]) << c.id;
+        EXPECT_EQ(c.objectives.mean_nll(), c.result.objectives().mean_nll()) << c.id;
+      }
+    }
+    EXPECT_GT(at_rung[0], 0) << "some candidates stop at the cheapest rung";
+    EXPECT_GT(at_rung[2], 0) << "some reach the full evaluation";
+    EXPECT_GT(p.promotions, 0);
+    ASSERT_FALSE(r.front.empty());
+    for (int i : r.front) EXPECT_EQ(r.records[i].rung, 2) << "only full evaluations are on the front";
+    if (use_cache) {
+      for (const auto& [function, windows] : domain_->scored()) {
+        for (const auto& [w, n] : windows) EXPECT_EQ(n, 1) << "window " << w << " of one function scored twice";
+      }
+    }
+  }
+
+  ModelConfig model_;
+  ExperimentSpec spec_;
+  std::unique_ptr<GenomeSpace> space_;
+  std::unique_ptr<SyntheticFidelityDomain> domain_;
+};
+
+TEST_F(FidelityControllerTest, OnlyFullEvaluationsReachTheFrontAndComputeIsTheWindowsScored) {
+  Run run = Search(Db("basic"), 2, false);
+  ExpectConsistent(run, true);
+  const Progress& p = run.result->progress;
+  // Promotions scored only the windows the lower rung lacked.
+  EXPECT_EQ(domain_->promotes_.load(), p.promotions);
+  EXPECT_GT(p.evaluations, 20) << "cheap rungs let the budget of 20 full evaluations try more candidates";
+}
+
+TEST_F(FidelityControllerTest, PromotionsAreTheTopThirdOfEachRung) {
+  spec_.mutable_search()->set_max_evaluations(30);
+  Run run = Search(Db("top"), 1, false);
+  ExpectConsistent(run, true);
+  // The final ranking of rung 0 (by the controller's order, over every candidate evaluated
+  // there): at least all but the last-ranked of its top floor(n/3) were promoted (one may have
+  // entered the top after the budget ran out).
+  auto objectives = ObjectiveSet::Create(spec_.search(), domain_->Metrics(), domain_->DefaultObjectives());
+  std::vector<Individual> rung0;
+  std::set<int64_t> promoted;
+  for (const CandidateRecord& c : run.rows) {
+    if (c.outcome != Outcome::kMiss) continue;
+    auto at0 = domain_->ResultAt(c.result, 0);
+    ASSERT_TRUE(at0.ok());
+    Individual ind;
+    ind.id = c.id;
+    objectives->Score(at0->objectives(), &ind);
+    rung0.push_back(ind);
+    if (c.rung > 0) promoted.insert(c.id);
+  }
+  const std::vector<int> order = PromotionOrder(rung0, nullptr);
+  const size_t k = rung0.size() / 3;
+  ASSERT_GT(k, 2u);
+  size_t in_top = 0;
+  for (size_t i = 0; i < k; ++i) in_top += promoted.count(rung0[order[i]].id);
+  EXPECT_GE(in_top + 1, k);
+  // And no more were promoted than ASHA allows: each promotion was in the top third when it
+  // happened, so promotions from rung 0 stay well below the candidates there.
+  EXPECT_LT(promoted.size(), rung0.size());
+}
+
+TEST_F(FidelityControllerTest, OneThreadIsReproducible) {
+  Run a = Search(Db("repro_a"), 1, false);
+  SetUp();  // a fresh domain (its counters)
+  Run b = Search(Db("repro_b"), 1, false);
+  ASSERT_TRUE(a.result.ok() && b.result.ok());
+  ASSERT_EQ(a.rows.size(), b.rows.size());
+  for (size_t i = 0; i < a.rows.size(); ++i) {
+    EXPECT_EQ(a.rows[i].candidate.SerializeAsString(), b.rows[i].candidate.SerializeAsString()) << i;
+    EXPECT_EQ(a.rows[i].rung, b.rows[i].rung) << i;
+    EXPECT_EQ(a.rows[i].objectives.mean_nll(), b.rows[i].objectives.mean_nll()) << i;
+  }
+}
+
+TEST_F(FidelityControllerTest, ResumeRepeatsNoWindowAndKeepsEveryRung) {
+  const std::string db = Db("resume");
+  std::atomic<bool> stop{false};
+  class StopAfter : public ProgressSink {
+   public:
+    explicit StopAfter(std::atomic<bool>* stop) : stop_(stop) {}
+    void Update(const Progress& p) override {
+      if (p.compute >= 8) stop_->store(true);
+    }
+    std::atomic<bool>* stop_;
+  } sink(&stop);
+  domain_->eval_millis = 5;
+  Run first = Search(db, 2, false, &stop, &sink);
+  domain_->eval_millis = 0;
+  ASSERT_TRUE(first.result.ok());
+  EXPECT_NE(first.result->progress.stop_reason.find("interrupted"), std::string::npos);
+  const double compute_first = first.result->progress.compute;
+  EXPECT_LT(compute_first, 20);
+  Run second = Search(db, 2, true);
+  ExpectConsistent(second, true);  // over both runs: no window of a function scored twice
+  EXPECT_GE(second.result->progress.compute, 20 - 1e-9);
+  EXPECT_GE(second.rows.size(), first.rows.size());
+  // Rungs never go down across the resume.
+  std::map<int64_t, int> rung_before;
+  for (const CandidateRecord& c : first.rows) rung_before[c.id] = c.rung;
+  for (const CandidateRecord& c : second.rows) {
+    if (rung_before.count(c.id) && c.has_objectives) EXPECT_GE(c.rung, rung_before[c.id]) << c.id;
+  }
+}
+
+TEST_F(FidelityControllerTest, WithoutCacheAndWithRegularizedEvolution) {
+  Run none = Search(Db("nocache"), 2, false, nullptr, nullptr, /*use_cache=*/false);
+  ExpectConsistent(none, false);
+  EXPECT_EQ(none.result->progress.hits, 0);
+  SetUp();
+  spec_.mutable_search()->set_algorithm(SearchSpec::REGULARIZED_EVOLUTION);
+  Run re = Search(Db("re"), 2, false);
+  ExpectConsistent(re, true);
+}
+
+TEST(PromotionOrderTest, RanksByFrontThenCrowdingOrByScalarFitness) {
+  // Hand-ranked: (1,5), (5,1) and (3,3) are non-dominated (their ends have infinite crowding,
+  // (3,3) finite); (4,4) is dominated by (3,3); (2,6) by (1,5); the infeasible (0,0) is last.
+  std::vector<Individual> all(6);
+  const double pts[6][2] = {{3, 3}, {4, 4}, {1, 5}, {5, 1}, {2, 6}, {0, 0}};
+  for (int i = 0; i < 6; ++i) {
+    all[i].id = i;
+    all[i].objectives = {pts[i][0], pts[i][1]};
+  }
+  all[5].violation = 1;
+  const std::vector<int> order = PromotionOrder(all, nullptr);
+  ASSERT_EQ(order.size(), 6u);
+  EXPECT_EQ(std::set<int>(order.begin(), order.begin() + 2), (std::set<int>{2, 3}));  // the ends
+  EXPECT_EQ(order[2], 0);
+  EXPECT_EQ(std::set<int>(order.begin() + 3, order.begin() + 5), (std::set<int>{1, 4}));
+  EXPECT_EQ(order[5], 5);
+  const std::function<double(const Individual&)> sum = [](const Individual& i) { return i.objectives[0] + i.objectives[1]; };
+  const std::vector<int> scalar = PromotionOrder(all, &sum);
+  EXPECT_EQ(scalar, (std::vector<int>{0, 2, 3, 1, 4, 5}));  // sums 6, 6, 6 (by id), 8, 8; infeasible last
+}
+
+}  // namespace
+}  // namespace fecsearch
