@@ -1,0 +1,137 @@
+// fidelity_audit: what a multi-fidelity search's promotions discarded (docs/BENCHMARKS.md,
+// "Multi-fidelity"). It evaluates in full every candidate of a KV-cache experiment that
+// stopped below the full evaluation, and counts those that would be on the final front
+// (feasible, non-dominated among the experiment's full evaluations and the re-evaluated ones):
+//   bazel run //search:fidelity_audit -- --db=PATH [--experiment_id=N]
+#include <cstdio>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/strings/str_format.h"
+#include "core/evaluator.h"
+#include "core/process_init.h"
+#include "search/algorithms.h"
+#include "search/domains/kv_domain.h"
+#include "search/experiment.h"
+#include "search/experiment_db.h"
+#include "search/objectives.h"
+
+ABSL_FLAG(std::string, db, "", "Search database of a multi-fidelity KV-cache search.");
+ABSL_FLAG(int64_t, experiment_id, 0, "Experiment (default: the latest).");
+ABSL_FLAG(int, threads, 2, "Threads for each evaluation.");
+
+namespace fecsearch {
+namespace {
+
+int Fail(const std::string& m) {
+  std::fprintf(stderr, "fidelity_audit: %s\n", m.c_str());
+  return 2;
+}
+
+int Main() {
+  auto db = ExperimentDb::Open(absl::GetFlag(FLAGS_db), true);
+  if (!db.ok()) return Fail(std::string(db.status().message()));
+  auto e = absl::GetFlag(FLAGS_experiment_id) > 0 ? (*db)->GetExperiment(absl::GetFlag(FLAGS_experiment_id))
+                                                   : (*db)->LatestExperiment();
+  if (!e.ok()) return Fail(std::string(e.status().message()));
+  auto loaded = ParseExperiment(e->spec_text, "the experiment's spec");
+  if (!loaded.ok()) return Fail(std::string(loaded.status().message()));
+  ExperimentSpec spec = loaded->spec;
+  if (!spec.search().has_fidelity()) return Fail(absl::StrFormat("experiment %d has no search.fidelity", e->id));
+  spec.mutable_evaluation()->set_threads(absl::GetFlag(FLAGS_threads));
+  auto ctx = EvaluationContext::Create(spec.evaluation());
+  if (!ctx.ok()) return Fail(std::string(ctx.status().message()));
+  FecSpec fec = spec.fec();
+  fec.set_dedup(FecSpec::EXACT);  // no probe needed
+  auto domain = KvDomain::Create(AdaptToModel(spec, (*ctx)->config(), nullptr), fec, *ctx);
+  if (!domain.ok()) return Fail(std::string(domain.status().message()));
+  const int top = static_cast<int>((*domain)->Fidelities().size()) - 1;
+  auto objectives = ObjectiveSet::Create(spec.search(), (*domain)->Metrics(), (*domain)->DefaultObjectives());
+  if (!objectives.ok()) return Fail(std::string(objectives.status().message()));
+  auto rows = (*db)->Candidates(e->id);
+  if (!rows.ok()) return Fail(std::string(rows.status().message()));
+
+  // Unique configurations (cache key): the full evaluations, and the discarded ones evaluated now.
+  struct Point {
+    int64_t id;
+    Individual ind;
+    bool discarded;
+  };
+  std::vector<Point> points;
+  std::set<std::string> seen;
+  int discarded = 0;
+  for (const CandidateRecord& r : *rows) {
+    if (!r.has_objectives || r.rung < 0) continue;
+    if (r.rung == top) {
+      if (!seen.insert(r.cache_key).second) continue;
+      Point p{r.id, {}, false};
+      objectives->Score(r.objectives, &p.ind);
+      points.push_back(p);
+    }
+  }
+  for (const CandidateRecord& r : *rows) {
+    if (!r.has_objectives || r.rung < 0 || r.rung == top || r.outcome != Outcome::kMiss) continue;
+    if (!seen.insert(r.cache_key).second) continue;
+    ++discarded;
+    auto full = (*domain)->EvaluateAt(r.candidate, top);
+    if (!full.ok() || full->status().code() != 0) {
+      return Fail(absl::StrFormat("candidate %d: evaluation failed", r.id));
+    }
+    Point p{r.id, {}, true};
+    objectives->Score(full->objectives(), &p.ind);
+    points.push_back(p);
+    std::fprintf(stderr, "fidelity_audit: evaluated %d discarded candidates in full\r", discarded);
+  }
+  std::fprintf(stderr, "\n");
+  // The feasible front (first two objectives) over both.
+  std::vector<Individual> pair;
+  for (const Point& p : points) {
+    Individual i = p.ind;
+    if (i.objectives.size() > 2) i.objectives.resize(2);
+    pair.push_back(i);
+  }
+  int on_front = 0, discarded_on_front = 0;
+  std::vector<Individual> front, front_without;
+  for (size_t i = 0; i < pair.size(); ++i) {
+    if (pair[i].violation > 0) continue;
+    bool dominated = false;
+    for (size_t j = 0; j < pair.size() && !dominated; ++j) dominated = j != i && Dominates(pair[j], pair[i]);
+    if (dominated) continue;
+    ++on_front;
+    front.push_back(pair[i]);
+    if (points[i].discarded) {
+      ++discarded_on_front;
+      std::printf("discarded candidate %lld would be on the front\n", static_cast<long long>(points[i].id));
+    }
+  }
+  for (const Point& p : points) {
+    if (!p.discarded) front_without.push_back(p.ind);
+  }
+  const std::vector<double> ref = objectives->Reference(front_without);
+  const double hv_with = ref.size() >= 2 ? Hypervolume2D(pair, ref[0], ref[1]) : 0;
+  std::vector<Individual> kept;
+  for (size_t i = 0; i < pair.size(); ++i) {
+    if (!points[i].discarded) kept.push_back(pair[i]);
+  }
+  const double hv_without = ref.size() >= 2 ? Hypervolume2D(kept, ref[0], ref[1]) : 0;
+  std::printf("experiment %lld: %zu full evaluations, %d candidates discarded below the full evaluation (evaluated now in full)\n",
+              static_cast<long long>(e->id), points.size() - discarded, discarded);
+  std::printf("front of both: %d configurations, %d of them discarded by a promotion decision (%.1f %%)\n", on_front,
+              discarded_on_front, on_front ? 100.0 * discarded_on_front / on_front : 0.0);
+  std::printf("hypervolume: %.3f of the search's full evaluations, %.3f with the discarded ones evaluated in full\n", hv_without,
+              hv_with);
+  return 0;
+}
+
+}  // namespace
+}  // namespace fecsearch
+
+int main(int argc, char** argv) {
+  fecsearch::InitProcess();
+  absl::ParseCommandLine(argc, argv);
+  return fecsearch::Main();
+}
