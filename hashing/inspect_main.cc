@@ -143,8 +143,10 @@ int Stats(const CacheStore& store, const std::string& db_path) {
           // full evaluation).
           if (c.rung >= 0 && c.has_objectives) ++rungs[absl::StrCat(c.rung)];
         }
-        experiments.push_back({{"id", e.id}, {"name", e.name}, {"status", e.status}, {"dedup", e.dedup},
-                               {"candidates", cands->size()}, {"outcomes", outcomes}, {"rungs", rungs}});
+        nlohmann::json one = {{"id", e.id}, {"name", e.name}, {"status", e.status}, {"dedup", e.dedup},
+                              {"candidates", cands->size()}, {"outcomes", outcomes}};
+        if (!rungs.empty()) one["rungs"] = rungs;  // multi-fidelity experiments only
+        experiments.push_back(one);
       }
     }
   }
@@ -170,7 +172,7 @@ int Stats(const CacheStore& store, const std::string& db_path) {
                 e["name"].get<std::string>().c_str(), e["status"].get<std::string>().c_str(),
                 e["dedup"].get<std::string>().c_str(), e["candidates"].get<long long>(),
                 absl::StrJoin(parts, ", ").c_str());
-    if (!e["rungs"].empty()) {
+    if (e.contains("rungs")) {
       std::vector<std::string> rungs;
       for (auto it = e["rungs"].begin(); it != e["rungs"].end(); ++it) {
         rungs.push_back(absl::StrCat("rung ", it.key(), ": ", it.value().get<int64_t>()));
@@ -246,10 +248,10 @@ int Show(const CacheStore& store, const std::string& db_path, const std::string&
     j["candidates"] = nlohmann::json::array();
     for (const CandidateRecord& c : candidates) {
       j["candidates"].push_back({{"id", c.id}, {"experiment", c.experiment_id}, {"outcome", OutcomeName(c.outcome)},
-                                 {"rung", c.rung},
                                  {"structural_hash", c.structural_hash}, {"exact_hash", c.exact_hash},
                                  {"candidate", ShortText(c.candidate)},
                                  {"differences_from_first", candidates.empty() ? std::vector<std::string>() : Differences(candidates[0].candidate, c.candidate)}});
+      if (c.rung >= 0) j["candidates"].back()["rung"] = c.rung;  // multi-fidelity searches only
     }
     std::cout << j.dump(1) << std::endl;
     return 0;

@@ -87,6 +87,7 @@ void Controller::JoinRung(int rung, int64_t id, const Objectives& objectives) {
   ind.id = id;
   objectives_.Score(objectives, &ind);
   rung_results_[rung].push_back(std::move(ind));
+  order_stale_[rung] = true;
 }
 
 bool Controller::TryPromote() {
@@ -98,7 +99,12 @@ bool Controller::TryPromote() {
     const std::vector<Individual>& results = rung_results_[r];
     const size_t k = static_cast<size_t>(std::floor(static_cast<double>(results.size()) / eta + 1e-9));
     if (k == 0) continue;
-    const std::vector<int> order = PromotionOrder(results, scalar ? &scalarize : nullptr);
+    // The ranking changes only when a result joins the rung.
+    if (order_stale_[r]) {
+      order_[r] = PromotionOrder(results, scalar ? &scalarize : nullptr);
+      order_stale_[r] = false;
+    }
+    const std::vector<int>& order = order_[r];
     for (size_t i = 0; i < k; ++i) {
       const int64_t id = results[order[i]].id;
       if (promoted_[r].count(id) || live_.count(id)) continue;
@@ -118,6 +124,7 @@ bool Controller::TryPromote() {
       auto dispatch = [&] {
         const double cost = RungCost(lower ? r : -1, r + 1);
         progress_.compute += cost;
+        promotion_cost_[id] = cost;  // given back if the promotion fails
         pool_->SubmitAt(id, rec.candidate, r + 1, lower,
                         [this, id](absl::StatusOr<EvaluationResult> result, const std::string& worker, int attempts) {
                           Event e;
@@ -145,8 +152,10 @@ bool Controller::TryPromote() {
           // Known at the next rung already (a warm cache): no work.
           const Objectives o = lr.entry.objectives.ToProto();
           auto stored = cache_->StoredResult(RungKey(key, r + 1));
-          EvaluationResult result = stored.ok() ? *stored : EvaluationResult();
-          Finish(id, rec.outcome, &o, stored.ok() ? &result : nullptr, "cache", 0, "");
+          // Without the stored result the record keeps none (not the lower rung's): a later
+          // promotion then evaluates afresh, charged in full.
+          if (!stored.ok()) live_[id].result.Clear();
+          Finish(id, rec.outcome, &o, stored.ok() ? &*stored : nullptr, "cache", 0, "");
           return true;
         }
         case FecCache::Kind::kInFlight:
@@ -241,6 +250,7 @@ void Controller::Finish(int64_t id, Outcome outcome, const Objectives* objective
 
 void Controller::Counted(CandidateRecord r) {
   const bool promotion = promoting_.erase(r.id) > 0;
+  promotion_cost_.erase(r.id);
   if (promotion) {
     ++progress_.promotions;
   } else switch (r.outcome) {
@@ -256,9 +266,13 @@ void Controller::Counted(CandidateRecord r) {
   // candidate was evaluated there, not answered by the cache: its function is ranked already)
   // and stay out of the population, the front and the hypervolume.
   const bool below_full = multi() && r.rung >= 0 && r.rung < top_;
-  if (multi() && r.has_objectives && below_full &&
-      (promotion || r.outcome == Outcome::kMiss || r.outcome == Outcome::kPartialHit)) {
-    JoinRung(r.rung, r.id, r.objectives);
+  if (multi() && r.has_objectives && below_full) {
+    // A cache answer joins too when its function is new to this experiment's rung (a cache
+    // warmed by an earlier experiment): else it could never be promoted.
+    const bool first_of_key = ranked_keys_[r.rung].insert(r.cache_key).second;
+    if (promotion || r.outcome == Outcome::kMiss || r.outcome == Outcome::kPartialHit || first_of_key) {
+      JoinRung(r.rung, r.id, r.objectives);
+    }
   }
   if (multi() && !promotion && below_full) ++progress_.below_full;
   if (multi() && promotion && !below_full) --progress_.below_full;
@@ -431,6 +445,15 @@ void Controller::Start(CandidateRecord record) {
       ++proposals_since_dispatch_;
       {
         const Objectives o = lr.entry.objectives.ToProto();
+        if (multi() && live_[id].rung < top_) {
+          // Below the full evaluation a hit keeps its rung's result, which a promotion (of a
+          // function first seen in an earlier experiment) builds on.
+          auto stored = cache_->StoredResult(key);
+          if (stored.ok()) {
+            Finish(id, Outcome::kHit, &o, &*stored, "cache", 0, "");
+            break;
+          }
+        }
         Finish(id, Outcome::kHit, &o, nullptr, "cache", 0, "");
       }
       break;
@@ -484,10 +507,15 @@ void Controller::Handle(Event e) {
   // A promotion that could not be completed: the candidate stays at its rung as recorded
   // (its row was not touched), and is not promoted again.
   auto promotion_failed = [&](const absl::Status& why) {
-    CandidateRecord before = std::move(promoting_[e.id]);
     promoting_.erase(e.id);
-    if (cache_ && has_key) cache_->Abandon(key, why);
-    progress_.compute -= RungCost(before.result.windows_size() > 0 ? before.rung : -1, before.rung + 1);
+    // Only a promotion this candidate dispatched owns the cache key and was charged compute
+    // (one that waited for another's evaluation did neither).
+    auto charged = promotion_cost_.find(e.id);
+    if (charged != promotion_cost_.end()) {
+      if (cache_ && has_key) cache_->Abandon(key, why);
+      progress_.compute -= charged->second;
+      promotion_cost_.erase(charged);
+    }
     live_.erase(it);
     if (!(absl::IsCancelled(why) && cancelled_queued_)) {
       NoteFailure(absl::StrCat("promoting candidate ", e.id, ": ", why.message()));
@@ -545,6 +573,10 @@ void Controller::Handle(Event e) {
     }
     case Event::kCompleted: {
       const Outcome planned = it->second.outcome;
+      if (promotion && !e.entry.ok()) {
+        promotion_failed(absl::Status(e.entry.status().code(), absl::StrCat("cache write failed: ", e.entry.status().message())));
+        return;
+      }
       if (!e.entry.ok()) {
         Finish(e.id, Outcome::kFailed, nullptr, nullptr, e.worker, e.attempts,
                absl::StrCat("cache write failed: ", e.entry.status().message()));
@@ -560,7 +592,11 @@ void Controller::Handle(Event e) {
           promotion_failed(e.entry.status());
         } else {
           const Objectives o = e.entry->objectives.ToProto();
-          Finish(e.id, it->second.outcome, &o, nullptr, "cache (merged)", 0, "");
+          // The rung's result with its windows, which a further promotion builds on; without
+          // it the record keeps none rather than the lower rung's.
+          auto stored = cache_ && has_key ? cache_->StoredResult(key) : absl::StatusOr<EvaluationResult>(absl::NotFoundError(""));
+          if (!stored.ok()) it->second.result.Clear();
+          Finish(e.id, it->second.outcome, &o, stored.ok() ? &*stored : nullptr, "cache (merged)", 0, "");
         }
         return;
       }
@@ -600,6 +636,9 @@ absl::StatusOr<SearchResult> Controller::Run() {
     top_ = static_cast<int>(fidelities_.size()) - 1;
     rung_results_.assign(top_, {});
     promoted_.assign(top_, {});
+    ranked_keys_.assign(top_, {});
+    order_.assign(top_, {});
+    order_stale_.assign(top_, true);
     progress_.multi_fidelity = true;
   }
   auto next = db_->NextCandidateId();
@@ -637,14 +676,19 @@ absl::StatusOr<SearchResult> Controller::Run() {
       if (evaluated) ++progress_.dispatched;
       completion_seq_ = std::max(completion_seq_, r.completion_seq);
       algorithm_->CountRecordedProposal();
-      if (multi() && evaluated && r.rung > 0 && r.rung <= top_) {
+      if (multi() && r.rung > 0 && r.rung <= top_ && (evaluated || r.result.windows_size() > 0)) {
         // It was ranked at every rung below the one it reached and promoted from each: its
-        // objectives there come from its result's per-window shares (Domain::ResultAt).
+        // objectives there come from its result's per-window shares (Domain::ResultAt). (A
+        // hit answered at the top keeps no result: it was never ranked below.)
         for (int q = 0; q < r.rung; ++q) {
           auto lower = domain_.ResultAt(r.result, q);
-          if (lower.ok()) JoinRung(q, r.id, lower->objectives());
+          if (lower.ok()) {
+            JoinRung(q, r.id, lower->objectives());
+            ranked_keys_[q].insert(r.cache_key);
+          }
           promoted_[q].insert(r.id);
         }
+        progress_.promotions += r.rung;
       }
       if (multi() && evaluated && r.rung >= 0 && r.rung <= top_) progress_.compute += RungCost(-1, r.rung);
       if (!multi() && evaluated) progress_.compute += 1;

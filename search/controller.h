@@ -200,6 +200,10 @@ class Controller {
   std::vector<std::set<int64_t>> promoted_;             // per rung below the top: ids promoted from it
   std::map<int64_t, CandidateRecord> promoting_;        // promotions in flight: the record before
   std::map<int64_t, size_t> done_index_;                // id -> index into done_ (multi-fidelity)
+  std::map<int64_t, double> promotion_cost_;            // compute charged by promotions in flight
+  std::vector<std::set<std::string>> ranked_keys_;      // per rung below the top: cache keys in its ranking
+  std::vector<std::vector<int>> order_;                 // per rung: PromotionOrder of rung_results_
+  std::vector<bool> order_stale_;
 };
 
 }  // namespace fecsearch

@@ -50,6 +50,7 @@ struct Setup {
     if (!m.ok()) std::abort();
     model = *m;
     spec = LoadExperiment("")->spec;
+    spec.mutable_search()->clear_fidelity();  // one zero-cost evaluation per candidate
     space = std::make_unique<GenomeSpace>(*GenomeSpace::Create(spec.search_space(), model));
     domain = std::make_unique<SimpleDomain>(
         "zero-cost", space.get(), KvMetrics(),

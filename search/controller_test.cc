@@ -43,6 +43,8 @@ class ControllerTest : public ::testing::Test {
   void SetUp() override {
     model_ = *LoadModelConfig("data/tinylm-bytes-5m/config.json");
     spec_ = LoadExperiment("")->spec;
+    // The full-fidelity controller (search/fidelity_controller_test.cc tests the ladder).
+    spec_.mutable_search()->clear_fidelity();
     spec_.mutable_search()->set_max_evaluations(30);
     spec_.mutable_search()->set_population_size(8);
     // A small space so that duplicates happen.
