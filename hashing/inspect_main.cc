@@ -33,6 +33,7 @@
 #include "hashing/cache_store.h"
 #include "nlohmann/json.hpp"
 #include "search/domains/factory.h"
+#include "protos/experiment.pb.h"
 #include "search/experiment_db.h"
 
 ABSL_FLAG(std::string, db, "fecsearch.db", "The search database (cache and candidates).");
@@ -146,6 +147,20 @@ int Stats(const CacheStore& store, const std::string& db_path) {
         nlohmann::json one = {{"id", e.id}, {"name", e.name}, {"status", e.status}, {"dedup", e.dedup},
                               {"candidates", cands->size()}, {"outcomes", outcomes}};
         if (!rungs.empty()) one["rungs"] = rungs;  // multi-fidelity experiments only
+        // Their compute, in full-evaluation equivalents: the windows each evaluated candidate
+        // scored (its rung's, promotions included) over the windows of a full evaluation.
+        ExperimentSpec spec;
+        if (!rungs.empty() && ParseTextProto(e.spec_text, "experiment spec", &spec).ok() && spec.search().has_fidelity()) {
+          const int n = spec.evaluation().eval_windows_size() > 0 ? spec.evaluation().eval_windows_size() : 4;
+          auto whole = (*edb)->Candidates(e.id, /*with_results=*/true);
+          if (whole.ok()) {
+            int64_t windows = 0;
+            for (const CandidateRecord& c : *whole) {
+              if (c.outcome == Outcome::kMiss || c.outcome == Outcome::kPartialHit) windows += c.result.windows_size();
+            }
+            one["compute_full_evaluations"] = static_cast<double>(windows) / n;
+          }
+        }
         experiments.push_back(one);
       }
     }
@@ -179,6 +194,10 @@ int Stats(const CacheStore& store, const std::string& db_path) {
       }
       std::printf("%-19s highest fidelity reached (search.fidelity; the last rung is the full evaluation): %s\n", "",
                   absl::StrJoin(rungs, ", ").c_str());
+      if (e.contains("compute_full_evaluations")) {
+        std::printf("%-19s compute %.2f full-evaluation equivalents (windows scored / windows of a full evaluation)\n", "",
+                    e["compute_full_evaluations"].get<double>());
+      }
     }
   }
   return 0;

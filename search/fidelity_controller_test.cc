@@ -362,7 +362,9 @@ TEST_F(FidelityControllerTest, ResumeRepeatsNoWindowAndKeepsEveryRung) {
   std::map<int64_t, int> rung_before;
   for (const CandidateRecord& c : first.rows) rung_before[c.id] = c.rung;
   for (const CandidateRecord& c : second.rows) {
-    if (rung_before.count(c.id) && c.has_objectives) EXPECT_GE(c.rung, rung_before[c.id]) << c.id;
+    if (rung_before.count(c.id) && c.has_objectives) {
+      EXPECT_GE(c.rung, rung_before[c.id]) << c.id;
+    }
   }
 }
 

@@ -107,5 +107,6 @@ dup=$(rows f.db "SELECT count(*) FROM (SELECT cache_key FROM candidates WHERE ou
 "$INSPECT" --db=f.db stats > fstats.txt || fail "inspect stats on a fidelity search"
 grep -q "highest fidelity reached (search.fidelity; the last rung is the full evaluation): rung 0: [0-9]*, rung 1: [0-9]*" fstats.txt || \
   fail "inspect does not show the rungs: $(cat fstats.txt)"
+grep -qE "compute 3[0-9]\.[0-9]+ full-evaluation equivalents" fstats.txt || fail "inspect does not show the compute: $(cat fstats.txt)"
 
 finish
