@@ -44,6 +44,28 @@ Controller::Controller(ControllerOptions options, const Domain& domain, const Ob
       db_(db),
       progress_sink_(progress) {}
 
+EvaluationPool::Done Controller::EvaluatedEvent(int64_t id) {
+  return [this, id](absl::StatusOr<EvaluationResult> r, const std::string& worker, int attempts) {
+    Event e;
+    e.kind = Event::kEvaluated;
+    e.id = id;
+    e.result = std::move(r);
+    e.worker = worker;
+    e.attempts = attempts;
+    Push(std::move(e));
+  };
+}
+
+FecCache::Waiter Controller::MergedEvent(int64_t id) {
+  return [this, id](absl::StatusOr<FecEntry> entry) {
+    Event e;
+    e.kind = Event::kMerged;
+    e.id = id;
+    e.entry = std::move(entry);
+    Push(std::move(e));
+  };
+}
+
 void Controller::Push(Event e) {
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -125,28 +147,13 @@ bool Controller::TryPromote() {
         const double cost = RungCost(lower ? r : -1, r + 1);
         progress_.compute += cost;
         promotion_cost_[id] = cost;  // given back if the promotion fails
-        pool_->SubmitAt(id, rec.candidate, r + 1, lower,
-                        [this, id](absl::StatusOr<EvaluationResult> result, const std::string& worker, int attempts) {
-                          Event e;
-                          e.kind = Event::kEvaluated;
-                          e.id = id;
-                          e.result = std::move(result);
-                          e.worker = worker;
-                          e.attempts = attempts;
-                          Push(std::move(e));
-                        });
+        pool_->SubmitAt(id, rec.candidate, r + 1, lower, EvaluatedEvent(id));
       };
       if (!has_key) {
         dispatch();
         return true;
       }
-      FecCache::LookupResult lr = cache_->Lookup(RungKey(key, r + 1), [this, id](absl::StatusOr<FecEntry> entry) {
-        Event e;
-        e.kind = Event::kMerged;
-        e.id = id;
-        e.entry = std::move(entry);
-        Push(std::move(e));
-      });
+      FecCache::LookupResult lr = cache_->Lookup(RungKey(key, r + 1), MergedEvent(id));
       switch (lr.kind) {
         case FecCache::Kind::kHit: {
           // Known at the next rung already (a warm cache): no work.
@@ -378,15 +385,7 @@ void Controller::Start(CandidateRecord record) {
   auto dispatch = [&](Outcome) {
     ++progress_.dispatched;
     proposals_since_dispatch_ = 0;
-    auto done = [this, id](absl::StatusOr<EvaluationResult> r, const std::string& worker, int attempts) {
-      Event e;
-      e.kind = Event::kEvaluated;
-      e.id = id;
-      e.result = std::move(r);
-      e.worker = worker;
-      e.attempts = attempts;
-      Push(std::move(e));
-    };
+    EvaluationPool::Done done = EvaluatedEvent(id);
     if (multi()) {
       const int rung = live_[id].rung;
       progress_.compute += RungCost(-1, rung);
@@ -414,13 +413,7 @@ void Controller::Start(CandidateRecord record) {
     return;
   }
   const Hash128 key = RungKey(hashes->key, live_[id].rung);
-  FecCache::LookupResult lr = cache_->Lookup(key, [this, id](absl::StatusOr<FecEntry> entry) {
-    Event e;
-    e.kind = Event::kMerged;
-    e.id = id;
-    e.entry = std::move(entry);
-    Push(std::move(e));
-  });
+  FecCache::LookupResult lr = cache_->Lookup(key, MergedEvent(id));
   switch (lr.kind) {
     case FecCache::Kind::kHit:
       if (lr.entry.first_candidate_id == id) {

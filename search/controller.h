@@ -130,6 +130,10 @@ class Controller {
     absl::Status durable;
   };
   void Push(Event e);
+  // Callbacks that turn a finished evaluation, or the end of the evaluation a lookup waits
+  // for, into the candidate's event.
+  EvaluationPool::Done EvaluatedEvent(int64_t id);
+  FecCache::Waiter MergedEvent(int64_t id);
   // Waits up to `timeout` for the next event; false if none came.
   bool PopFor(std::chrono::milliseconds timeout, Event* e);
   bool CanPropose(const Progress& p) const;
