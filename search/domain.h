@@ -101,6 +101,24 @@ class Domain : public HashSource {
     return EvaluateAt(candidate, fidelity, candidate_id, attempt);
   }
 
+  // Remote evaluation at fidelities (the worker protocol's window subsets, protos/worker.proto):
+  // what a worker must score to take a candidate whose result at a lower fidelity is `lower`
+  // (null: none) to `fidelity`, and how its answer becomes the result at `fidelity`.
+  // Promote(c, *lower, f) gives what CompleteAt(f, lower, <the worker's answer to WorkAt>)
+  // does. Default: UNIMPLEMENTED (the domain's fidelities run in process only).
+  struct FidelityWork {
+    bool whole = false;        // a whole evaluation: the request names no windows
+    std::vector<int> windows;  // otherwise the windows to score; empty: `lower` already answers
+  };
+  virtual absl::StatusOr<FidelityWork> WorkAt(int /*fidelity*/, const EvaluationResult* /*lower*/) const {
+    return absl::UnimplementedError("this domain's fidelities are not evaluated by remote workers");
+  }
+  // INVALID_ARGUMENT if `scored` is not what WorkAt asked for (a worker answered other windows).
+  virtual absl::StatusOr<EvaluationResult> CompleteAt(int /*fidelity*/, const EvaluationResult* /*lower*/,
+                                                      const EvaluationResult& /*scored*/) const {
+    return absl::UnimplementedError("this domain's fidelities are not evaluated by remote workers");
+  }
+
   // Lines about the evaluation context for the report and logs ("uncompressed perplexity",
   // "5.0294").
   virtual std::vector<std::pair<std::string, std::string>> Facts() const { return {}; }

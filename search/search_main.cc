@@ -185,14 +185,6 @@ int Main() {
     for (absl::string_view t : absl::StrSplit(absl::GetFlag(FLAGS_workers), ',', absl::SkipEmpty()))
       spec.mutable_workers()->add_targets(std::string(t));
   }
-  if (spec.has_workers() && spec.workers().targets_size() > 0 && spec.search().has_fidelity() && !resume) {
-    // Workers do not take window subsets yet: the search runs at full fidelity (as the
-    // experiment stored with it says), and says so, rather than refuse the default experiment
-    // on a cluster.
-    Log("search.fidelity is left out: remote workers evaluate at full fidelity only (the worker protocol has no window "
-        "subset yet); the evaluation budget counts full evaluations");
-    spec.mutable_search()->clear_fidelity();
-  }
   if (resume) {
     for (const auto& [given, flag] : {std::make_pair(absl::GetFlag(FLAGS_seed) >= 0, "--seed"),
                                       std::make_pair(!absl::GetFlag(FLAGS_dedup).empty(), "--dedup"),

@@ -22,9 +22,13 @@ absl::StatusOr<std::unique_ptr<EvaluationPool>> MakeEvaluationPool(const Experim
     return std::unique_ptr<EvaluationPool>(std::move(pool));
   }
   if (!domain.Fidelities().empty()) {
-    return absl::UnimplementedError(
-        "search.fidelity: remote workers do not evaluate at fidelities yet (the worker protocol has no window subset); "
-        "leave out `workers` (in-process threads) or search.fidelity");
+    // Workers score a rung's window subsets (worker protocol 2); the domain must say which.
+    auto probe = domain.WorkAt(0, nullptr);
+    if (absl::IsUnimplemented(probe.status())) {
+      return absl::UnimplementedError(absl::StrCat("search.fidelity: domain ", domain.name(),
+                                                   " evaluates its fidelities in process only; leave out `workers` or "
+                                                   "search.fidelity"));
+    }
   }
   const WorkerSpec& w = spec.workers();
   GrpcPoolOptions options;
@@ -34,6 +38,7 @@ absl::StatusOr<std::unique_ptr<EvaluationPool>> MakeEvaluationPool(const Experim
   options.max_attempts = w.max_attempts();
   options.resolve_interval = absl::Seconds(w.resolve_interval_seconds());
   options.context_fingerprint = domain.context_fingerprint();
+  if (!domain.Fidelities().empty()) options.fidelity_domain = &domain;
   // User-defined domains speak the domain-free EvaluateGenes.
   if (spec.search_space().representation() == SearchSpaceSpec::USER_DEFINED) {
     options.genes_domain = spec.search_space().user_domain().name();

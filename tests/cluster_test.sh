@@ -77,6 +77,35 @@ wait $gsearch || fail "the search failed after a worker's SIGTERM: $(tail -3 g.e
 [ "$(sqlite3 g.db "SELECT count(*) FROM candidates WHERE outcome IN ('FAILED', 'PENDING')")" = 0 ] || fail "candidates failed or were lost after SIGTERM"
 [ "$(sqlite3 g.db "SELECT count(*) FROM candidates WHERE outcome = 'MISS'")" = 24 ] || fail "evaluations after SIGTERM: $(sqlite3 g.db "SELECT count(*) FROM candidates WHERE outcome = 'MISS'") (want 24)"
 
+# --- Multi-fidelity over workers (worker protocol 2) -------------------------------------
+# Rung 0 scores evaluation window 0 on a worker; a promotion sends only window 1. Every
+# recorded result equals the in-process one at the rung it reached.
+sed -e 's/eval_windows: \[0\]/eval_windows: [0, 1]/' -e 's/^  seed: 3$/  seed: 3\n  fidelity { eta: 2 rungs { windows: [0] } }/' \
+  "$SPEC" > fid.textproto
+grep -q "fidelity {" fid.textproto || fail "could not write the multi-fidelity spec"
+f1=$(start_worker f1 --experiment=fid.textproto) || exit 1
+f2=$(start_worker f2 --experiment=fid.textproto) || exit 1
+"$SEARCH" --experiment=fid.textproto --db=f.db --workers="$f1,$f2" --max_evaluations=8 --progress=none >f.out 2>f.err \
+  || fail "a multi-fidelity search over workers failed: $(tail -5 f.err)"
+grep -q "scores window subsets (protocol 2)" f.err || fail "the workers' protocol was not reported: $(grep worker f.err)"
+rung0=$(sqlite3 f.db "SELECT count(*) FROM candidates WHERE outcome = 'MISS' AND rung = 0")
+rung1=$(sqlite3 f.db "SELECT count(*) FROM candidates WHERE outcome = 'MISS' AND rung = 1")
+echo "multi-fidelity over workers: $rung0 candidates stopped at rung 0, $rung1 promoted to the full evaluation"
+[ "$rung0" -gt 0 ] && [ "$rung1" -gt 0 ] || fail "want candidates at both rungs, got $rung0 and $rung1"
+[ "$(sqlite3 f.db "SELECT count(*) FROM candidates WHERE outcome IN ('FAILED', 'PENDING')")" = 0 ] || fail "failed or pending candidates"
+[ "$(sqlite3 f.db "SELECT count(*) FROM candidates WHERE outcome = 'MISS' AND worker NOT IN ('f1', 'f2')")" = 0 ] \
+  || fail "results not from the workers: $(sqlite3 f.db "SELECT DISTINCT worker FROM candidates")"
+"$REEVAL" --db=f.db > freeval.out 2>&1 || fail "multi-fidelity results over workers differ from in-process: $(tail -5 freeval.out)"
+cat freeval.out
+grep -q "([1-9][0-9]* below the full evaluation" freeval.out || fail "no rung-0 result was checked: $(cat freeval.out)"
+# Workers that score whole evaluations only (a simulated worker here, like a protocol-1 one)
+# get no window subsets: the search fails and says why instead of waiting.
+s1=$(start_worker s1 --mode=simulated --simulate_seconds=0) || exit 1
+timeout 120 "$SEARCH" --experiment=fid.textproto --db=s.db --workers="$s1" --max_evaluations=2 --progress=none >s.out 2>s.err
+rc=$?
+[ "$rc" = 1 ] || fail "a multi-fidelity search on a whole-evaluation worker exited $rc, want 1: $(tail -3 s.err)"
+grep -q "no worker scores window subsets" s.err || fail "the refusal does not say why: $(tail -3 s.err)"
+
 # --- TLS and token ------------------------------------------------------------------------
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=test-ca -keyout ca.key -out ca.pem 2>/dev/null
 openssl req -newkey rsa:2048 -nodes -subj /CN=worker.test -keyout server.key -out server.csr 2>/dev/null

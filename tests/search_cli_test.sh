@@ -28,10 +28,11 @@ expect_exit 2 "badladder.textproto:8: search.fidelity.rungs[1].windows: does not
   "$SEARCH" --experiment=badladder.textproto --db=l.db --progress=none
 sed -e 's|^search {|search {\n  fidelity { rungs { windows: [0] } }|' -e 's|eval_windows: \[0\]|eval_windows: [0, 1, 2]|' \
   "$SPEC" > ladder.textproto
-# With remote workers the ladder is left out, and the search says so (workers have no window
-# subsets yet); nothing listens on port 1, so the search is stopped after its first lines.
+# With remote workers the ladder stays (they score its window subsets, worker protocol 2);
+# nothing listens on port 1, so the search is stopped after its first lines.
 timeout 5 "$SEARCH" --experiment=ladder.textproto --db=lw.db --workers=localhost:1 --progress=none >lw.out 2>lw.err
-grep -q "search.fidelity is left out: remote workers evaluate at full fidelity only" lw.err || fail "no word on the ladder with workers: $(cat lw.err)"
+grep -q "fidelities: 1 window" lw.err || fail "the ladder is not used with workers: $(cat lw.err)"
+grep -q "left out" lw.err && fail "the ladder was left out with workers: $(cat lw.err)"
 expect_exit 2 "--verify_hits: not with search.fidelity" \
   "$SEARCH" --experiment=ladder.textproto --db=l.db --verify_hits --progress=none
 head -c 4096 /dev/urandom > garbage.db

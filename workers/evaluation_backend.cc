@@ -32,9 +32,16 @@ class ModelBackend : public EvaluationBackend {
   absl::StatusOr<EvaluateResponse> Evaluate(const EvaluateRequest& request) override {
     EvaluateResponse response;
     response.set_candidate_id(request.candidate_id());
-    *response.mutable_result() = evaluator_.Evaluate(request.candidate());
+    if (request.windows_size() == 0) {
+      *response.mutable_result() = evaluator_.Evaluate(request.candidate());
+    } else {
+      // The server checked the indices against WindowCount() (increasing, in range).
+      const std::vector<int> windows(request.windows().begin(), request.windows().end());
+      *response.mutable_result() = evaluator_.Evaluate(request.candidate(), &windows);
+    }
     return response;
   }
+  int WindowCount() const override { return evaluator_.context().spec().eval_windows_size(); }
   absl::Status Validate(const Candidate& candidate) const override {
     return CompileCandidate(candidate, evaluator_.context().config(), evaluator_.context().window_length()).status();
   }

@@ -33,6 +33,9 @@ class EvaluationBackend {
   virtual absl::StatusOr<std::vector<double>> Probe(const Candidate&) {
     return absl::UnimplementedError(absl::StrCat("this worker (mode ", mode(), ") has no probe"));
   }
+  // How many evaluation windows it scores, which EvaluateRequest.windows indexes (protocol 2);
+  // 0: whole evaluations only (requests naming windows are refused before they reach it).
+  virtual int WindowCount() const { return 0; }
   // The user-defined domain it evaluates (GenesRequest.domain), or "" for the KV-cache domain.
   virtual std::string domain() const { return ""; }
   virtual std::string mode() const = 0;
@@ -40,7 +43,7 @@ class EvaluationBackend {
   virtual std::string context_fingerprint() const = 0;
 };
 
-// The built-in evaluator on a loaded model.
+// The built-in evaluator on a loaded model; scores window subsets (EvaluateRequest.windows).
 std::unique_ptr<EvaluationBackend> MakeModelBackend(std::shared_ptr<EvaluationContext> context);
 
 // Runs `argv` (no shell) once per candidate: writes the request as protobuf's canonical JSON

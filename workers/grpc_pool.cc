@@ -148,16 +148,41 @@ class GrpcWorkerPool::Impl {
   }
 
   void Submit(int64_t id, const Candidate& candidate, Done done) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      auto job = std::make_shared<Job>();
-      job->id = id;
-      job->candidate = candidate;
-      job->done = std::move(done);
-      queue_.push_back(std::move(job));
-    }
-    cv_.notify_all();
+    auto job = std::make_shared<Job>();
+    job->id = id;
+    job->candidate = candidate;
+    job->done = std::move(done);
+    Enqueue(std::move(job));
   }
+
+  bool SupportsFidelities() const { return options_.fidelity_domain != nullptr; }
+
+  // A rung's work (protocol 2): the windows the domain says the candidate lacks go to a worker
+  // that scores window subsets; a promotion whose windows `lower` already holds completes
+  // without a call.
+  void SubmitAt(int64_t id, const Candidate& candidate, int fidelity, std::shared_ptr<const EvaluationResult> lower,
+                Done done) {
+    if (options_.fidelity_domain == nullptr) {
+      done(absl::UnimplementedError("this worker pool evaluates at full fidelity only"), "", 0);
+      return;
+    }
+    auto work = options_.fidelity_domain->WorkAt(fidelity, lower.get());
+    if (!work.ok()) {
+      done(work.status(), "", 0);
+      return;
+    }
+    auto job = std::make_shared<Job>();
+    job->id = id;
+    job->candidate = candidate;
+    job->done = std::move(done);
+    job->fidelity = fidelity;
+    job->lower = std::move(lower);
+    job->windowed = !work->whole;
+    job->windows = std::move(work->windows);
+    job->no_work = job->windowed && job->windows.empty();
+    Enqueue(std::move(job));
+  }
+
 
   int Capacity() const {
     std::lock_guard<std::mutex> lock(mu_);
@@ -223,13 +248,30 @@ class GrpcWorkerPool::Impl {
     Done done;
     int attempts = 0;
     std::string last_error;
+    // SubmitAt: the rung, the candidate's lower result, and the windows to score (windowed:
+    // a protocol-2 request naming them; else a whole evaluation).
+    int fidelity = -1;
+    std::shared_ptr<const EvaluationResult> lower;
+    bool windowed = false;
+    std::vector<int> windows;
+    bool no_work = false;  // `lower` already answers: completed without a call
   };
+  void Enqueue(std::shared_ptr<Job> job) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      queue_.push_back(std::move(job));
+    }
+    cv_.notify_all();
+  }
+
   struct Backend {
     std::string address, name;
     std::shared_ptr<grpc::Channel> channel;
     std::unique_ptr<rpc::Evaluator::Stub> stub;
     int capacity = 0;  // 0 until described
     int in_flight = 0;
+    int protocol = 1;  // DescribeResponse.protocol_version
+    int windows = 0;   // evaluation windows it scores subsets of (0: whole evaluations only)
     bool healthy = false, incompatible = false, removed = false, describing = false;
     std::string refused;  // why the worker refused our credentials, if it did
     std::string last_error;  // why the last Describe failed, if it did
@@ -341,9 +383,17 @@ class GrpcWorkerPool::Impl {
       if (s.ok()) {
         b->name = response->worker();
         b->capacity = options_.per_worker_concurrency > 0 ? options_.per_worker_concurrency : std::max(1, response->capacity());
+        b->protocol = response->protocol_version();
+        b->windows = b->protocol >= 2 ? std::max(0, response->evaluation_windows()) : 0;
         if (!b->healthy && !b->removed) {
-          std::fprintf(stderr, "search: worker %s (%s) %s: %d evaluation(s) at a time\n", b->address.c_str(), b->name.c_str(),
-                       b->announced ? "is back" : "ready", b->capacity);
+          const std::string fidelity_note =
+              options_.fidelity_domain == nullptr ? ""
+              : b->windows > 0
+                  ? absl::StrCat("; scores window subsets (protocol ", b->protocol, ")")
+                  : absl::StrCat("; whole evaluations only (protocol ", b->protocol, ", mode ",
+                                 response->mode().empty() ? "?" : response->mode(), "): it gets no rung's window subsets");
+          std::fprintf(stderr, "search: worker %s (%s) %s: %d evaluation(s) at a time%s\n", b->address.c_str(), b->name.c_str(),
+                       b->announced ? "is back" : "ready", b->capacity, fidelity_note.c_str());
           b->announced = true;
         }
         b->healthy = true;
@@ -374,10 +424,13 @@ class GrpcWorkerPool::Impl {
     cv_.notify_all();
   }
 
-  std::shared_ptr<Backend> PickBackend(absl::Time now) {
+  // The least loaded usable worker with a free slot; `windowed`: among those that score window
+  // subsets.
+  std::shared_ptr<Backend> PickBackend(absl::Time now, bool windowed) {
     std::shared_ptr<Backend> best;
     for (auto& [address, b] : backends_) {
       if (!b->usable() || b->in_flight >= b->capacity || now < b->paused_until) continue;
+      if (windowed && b->windows == 0) continue;
       if (!best || b->capacity - b->in_flight > best->capacity - best->in_flight) best = b;
     }
     return best;
@@ -393,6 +446,8 @@ class GrpcWorkerPool::Impl {
       *call->request.mutable_candidate() = job->candidate;
       call->request.set_context_fingerprint(options_.context_fingerprint);
       call->request.set_attempt(job->attempts);
+      if (job->fidelity >= 0) call->request.set_rung(job->fidelity);
+      for (int w : job->windows) call->request.add_windows(w);
     } else {
       call->genes_request.set_candidate_id(job->id);
       call->genes_request.set_domain(options_.genes_domain);
@@ -434,10 +489,25 @@ class GrpcWorkerPool::Impl {
       job = call->job;
       Backend& b = *call->backend;
       --b.in_flight;
-      if (s.ok()) {
+      // A rung's answer must hold the windows asked for; one that does not is the worker's
+      // fault (a hostile or broken peer): it is not used again and the job goes elsewhere.
+      absl::StatusOr<EvaluationResult> completed = absl::UnknownError("unset");
+      grpc::Status status = s;
+      if (s.ok() && job->fidelity >= 0 && options_.genes_domain.empty()) {
+        completed = options_.fidelity_domain->CompleteAt(job->fidelity, job->lower.get(), call->response.result());
+        if (!completed.ok()) {
+          std::fprintf(stderr, "search: worker %s (%s) answered rung %d of candidate %lld wrongly (%s): not used again\n",
+                       b.address.c_str(), b.name.c_str(), job->fidelity, static_cast<long long>(job->id),
+                       std::string(completed.status().message()).c_str());
+          b.incompatible = true;
+          status = grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                                absl::StrCat("wrong answer for rung ", job->fidelity, ": ", completed.status().message()));
+        }
+      }
+      if (status.ok()) {
         b.failures = 0;
         if (options_.genes_domain.empty()) {
-          result = call->response.result();
+          result = job->fidelity >= 0 ? std::move(completed) : absl::StatusOr<EvaluationResult>(call->response.result());
           worker = call->response.worker().empty() ? b.address : call->response.worker();
         } else {
           result = GenesResult(call->genes_response);
@@ -445,6 +515,7 @@ class GrpcWorkerPool::Impl {
         }
         done = std::move(job->done);
       } else {
+        const grpc::Status& s = status;
         const grpc::StatusCode code = s.error_code();
         job->last_error = absl::StrCat(b.address, ": ", code, " ", s.error_message());
         // ABORTED: the worker ran the candidate and its evaluation failed (e.g. a command that
@@ -528,11 +599,40 @@ class GrpcWorkerPool::Impl {
                    absl::ToDoubleSeconds(now - last_usable_), queue_.size(), absl::ToDoubleSeconds(options_.deadline),
                    states.empty() ? "no worker address" : absl::StrJoin(states, ", ").c_str());
     }
-    if (any_usable_or_possible && !timed_out) return;
+    if (any_usable_or_possible && !timed_out) {
+      FailWindowedJobsWithoutWorker();
+      return;
+    }
     if (timed_out) reasons.push_back(absl::StrCat("no worker was usable for ", absl::FormatDuration(options_.deadline)));
     const std::string why = absl::StrCat("no worker can evaluate: ", absl::StrJoin(reasons, "; "));
     std::deque<std::shared_ptr<Job>> failed;
     failed.swap(queue_);
+    mu_.unlock();
+    for (auto& job : failed) {
+      if (job->done) job->done(absl::FailedPreconditionError(why), "", job->attempts);
+    }
+    mu_.lock();
+  }
+
+  // A rung's window subset needs a worker that scores them: once every worker has described
+  // itself and none does (protocol 1, or a command, simulated or domain worker), queued
+  // subsets fail with the reason instead of waiting for ever. Called with mu_ held; releases it
+  // to call the callbacks.
+  void FailWindowedJobsWithoutWorker() {
+    std::vector<std::string> whole_only;
+    for (const auto& [address, b] : backends_) {
+      if (b->removed || !b->refused.empty() || b->incompatible) continue;
+      if (b->capacity == 0 || b->windows > 0) return;  // not described yet, or one that can
+      whole_only.push_back(absl::StrCat(address, " (protocol ", b->protocol, ")"));
+    }
+    std::deque<std::shared_ptr<Job>> failed, kept;
+    for (auto& job : queue_) (job->windowed && !job->no_work ? failed : kept).push_back(job);
+    if (failed.empty()) return;
+    queue_.swap(kept);
+    const std::string why = absl::StrCat(
+        "search.fidelity: no worker scores window subsets (", whole_only.empty() ? "none usable" : absl::StrJoin(whole_only, ", "),
+        "); a multi-fidelity search needs workers of protocol 2 evaluating with the model (worker --mode=model), or "
+        "leave out search.fidelity");
     mu_.unlock();
     for (auto& job : failed) {
       if (job->done) job->done(absl::FailedPreconditionError(why), "", job->attempts);
@@ -577,12 +677,28 @@ class GrpcWorkerPool::Impl {
       for (auto& [address, b] : backends_) {
         if (!b->removed && !b->describing && (!b->healthy || b->capacity == 0) && now >= b->retry_after) DescribeBackend(b);
       }
-      while (!queue_.empty()) {
-        std::shared_ptr<Backend> b = PickBackend(now);
-        if (!b) break;
-        std::shared_ptr<Job> job = queue_.front();
-        queue_.pop_front();
+      // In order, each job to a worker that can take it (a window subset only to one that
+      // scores them); promotions with nothing left to score complete here.
+      std::vector<std::shared_ptr<Job>> ready;
+      for (auto it = queue_.begin(); it != queue_.end();) {
+        if ((*it)->no_work) {
+          ready.push_back(*it);
+          it = queue_.erase(it);
+          continue;
+        }
+        std::shared_ptr<Backend> b = PickBackend(now, (*it)->windowed);
+        if (!b) {
+          ++it;
+          continue;
+        }
+        std::shared_ptr<Job> job = *it;
+        it = queue_.erase(it);
         Dispatch(job, b);
+      }
+      if (!ready.empty()) {
+        lock.unlock();
+        for (auto& job : ready) job->done(*job->lower, "", 0);
+        lock.lock();
       }
       FailHopelessJobs(now);
       cv_.wait_for(lock, std::chrono::milliseconds(100));
@@ -623,6 +739,11 @@ absl::StatusOr<std::unique_ptr<GrpcWorkerPool>> GrpcWorkerPool::Create(GrpcPoolO
 }
 
 void GrpcWorkerPool::Submit(int64_t id, const Candidate& candidate, Done done) { impl_->Submit(id, candidate, std::move(done)); }
+bool GrpcWorkerPool::SupportsFidelities() const { return impl_->SupportsFidelities(); }
+void GrpcWorkerPool::SubmitAt(int64_t id, const Candidate& candidate, int fidelity, std::shared_ptr<const EvaluationResult> lower,
+                              Done done) {
+  impl_->SubmitAt(id, candidate, fidelity, std::move(lower), std::move(done));
+}
 int GrpcWorkerPool::Capacity() const { return impl_->Capacity(); }
 std::string GrpcWorkerPool::Describe() const { return impl_->Describe(); }
 void GrpcWorkerPool::Shutdown() { impl_->Shutdown(); }

@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "search/domain.h"
 #include "search/evaluation_pool.h"
 
 namespace fecsearch {
@@ -35,6 +36,11 @@ struct GrpcPoolOptions {
   // Set: candidates are a user-defined domain's genes, sent with the domain-free EvaluateGenes
   // under this domain name; else Evaluate.
   std::string genes_domain;
+  // Set (a multi-fidelity search): SubmitAt asks this domain what to score (Domain::WorkAt),
+  // sends that window subset to a worker of protocol 2 that scores windows
+  // (DescribeResponse.evaluation_windows > 0), checks the answer and completes the rung's
+  // result (Domain::CompleteAt). Must outlive the pool.
+  const Domain* fidelity_domain = nullptr;
 };
 
 // Expands the targets into backend addresses: a list stays as it is, a dns:/// name becomes one
@@ -48,6 +54,9 @@ class GrpcWorkerPool : public EvaluationPool {
   ~GrpcWorkerPool() override;
 
   void Submit(int64_t candidate_id, const Candidate& candidate, Done done) override;
+  bool SupportsFidelities() const override;
+  void SubmitAt(int64_t candidate_id, const Candidate& candidate, int fidelity, std::shared_ptr<const EvaluationResult> lower,
+                Done done) override;
   int Capacity() const override;
   std::string Describe() const override;
   void Shutdown() override;

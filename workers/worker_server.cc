@@ -10,6 +10,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "core/version.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
@@ -248,6 +249,8 @@ class WorkerServer::Impl final : public rpc::Evaluator::CallbackService {
     response->set_capacity(options_.capacity);
     response->set_context_fingerprint(backend_->context_fingerprint());
     response->set_mode(backend_->mode());
+    response->set_protocol_version(kWorkerProtocolVersion);
+    response->set_evaluation_windows(backend_->WindowCount());
     {
       std::lock_guard<std::mutex> lock(mu_);
       response->set_in_flight(in_flight_);
@@ -327,6 +330,8 @@ class WorkerServer::Impl final : public rpc::Evaluator::CallbackService {
         request.candidate().representation_case() == Candidate::REPRESENTATION_NOT_SET) {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "candidate is required (genes, a genome, a pipeline or a program)");
     }
+    grpc::Status windows = CheckWindows(request);
+    if (!windows.ok()) return windows;
     // An invalid candidate (a gene out of range, a malformed graph) is refused here, before
     // it reaches the evaluator.
     absl::Status valid = backend_->Validate(request.candidate());
@@ -339,6 +344,30 @@ class WorkerServer::Impl final : public rpc::Evaluator::CallbackService {
                           absl::StrCat("worker ", options_.name, " evaluates under context ", mine,
                                        ", the request expects ", request.context_fingerprint(),
                                        " (different model, text or protocol)"));
+    }
+    return grpc::Status::OK;
+  }
+
+  // A window subset (protocol 2) must index this worker's evaluation windows, increasing.
+  grpc::Status CheckWindows(const rpc::EvaluateRequest& request) const {
+    if (request.windows_size() == 0) return grpc::Status::OK;
+    const int n = backend_->WindowCount();
+    if (n == 0) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          absl::StrCat("windows: worker ", options_.name, " (mode ", backend_->mode(),
+                                       ") scores whole evaluations only; send no windows"));
+    }
+    for (int i = 0; i < request.windows_size(); ++i) {
+      const int w = request.windows(i);
+      if (w < 0 || w >= n) {
+        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                            absl::StrCat("windows[", i, "]: ", w, " is outside this worker's evaluation windows 0..", n - 1));
+      }
+      if (i > 0 && w <= request.windows(i - 1)) {
+        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                            absl::StrCat("windows[", i, "]: ", w, " after ", request.windows(i - 1),
+                                         ": window indices must be strictly increasing"));
+      }
     }
     return grpc::Status::OK;
   }
@@ -362,7 +391,10 @@ class WorkerServer::Impl final : public rpc::Evaluator::CallbackService {
     coded.SetSerializationDeterministic(true);
     request.candidate().SerializeToCodedStream(&coded);
     coded.Trim();
-    return absl::StrCat(request.candidate_id(), "/", request.context_fingerprint(), "/", candidate);
+    // The rung and its windows too: (candidate id, rung) is one evaluation; the same candidate
+    // at another rung is another.
+    return absl::StrCat(request.candidate_id(), "/", request.rung(), "/", absl::StrJoin(request.windows(), ","), "/",
+                        request.context_fingerprint(), "/", candidate);
   }
 
   void Loop() {

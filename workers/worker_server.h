@@ -13,6 +13,10 @@
 
 namespace fecsearch {
 
+// What DescribeResponse.protocol_version reports: 2 = window subsets and rungs
+// (EvaluateRequest.windows, .rung); protocol-1 peers send and expect whole evaluations.
+inline constexpr int kWorkerProtocolVersion = 2;
+
 struct WorkerOptions {
   // host:port to listen on; port 0 picks a free one. Loopback by default.
   std::string listen = "127.0.0.1:50051";

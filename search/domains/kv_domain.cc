@@ -58,21 +58,86 @@ absl::StatusOr<std::unique_ptr<KvDomain>> KvDomain::Create(const ExperimentSpec&
   return d;
 }
 
-absl::StatusOr<EvaluationResult> KvDomain::EvaluateAt(const Candidate& candidate, int fidelity, int64_t candidate_id,
-                                                      int attempt) const {
-  if (rung_windows_.empty()) return Domain::EvaluateAt(candidate, fidelity, candidate_id, attempt);
+absl::Status KvDomain::CheckFidelity(int fidelity) const {
   if (fidelity < 0 || fidelity >= static_cast<int>(rung_windows_.size())) {
     return absl::InvalidArgumentError(absl::StrCat("fidelity ", fidelity, " is outside 0..", rung_windows_.size() - 1));
   }
-  if (fidelity + 1 == static_cast<int>(rung_windows_.size())) return evaluator_->Evaluate(candidate);
-  return evaluator_->Evaluate(candidate, &rung_windows_[fidelity]);
+  return absl::OkStatus();
+}
+
+// Whether `lower` is a valid result whose windows all belong to the rung (so that the rung's
+// result is `lower` merged with the windows it lacks).
+static bool NestsIn(const EvaluationResult* lower, const std::vector<int>& want) {
+  if (lower == nullptr || lower->status().code() != 0) return false;
+  for (const WindowResult& w : lower->windows()) {
+    if (!std::binary_search(want.begin(), want.end(), w.index())) return false;
+  }
+  return true;
+}
+
+absl::StatusOr<Domain::FidelityWork> KvDomain::WorkAt(int fidelity, const EvaluationResult* lower) const {
+  if (rung_windows_.empty()) return Domain::WorkAt(fidelity, lower);
+  absl::Status s = CheckFidelity(fidelity);
+  if (!s.ok()) return s;
+  const std::vector<int>& want = rung_windows_[fidelity];
+  FidelityWork work;
+  // No lower result, an invalid one, or one holding windows beyond this rung (a rung it does
+  // not nest in): evaluate afresh rather than merge what does not fit.
+  if (!NestsIn(lower, want)) {
+    work.whole = fidelity + 1 == static_cast<int>(rung_windows_.size());
+    if (!work.whole) work.windows = want;
+    return work;
+  }
+  std::set<int> have;
+  for (const WindowResult& w : lower->windows()) have.insert(w.index());
+  for (int i : want) {
+    if (!have.count(i)) work.windows.push_back(i);
+  }
+  return work;
+}
+
+absl::StatusOr<EvaluationResult> KvDomain::CompleteAt(int fidelity, const EvaluationResult* lower,
+                                                      const EvaluationResult& scored) const {
+  if (rung_windows_.empty()) return Domain::CompleteAt(fidelity, lower, scored);
+  auto work = WorkAt(fidelity, lower);
+  if (!work.ok()) return work.status();
+  if (!work->whole && work->windows.empty()) return *lower;
+  if (scored.status().code() != 0) return scored;  // the candidate is invalid
+  if (!work->whole) {
+    // What was asked must be what came back, window for window.
+    bool same = scored.windows_size() == static_cast<int>(work->windows.size());
+    for (int k = 0; same && k < scored.windows_size(); ++k) same = scored.windows(k).index() == work->windows[k];
+    if (!same) {
+      std::vector<int> got;
+      for (const WindowResult& w : scored.windows()) got.push_back(w.index());
+      return absl::InvalidArgumentError(absl::StrCat("the result scores windows [", absl::StrJoin(got, ","),
+                                                     "], the request asked for [", absl::StrJoin(work->windows, ","), "]"));
+    }
+  }
+  if (!NestsIn(lower, rung_windows_[fidelity])) return scored;
+  return MergeWindowResults(*lower, scored);
+}
+
+// Runs WorkAt's work in this process.
+absl::StatusOr<EvaluationResult> KvDomain::RunAt(const Candidate& candidate, int fidelity,
+                                                 const EvaluationResult* lower) const {
+  auto work = WorkAt(fidelity, lower);
+  if (!work.ok()) return work.status();
+  if (!work->whole && work->windows.empty()) return *lower;
+  const EvaluationResult scored = work->whole ? evaluator_->Evaluate(candidate) : evaluator_->Evaluate(candidate, &work->windows);
+  return CompleteAt(fidelity, lower, scored);
+}
+
+absl::StatusOr<EvaluationResult> KvDomain::EvaluateAt(const Candidate& candidate, int fidelity, int64_t candidate_id,
+                                                      int attempt) const {
+  if (rung_windows_.empty()) return Domain::EvaluateAt(candidate, fidelity, candidate_id, attempt);
+  return RunAt(candidate, fidelity, nullptr);
 }
 
 absl::StatusOr<EvaluationResult> KvDomain::ResultAt(const EvaluationResult& higher, int fidelity) const {
   if (rung_windows_.empty()) return Domain::ResultAt(higher, fidelity);
-  if (fidelity < 0 || fidelity >= static_cast<int>(rung_windows_.size())) {
-    return absl::InvalidArgumentError(absl::StrCat("fidelity ", fidelity, " is outside 0..", rung_windows_.size() - 1));
-  }
+  absl::Status s = CheckFidelity(fidelity);
+  if (!s.ok()) return s;
   if (higher.status().code() != 0) return higher;  // an invalid candidate is invalid at every rung
   if (higher.windows_size() == static_cast<int>(rung_windows_[fidelity].size())) {
     bool same = true;
@@ -84,26 +149,8 @@ absl::StatusOr<EvaluationResult> KvDomain::ResultAt(const EvaluationResult& high
 
 absl::StatusOr<EvaluationResult> KvDomain::Promote(const Candidate& candidate, const EvaluationResult& lower, int fidelity,
                                                    int64_t candidate_id, int attempt) const {
-  if (rung_windows_.empty() || lower.status().code() != 0) return EvaluateAt(candidate, fidelity, candidate_id, attempt);
-  if (fidelity < 0 || fidelity >= static_cast<int>(rung_windows_.size())) {
-    return absl::InvalidArgumentError(absl::StrCat("fidelity ", fidelity, " is outside 0..", rung_windows_.size() - 1));
-  }
-  const std::vector<int>& want = rung_windows_[fidelity];
-  std::set<int> have;
-  for (const WindowResult& w : lower.windows()) have.insert(w.index());
-  std::vector<int> missing;
-  for (int i : want) {
-    if (!have.count(i)) missing.push_back(i);
-  }
-  // What `lower` holds beyond this rung's windows, or a rung it does not nest in: evaluate
-  // afresh rather than merge what does not fit.
-  for (int i : have) {
-    if (!std::binary_search(want.begin(), want.end(), i)) return EvaluateAt(candidate, fidelity, candidate_id, attempt);
-  }
-  if (missing.empty()) return lower;
-  const EvaluationResult rest = evaluator_->Evaluate(candidate, &missing);
-  if (rest.status().code() != 0) return rest;
-  return MergeWindowResults(lower, rest);
+  if (rung_windows_.empty()) return EvaluateAt(candidate, fidelity, candidate_id, attempt);
+  return RunAt(candidate, fidelity, &lower);
 }
 
 absl::Status KvDomain::Validate(const Candidate& candidate) const {

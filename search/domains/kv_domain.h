@@ -42,6 +42,9 @@ class KvDomain : public Domain {
   absl::StatusOr<EvaluationResult> ResultAt(const EvaluationResult& higher, int fidelity) const override;
   absl::StatusOr<EvaluationResult> Promote(const Candidate& candidate, const EvaluationResult& lower, int fidelity,
                                            int64_t candidate_id = 0, int attempt = 1) const override;
+  absl::StatusOr<FidelityWork> WorkAt(int fidelity, const EvaluationResult* lower) const override;
+  absl::StatusOr<EvaluationResult> CompleteAt(int fidelity, const EvaluationResult* lower,
+                                              const EvaluationResult& scored) const override;
   // The indices into evaluation.eval_windows that Fidelities()[fidelity] scores.
   const std::vector<int>& FidelityWindows(int fidelity) const { return rung_windows_.at(fidelity); }
   std::vector<std::pair<std::string, std::string>> Facts() const override;
@@ -70,6 +73,8 @@ class KvDomain : public Domain {
   std::unique_ptr<CandidateSpace> space_;
   std::unique_ptr<KvHashSource> hashes_;
   std::vector<Candidate> seeds_;
+  absl::Status CheckFidelity(int fidelity) const;
+  absl::StatusOr<EvaluationResult> RunAt(const Candidate& candidate, int fidelity, const EvaluationResult* lower) const;
   std::vector<Fidelity> fidelities_;
   std::vector<std::vector<int>> rung_windows_;  // per fidelity, the last all windows
 };
