@@ -520,6 +520,46 @@ absl::StatusOr<EvaluationResult> MergeWindowResults(const EvaluationResult& a, c
   return r;
 }
 
+absl::StatusOr<std::vector<double>> ProbeAttentionErrors(const EvaluationContext& ctx, const ModelPlan& plan) {
+  auto probe = ctx.GetProbe(std::min(256, ctx.window_length()));
+  if (!probe.ok()) return probe.status();
+  std::vector<RowMatrix> outputs;
+  std::vector<LayerRunStats> probe_stats;
+  const int threads = ctx.spec().threads();
+  std::unique_ptr<ThreadPool> pool = threads > 1 ? std::make_unique<ThreadPool>(threads) : nullptr;
+  RunAttentionOnly(ctx.model(), plan, (*probe)->layers, ctx.chunk(), &outputs, &probe_stats, pool.get());
+  std::vector<double> errors(outputs.size(), 0.0);
+  for (size_t l = 0; l < outputs.size(); ++l) {
+    const RowMatrix& ref = (*probe)->exact_outputs[l];
+    const double denom = ref.norm();
+    errors[l] = denom > 0 ? (outputs[l] - ref).norm() / denom : 0.0;
+  }
+  return errors;
+}
+
+absl::StatusOr<ScreenPoint> Evaluator::Screen(const Candidate& candidate) const {
+  auto plan = CompileCandidate(candidate, context_->config(), context_->window_length());
+  if (!plan.ok()) return plan.status();
+  absl::Status s = context_->ResolvePlan(&*plan);
+  if (!s.ok()) return s;
+  auto errors = ProbeAttentionErrors(*context_, *plan);
+  if (!errors.ok()) return errors.status();
+  ScreenPoint p;
+  p.bits = plan->exact ? 16.0 : AnalyticPlanBits(*plan, context_->config(), context_->spec().deployment_context());
+  for (double e : *errors) p.error += e / std::max<size_t>(1, errors->size());
+  return p;
+}
+
+absl::StatusOr<ScreenPoint> ScreenPointOf(const EvaluationResult& result) {
+  if (result.status().code() != 0 || result.layers_size() == 0) {
+    return absl::NotFoundError("the result holds no per-layer probe errors");
+  }
+  ScreenPoint p;
+  p.bits = result.analytic_effective_bits();
+  for (const LayerMetrics& l : result.layers()) p.error += l.attention_relative_error() / result.layers_size();
+  return p;
+}
+
 EvaluationResult Evaluator::Evaluate(const Candidate& candidate, const std::vector<int>* windows) const {
   const auto start = std::chrono::steady_clock::now();
   auto plan = CompileCandidate(candidate, context_->config(), context_->window_length());
@@ -585,23 +625,13 @@ EvaluationResult Evaluator::EvaluatePlan(ModelPlan plan, const std::vector<int>*
   r.set_analytic_effective_bits(plan.exact ? 16.0 : AnalyticPlanBits(plan, c, spec.deployment_context()));
   // Single-layer diagnostic on the probe window: attention outputs with this cache against
   // the uncompressed ones, on the same (uncompressed) inputs.
-  auto probe = ctx.GetProbe(std::min(256, ctx.window_length()));
-  std::vector<RowMatrix> outputs;
-  std::vector<LayerRunStats> probe_stats;
-  if (probe.ok()) {
-    std::unique_ptr<ThreadPool> pool = spec.threads() > 1 ? std::make_unique<ThreadPool>(spec.threads()) : nullptr;
-    RunAttentionOnly(ctx.model(), plan, (*probe)->layers, ctx.chunk(), &outputs, &probe_stats, pool.get());
-  }
+  auto errors = ProbeAttentionErrors(ctx, plan);
   for (int l = 0; l < c.num_layers; ++l) {
     LayerMetrics* lm = r.add_layers();
     lm->set_layer(l);
     lm->set_effective_bits(layer_fp16[l] > 0 ? 16.0 * layer_cache[l] / layer_fp16[l] : 16.0);
     lm->set_kept_token_fraction(layer_kept[l] / std::max(1, n));
-    if (probe.ok()) {
-      const RowMatrix& ref = (*probe)->exact_outputs[l];
-      const double denom = ref.norm();
-      lm->set_attention_relative_error(denom > 0 ? (outputs[l] - ref).norm() / denom : 0.0);
-    }
+    if (errors.ok()) lm->set_attention_relative_error((*errors)[l]);
   }
   r.set_cost_seconds(Seconds(start));
   r.set_evaluator_version(kEvaluatorVersion);

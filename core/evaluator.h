@@ -111,6 +111,20 @@ absl::StatusOr<EvaluationResult> ResultOnWindows(const EvaluationResult& result,
 // the costs added. INVALID_ARGUMENT if they share a window or one is not OK.
 absl::StatusOr<EvaluationResult> MergeWindowResults(const EvaluationResult& a, const EvaluationResult& b);
 
+// What probe screening predicts of a candidate (search.screen): its plan's exact bits at the
+// deployment context (bits per cached element) and the mean over layers of its attention's
+// relative error on the probe window against exact attention (the numbers a result's
+// analytic_effective_bits and layers[].attention_relative_error hold).
+struct ScreenPoint {
+  double bits = 0;
+  double error = 0;
+};
+// Per layer: the compressed cache's attention against exact attention on the probe window's
+// uncompressed inputs (relative Frobenius error). `plan` must be resolved.
+absl::StatusOr<std::vector<double>> ProbeAttentionErrors(const EvaluationContext& ctx, const ModelPlan& plan);
+// The screen point a full result records; NOT_FOUND for results without per-layer errors.
+absl::StatusOr<ScreenPoint> ScreenPointOf(const EvaluationResult& result);
+
 // Evaluates candidates in one context. Thread-safe (several threads may share one
 // Evaluator); each call uses up to spec.threads threads for its windows.
 class Evaluator {
@@ -122,6 +136,9 @@ class Evaluator {
   // objectives are those of these windows, against the uncompressed model on the same
   // windows); null: all of them.
   EvaluationResult Evaluate(const Candidate& candidate, const std::vector<int>* windows = nullptr) const;
+  // The screen point of a candidate, without evaluating it (the probe window only; about
+  // what hashing costs). INVALID_ARGUMENT for a candidate that does not compile.
+  absl::StatusOr<ScreenPoint> Screen(const Candidate& candidate) const;
   // Same, for an already compiled plan (used by tests and benchmarks).
   EvaluationResult EvaluatePlan(ModelPlan plan, const std::vector<int>* windows = nullptr) const;
 

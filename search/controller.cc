@@ -8,6 +8,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "hashing/functional_hasher.h"
@@ -108,17 +109,59 @@ void Controller::JoinRung(int rung, int64_t id, const Objectives& objectives) {
   Individual ind;
   ind.id = id;
   objectives_.Score(objectives, &ind);
+  if (at_arrival() && EarnsPromotion(rung, ind)) approved_[rung].push_back(id);
   rung_results_[rung].push_back(std::move(ind));
   order_stale_[rung] = true;
 }
 
+bool Controller::EarnsPromotion(int r, const Individual& ind) const {
+  const std::vector<Individual>& results = rung_results_[r];
+  size_t n = 1;  // the rung's results with `ind` (which may be among them already)
+  for (const Individual& o : results) n += o.id != ind.id;
+  if (options_.spec.search().algorithm() == SearchSpec::REGULARIZED_EVOLUTION) {
+    // In the top 1/eta (at least the best) of the rung's results.
+    const double f = objectives_.Scalarize(ind);
+    size_t better = 0;
+    for (const Individual& o : results) {
+      if (o.id == ind.id) continue;
+      if (o.violation < ind.violation || (o.violation == ind.violation && objectives_.Scalarize(o) < f)) ++better;
+    }
+    const double eta = options_.spec.search().fidelity().eta();
+    return static_cast<double>(better) < std::max(1.0, std::floor(static_cast<double>(n) / eta + 1e-9));
+  }
+  for (const Individual& o : results) {
+    if (o.id != ind.id && Dominates(o, ind)) return false;
+  }
+  return true;
+}
+
 bool Controller::TryPromote() {
+  // Promotions recovered on --resume cost nothing more: before the budget.
+  while (!recover_.empty()) {
+    const auto [r, id] = recover_.front();
+    recover_.pop_front();
+    if (StartPromotion(r, id)) return true;
+  }
   if (!BudgetLeft(progress_)) return false;
   const double eta = options_.spec.search().fidelity().eta();
   const bool scalar = options_.spec.search().algorithm() == SearchSpec::REGULARIZED_EVOLUTION;
   const std::function<double(const Individual&)> scalarize = [this](const Individual& i) { return objectives_.Scalarize(i); };
   for (int r = top_ - 1; r >= 0; --r) {
     const std::vector<Individual>& results = rung_results_[r];
+    if (at_arrival()) {
+      // Decided when each result arrived; one that something at the rung has come to
+      // dominate (outrank) while it waited is dropped.
+      std::deque<int64_t>& approved = approved_[r];
+      while (!approved.empty()) {
+        const int64_t id = approved.front();
+        approved.pop_front();
+        if (promoted_[r].count(id) || live_.count(id)) continue;
+        auto it = std::find_if(results.begin(), results.end(), [id](const Individual& i) { return i.id == id; });
+        if (it == results.end() || !EarnsPromotion(r, *it)) continue;
+        if (StartPromotion(r, id)) return true;
+      }
+      continue;
+    }
     const size_t k = static_cast<size_t>(std::floor(static_cast<double>(results.size()) / eta + 1e-9));
     if (k == 0) continue;
     // The ranking changes only when a result joins the rung.
@@ -128,53 +171,57 @@ bool Controller::TryPromote() {
     }
     const std::vector<int>& order = order_[r];
     for (size_t i = 0; i < k; ++i) {
-      const int64_t id = results[order[i]].id;
-      if (promoted_[r].count(id) || live_.count(id)) continue;
-      auto at = done_index_.find(id);
-      if (at == done_index_.end()) continue;
-      promoted_[r].insert(id);
-      CandidateRecord before = done_[at->second];
-      if (before.rung != r) continue;  // promoted past r already (e.g. from a warm cache)
-      CandidateRecord rec = before;
-      rec.rung = r + 1;
-      promoting_[id] = std::move(before);
-      live_[id] = rec;
-      const std::shared_ptr<const EvaluationResult> lower =
-          rec.result.windows_size() > 0 ? std::make_shared<const EvaluationResult>(rec.result) : nullptr;
-      Hash128 key;
-      const bool has_key = cache_ && Hash128::FromHex(rec.cache_key, &key);
-      auto dispatch = [&] {
-        const double cost = RungCost(lower ? r : -1, r + 1);
-        progress_.compute += cost;
-        promotion_cost_[id] = cost;  // given back if the promotion fails
-        pool_->SubmitAt(id, rec.candidate, r + 1, lower, EvaluatedEvent(id));
-      };
-      if (!has_key) {
-        dispatch();
-        return true;
-      }
-      FecCache::LookupResult lr = cache_->Lookup(RungKey(key, r + 1), MergedEvent(id));
-      switch (lr.kind) {
-        case FecCache::Kind::kHit: {
-          // Known at the next rung already (a warm cache): no work.
-          const Objectives o = lr.entry.objectives.ToProto();
-          auto stored = cache_->StoredResult(RungKey(key, r + 1));
-          // Without the stored result the record keeps none (not the lower rung's): a later
-          // promotion then evaluates afresh, charged in full.
-          if (!stored.ok()) live_[id].result.Clear();
-          Finish(id, rec.outcome, &o, stored.ok() ? &*stored : nullptr, "cache", 0, "");
-          return true;
-        }
-        case FecCache::Kind::kInFlight:
-          return true;  // kMerged finishes it
-        case FecCache::Kind::kPartialHit:
-        case FecCache::Kind::kMiss:
-          dispatch();
-          return true;
-      }
+      if (StartPromotion(r, results[order[i]].id)) return true;
     }
   }
   return false;
+}
+
+bool Controller::StartPromotion(int r, int64_t id) {
+  if (promoted_[r].count(id) || live_.count(id)) return false;
+  auto at = done_index_.find(id);
+  if (at == done_index_.end()) return false;
+  promoted_[r].insert(id);
+  CandidateRecord before = done_[at->second];
+  if (before.rung != r) return false;  // promoted past r already (e.g. from a warm cache)
+  CandidateRecord rec = before;
+  rec.rung = r + 1;
+  promoting_[id] = std::move(before);
+  live_[id] = rec;
+  const std::shared_ptr<const EvaluationResult> lower =
+      rec.result.windows_size() > 0 ? std::make_shared<const EvaluationResult>(rec.result) : nullptr;
+  Hash128 key;
+  const bool has_key = cache_ && Hash128::FromHex(rec.cache_key, &key);
+  auto dispatch = [&] {
+    const double cost = RungCost(lower ? r : -1, r + 1);
+    progress_.compute += cost;
+    promotion_cost_[id] = cost;  // given back if the promotion fails
+    pool_->SubmitAt(id, rec.candidate, r + 1, lower, EvaluatedEvent(id));
+  };
+  if (!has_key) {
+    dispatch();
+    return true;
+  }
+  FecCache::LookupResult lr = cache_->Lookup(RungKey(key, r + 1), MergedEvent(id));
+  switch (lr.kind) {
+    case FecCache::Kind::kHit: {
+      // Known at the next rung already (a warm cache): no work.
+      const Objectives o = lr.entry.objectives.ToProto();
+      auto stored = cache_->StoredResult(RungKey(key, r + 1));
+      // Without the stored result the record keeps none (not the lower rung's): a later
+      // promotion then evaluates afresh, charged in full.
+      if (!stored.ok()) live_[id].result.Clear();
+      Finish(id, rec.outcome, &o, stored.ok() ? &*stored : nullptr, "cache", 0, "");
+      return true;
+    }
+    case FecCache::Kind::kInFlight:
+      return true;  // kMerged finishes it
+    case FecCache::Kind::kPartialHit:
+    case FecCache::Kind::kMiss:
+      dispatch();
+      return true;
+  }
+  return true;
 }
 
 bool Controller::CanPropose(const Progress& p) const {
@@ -267,6 +314,7 @@ void Controller::Counted(CandidateRecord r) {
     case Outcome::kMerged: ++progress_.merges; break;
     case Outcome::kInvalid: ++progress_.invalid; break;
     case Outcome::kFailed: ++progress_.failed; break;
+    case Outcome::kScreened: ++progress_.screened; break;
     default: break;
   }
   // Multi-fidelity: results below the full evaluation join their rung's ranking (when the
@@ -283,6 +331,11 @@ void Controller::Counted(CandidateRecord r) {
   }
   if (multi() && !promotion && below_full) ++progress_.below_full;
   if (multi() && promotion && !below_full) --progress_.below_full;
+  if (screening() && r.has_objectives && !below_full) {
+    ++full_results_;
+    auto point = domain_.PredictedOf(r.result);
+    if (point.ok()) screen_points_.push_back(std::move(*point));
+  }
   if (r.has_objectives && !below_full) {
     Individual ind;
     ind.id = r.id;
@@ -346,6 +399,27 @@ void Controller::Counted(CandidateRecord r) {
   trace_.push_back(t);
 }
 
+std::string Controller::ScreenOut(const Candidate& candidate) {
+  const ScreenSpec& spec = options_.spec.search().screen();
+  if (full_results_ < spec.warmup() || screen_points_.empty()) return "";
+  const auto start = std::chrono::steady_clock::now();
+  auto mine = domain_.Predict(candidate);
+  progress_.screen_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (!mine.ok() || mine->size() < 2) return "";  // no prediction: evaluated
+  const double keep = 1.0 - spec.margin();
+  for (const std::vector<double>& q : screen_points_) {
+    if (q.size() < 2) continue;
+    const bool bits_no_higher = q[0] <= (*mine)[0];
+    const bool error_clearly_lower = q[1] <= keep * (*mine)[1];
+    if (bits_no_higher && error_clearly_lower && (q[0] < (*mine)[0] || q[1] < (*mine)[1])) {
+      return absl::StrFormat(
+          "screened: predicted %.3f bits, probe error %.4f; a full evaluation's prediction is %.3f bits, %.4f (margin %.2f)",
+          (*mine)[0], (*mine)[1], q[0], q[1], spec.margin());
+    }
+  }
+  return "";
+}
+
 void Controller::Start(CandidateRecord record) {
   const int64_t id = record.id;
   const auto hash_start = std::chrono::steady_clock::now();
@@ -407,12 +481,30 @@ void Controller::Start(CandidateRecord record) {
     live_[id].rung = rung;
   }
   if (cache_ == nullptr) {
+    if (screening()) {
+      const std::string why = ScreenOut(record.candidate);
+      if (!why.empty()) {
+        ++proposals_since_dispatch_;
+        live_[id].rung = -1;  // evaluated at no rung
+        Finish(id, Outcome::kScreened, nullptr, nullptr, "screen", 0, why);
+        return;
+      }
+    }
     live_[id].outcome = Outcome::kMiss;
     mark_pending();
     dispatch(Outcome::kMiss);
     return;
   }
   const Hash128 key = RungKey(hashes->key, live_[id].rung);
+  if (screening() && !cache_->Peek(key).has_value()) {
+    const std::string why = ScreenOut(record.candidate);
+    if (!why.empty()) {
+      ++proposals_since_dispatch_;
+      live_[id].rung = -1;  // evaluated at no rung
+      Finish(id, Outcome::kScreened, nullptr, nullptr, "screen", 0, why);
+      return;
+    }
+  }
   FecCache::LookupResult lr = cache_->Lookup(key, MergedEvent(id));
   switch (lr.kind) {
     case FecCache::Kind::kHit:
@@ -632,7 +724,15 @@ absl::StatusOr<SearchResult> Controller::Run() {
     ranked_keys_.assign(top_, {});
     order_.assign(top_, {});
     order_stale_.assign(top_, true);
+    approved_.assign(top_, {});
     progress_.multi_fidelity = true;
+  }
+  if (screening()) {
+    auto probe = domain_.PredictedOf(EvaluationResult());
+    if (absl::IsUnimplemented(probe.status())) {
+      return absl::InvalidArgumentError(absl::StrCat("search.screen: domain ", domain_.name(), " has no predictor"));
+    }
+    progress_.screening = true;
   }
   auto next = db_->NextCandidateId();
   if (!next.ok()) return next.status();
@@ -641,7 +741,7 @@ absl::StatusOr<SearchResult> Controller::Run() {
   rng_ = Rng(spec.seed());
   if (options_.resume) {
     // Multi-fidelity: results are read whole, for each lower rung's objectives.
-    auto previous = db_->Candidates(options_.experiment_id, /*with_results=*/multi());
+    auto previous = db_->Candidates(options_.experiment_id, /*with_results=*/multi() || screening());
     if (!previous.ok()) return previous.status();
     std::vector<CandidateRecord> finished;
     for (CandidateRecord& r : *previous) {
@@ -686,6 +786,20 @@ absl::StatusOr<SearchResult> Controller::Run() {
       if (multi() && evaluated && r.rung >= 0 && r.rung <= top_) progress_.compute += RungCost(-1, r.rung);
       if (!multi() && evaluated) progress_.compute += 1;
       Counted(r);
+    }
+    if (multi() && cache_) {
+      // A promotion whose result reached the cache but not the row (a kill -9 between the
+      // two): the cache's entry at the next rung was made by this candidate. It is finished
+      // from the cache first thing (no window scored again), and its compute was spent.
+      for (const CandidateRecord& r : finished) {
+        Hash128 key;
+        if (r.rung < 0 || r.rung >= top_ || !Hash128::FromHex(r.cache_key, &key)) continue;
+        if (r.outcome != Outcome::kMiss && r.outcome != Outcome::kPartialHit) continue;
+        auto entry = cache_->Peek(RungKey(key, r.rung + 1));
+        if (!entry.has_value() || entry->first_candidate_id != r.id) continue;
+        recover_.push_back({r.rung, r.id});
+        progress_.compute += RungCost(r.result.windows_size() > 0 ? r.rung : -1, r.rung + 1);
+      }
     }
     trace_offset_seconds_ = std::max(0.0, replay_seconds_);
     replay_seconds_ = -1;

@@ -50,6 +50,11 @@ struct Progress {
   double compute = 0;
   int64_t promotions = 0, below_full = 0;
   bool multi_fidelity = false;
+  // Probe screening (search.screen): candidates skipped as predicted dominated (recorded
+  // SCREENED, not evaluated), and the seconds their predictions took (probe cost, not compute).
+  int64_t screened = 0;
+  double screen_seconds = 0;
+  bool screening = false;
   int front_size = 0;
   // Time spent hashing candidates (probes included) and how many probes ran.
   double hash_seconds = 0;
@@ -157,6 +162,11 @@ class Controller {
   bool TryPromote();
   // A candidate's individual at a rung below the full evaluation joins that rung's ranking.
   void JoinRung(int rung, int64_t id, const Objectives& objectives);
+  // AT_ARRIVAL: whether `ind` earns its promotion against rung r's other results.
+  bool EarnsPromotion(int r, const Individual& ind) const;
+  // Starts promoting `id` from rung r (a dispatch, a cache answer or a merge); false if it is
+  // not promotable (promoted, in flight, or past r already).
+  bool StartPromotion(int r, int64_t id);
 
   static constexpr double kStatsPersistSeconds = 1;
   double last_stats_persist_ = 0;
@@ -200,6 +210,9 @@ class Controller {
   std::vector<Fidelity> fidelities_;
   int top_ = -1;  // index of the full evaluation in fidelities_; -1 without fidelities
   bool multi() const { return top_ > 0; }
+  bool at_arrival() const {
+    return multi() && options_.spec.search().fidelity().promotion() == FidelitySpec::AT_ARRIVAL;
+  }
   std::vector<std::vector<Individual>> rung_results_;  // per rung below the top: evaluated results there
   std::vector<std::set<int64_t>> promoted_;             // per rung below the top: ids promoted from it
   std::map<int64_t, CandidateRecord> promoting_;        // promotions in flight: the record before
@@ -208,6 +221,15 @@ class Controller {
   std::vector<std::set<std::string>> ranked_keys_;      // per rung below the top: cache keys in its ranking
   std::vector<std::vector<int>> order_;                 // per rung: PromotionOrder of rung_results_
   std::vector<bool> order_stale_;
+  std::vector<std::deque<int64_t>> approved_;           // AT_ARRIVAL: per rung, promotions decided, in order
+  std::deque<std::pair<int, int64_t>> recover_;         // (rung, id): promotions durable in the cache only
+  // Probe screening: the predicted points of full evaluations so far.
+  std::vector<std::vector<double>> screen_points_;
+  int64_t full_results_ = 0;
+  bool screening() const { return options_.spec.search().has_screen(); }
+  // The reason to skip a fresh candidate (its predicted point is dominated by a full
+  // evaluation's, by the margin), or "" to evaluate it.
+  std::string ScreenOut(const Candidate& candidate);
 };
 
 }  // namespace fecsearch

@@ -119,6 +119,17 @@ class Domain : public HashSource {
     return absl::UnimplementedError("this domain's fidelities are not evaluated by remote workers");
   }
 
+  // Probe screening (search.screen): a predicted point of the candidate, lower better in each
+  // coordinate, computed without evaluating it (the KV-cache domain: exact bits, mean probe
+  // attention error); PredictedOf gives the same point from a full result. UNIMPLEMENTED: the
+  // domain has no predictor.
+  virtual absl::StatusOr<std::vector<double>> Predict(const Candidate&) const {
+    return absl::UnimplementedError("this domain has no predictor for search.screen");
+  }
+  virtual absl::StatusOr<std::vector<double>> PredictedOf(const EvaluationResult&) const {
+    return absl::UnimplementedError("this domain has no predictor for search.screen");
+  }
+
   // Lines about the evaluation context for the report and logs ("uncompressed perplexity",
   // "5.0294").
   virtual std::vector<std::pair<std::string, std::string>> Facts() const { return {}; }

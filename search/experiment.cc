@@ -274,6 +274,16 @@ absl::Status ValidateExperiment(const LoadedExperiment& e, const ModelConfig* mo
     c.Fail("search.max_evaluations", "is 0 and no other budget is set: the search would never stop");
   }
   if (s.has_fidelity()) CheckFidelity(spec, &c);
+  if (s.has_screen()) {
+    const SearchSpaceSpec::Representation rep = spec.search_space().representation();
+    if (rep == SearchSpaceSpec::USER_DEFINED || rep == SearchSpaceSpec::PROGRAM) {
+      c.Fail("search.screen", "needs a domain with a predictor: only the KV-cache domains (GENOME, PIPELINE_GRAPH) have one");
+    }
+    if (!(s.screen().margin() >= 0 && s.screen().margin() < 1)) {
+      c.Fail("search.screen.margin", absl::StrCat(s.screen().margin(), " is outside 0 <= margin < 1"));
+    }
+    c.Range("search.screen.warmup", s.screen().warmup(), 0, 1000000);
+  }
   // Objectives and constraints name what the domain measures (checked against it once the
   // domain exists: search/objectives.h).
   std::set<std::string> metrics;

@@ -62,14 +62,14 @@ constexpr char kCandidateColumns[] =
     " cache_key, outcome, mean_nll, effective_bits, perplexity, perplexity_increase_percent, violation,"
     " worker, attempts, created_micros, finished_micros, completion_seq, eval_seconds, error, domain, objectives, rung";
 
-const char* kOutcomeNames[] = {"PENDING", "HIT", "PARTIAL_HIT", "MISS", "MERGED", "INVALID", "FAILED"};
+const char* kOutcomeNames[] = {"PENDING", "HIT", "PARTIAL_HIT", "MISS", "MERGED", "INVALID", "FAILED", "SCREENED"};
 
 }  // namespace
 
 const char* OutcomeName(Outcome o) { return kOutcomeNames[static_cast<int>(o)]; }
 
 Outcome OutcomeFromName(const std::string& name) {
-  for (int i = 0; i < 7; ++i)
+  for (int i = 0; i < static_cast<int>(sizeof(kOutcomeNames) / sizeof(kOutcomeNames[0])); ++i)
     if (name == kOutcomeNames[i]) return static_cast<Outcome>(i);
   return Outcome::kPending;
 }

@@ -30,6 +30,7 @@ enum class Outcome {
   kMerged,      // waited for an identical candidate's running evaluation
   kInvalid,     // did not compile (bad genes)
   kFailed,      // evaluation failed after every retry
+  kScreened,    // skipped by the probe screen (search.screen): predicted dominated, not evaluated
 };
 const char* OutcomeName(Outcome o);
 Outcome OutcomeFromName(const std::string& name);

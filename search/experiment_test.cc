@@ -106,6 +106,11 @@ TEST(ExperimentTest, InvalidFieldsNameFieldAndLine) {
            {"search_space {}\nsearch { fidelity { rungs { } } }", "search.fidelity.rungs[0].windows: is empty"},
            {"search_space { representation: PROGRAM }\nsearch { fidelity { rungs { windows: [0] } } }",
             "search.fidelity: needs a domain with fidelities"},
+           // The probe screen.
+           {"search_space {}\nsearch { screen {\n  margin: 1.5 } }", "spec:3: search.screen.margin: 1.5 is outside 0 <= margin < 1"},
+           {"search_space {}\nsearch { screen { margin: -0.1 } }", "search.screen.margin: -0.1 is outside"},
+           {"search_space {}\nsearch { screen { warmup: -1 } }", "search.screen.warmup: -1 is outside 0..1000000"},
+           {"search_space { representation: PROGRAM }\nsearch { screen { } }", "search.screen: needs a domain with a predictor"},
        }) {
     if (*c.expect == 0) {  // valid
       auto e = ParseExperiment(c.text, "spec");

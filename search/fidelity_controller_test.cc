@@ -69,6 +69,26 @@ class SyntheticFidelityDomain : public SimpleDomain {
     return Score(c, missing, lower);
   }
 
+  // The probe screen's predictor: the bits, and 0.5 / bits with a per-function error of up
+  // to +-0.05 (what the windows measure, seen through a noisy probe). A result carries the
+  // same point (analytic bits, layer 0's probe error), as the KV-cache evaluator's do.
+  absl::StatusOr<std::vector<double>> Predict(const Candidate& c) const override {
+    auto plan = CompileCandidate(c, *model_, 1024);
+    if (!plan.ok()) return plan.status();
+    ++predictions;
+    return Predicted(c, *plan);
+  }
+  absl::StatusOr<std::vector<double>> PredictedOf(const EvaluationResult& r) const override {
+    if (r.layers_size() == 0) return absl::NotFoundError("no probe errors");
+    return std::vector<double>{r.analytic_effective_bits(), r.layers(0).attention_relative_error()};
+  }
+  std::vector<double> Predicted(const Candidate& c, const ModelPlan& plan) const {
+    const double bits = AnalyticPlanBits(plan, *model_, 1024);
+    const std::string function = CandidateSummary(c, *model_);
+    return {bits, 0.5 / bits + 0.1 * ((HashBytes(absl::StrCat(function, "#probe")).lo % 1000) / 1000.0 - 0.5)};
+  }
+  mutable std::atomic<int> predictions{0};
+
   // Windows scored per function (its summary) so far, and in all.
   std::map<std::string, std::map<int, int>> scored() const {
     std::lock_guard<std::mutex> lock(mu_);
@@ -111,6 +131,8 @@ class SyntheticFidelityDomain : public SimpleDomain {
       wr->set_cache_bits(bits);
     }
     r.set_analytic_effective_bits(bits);
+    r.clear_layers();
+    r.add_layers()->set_attention_relative_error(Predicted(c, *plan)[1]);
     Aggregate(&r);
     r.set_cost_seconds(0.001 * r.windows_size());
     return r;
@@ -305,6 +327,39 @@ TEST_F(FidelityControllerTest, PromotionsAreTheTopThirdOfEachRung) {
   EXPECT_GE(in_top + 1, k);
 }
 
+TEST_F(FidelityControllerTest, AtArrivalPromotesWhatNoEarlierResultAtTheRungDominates) {
+  spec_.mutable_search()->mutable_fidelity()->set_promotion(FidelitySpec::AT_ARRIVAL);
+  spec_.mutable_search()->set_max_evaluations(30);
+  Run run = Search(Db("arrival"), 1, false);
+  ExpectConsistent(run, true);
+  // With one thread, rung-0 results arrive in id order and a decided promotion starts at the
+  // next free slot, before any other result arrives: a candidate is promoted from rung 0
+  // exactly when no earlier rung-0 result dominates it (the last one may have found the
+  // budget spent).
+  auto objectives = ObjectiveSet::Create(spec_.search(), domain_->Metrics(), domain_->DefaultObjectives());
+  std::vector<Individual> earlier;
+  int agree = 0, disagree = 0, promoted = 0, dominated = 0;
+  for (const CandidateRecord& c : run.rows) {  // in id order
+    if (c.outcome != Outcome::kMiss) continue;
+    auto at0 = domain_->ResultAt(c.result, 0);
+    ASSERT_TRUE(at0.ok());
+    Individual ind;
+    ind.id = c.id;
+    objectives->Score(at0->objectives(), &ind);
+    bool is_dominated = false;
+    for (const Individual& e : earlier) is_dominated = is_dominated || Dominates(e, ind);
+    earlier.push_back(ind);
+    const bool was_promoted = c.rung > 0;
+    promoted += was_promoted;
+    dominated += is_dominated;
+    (was_promoted == !is_dominated ? agree : disagree) += 1;
+    EXPECT_FALSE(was_promoted && is_dominated) << "candidate " << c.id << " was promoted though dominated on arrival";
+  }
+  EXPECT_LE(disagree, 1);
+  EXPECT_GT(promoted, 2);
+  EXPECT_GT(dominated, 2) << "the rule must have had something to refuse";
+}
+
 TEST_F(FidelityControllerTest, AFailedPromotionLeavesTheCandidateAtItsRungAndGivesItsComputeBack) {
   domain_->fail_promotions = true;
   Run run = Search(Db("failing"), 2, false);
@@ -366,6 +421,89 @@ TEST_F(FidelityControllerTest, ResumeRepeatsNoWindowAndKeepsEveryRung) {
       EXPECT_GE(c.rung, rung_before[c.id]) << c.id;
     }
   }
+}
+
+TEST_F(FidelityControllerTest, APromotionDurableOnlyInTheCacheIsRecoveredOnResume) {
+  // A kill -9 between a promotion's cache write and its row's: the row still says the lower
+  // rung. Made here by rolling a promoted row back one rung; with no budget left, only the
+  // recovery can bring it back, and it must score nothing.
+  const std::string db = Db("recover");
+  Run first = Search(db, 1, false);
+  ASSERT_TRUE(first.result.ok()) << first.result.status();
+  const int64_t scored_before = domain_->windows_scored();
+  const CandidateRecord* promoted = nullptr;
+  for (const CandidateRecord& c : first.rows) {
+    if (c.outcome == Outcome::kMiss && c.rung >= 1 && c.worker != "cache") {
+      promoted = &c;
+      break;
+    }
+  }
+  ASSERT_NE(promoted, nullptr);
+  CandidateRecord rolled = *promoted;
+  rolled.rung = promoted->rung - 1;
+  auto lower = domain_->ResultAt(promoted->result, rolled.rung);
+  ASSERT_TRUE(lower.ok()) << lower.status();
+  rolled.result = *lower;
+  rolled.objectives = lower->objectives();
+  {
+    auto handle = ExperimentDb::Open(db, false);
+    ASSERT_TRUE(handle.ok()) << handle.status();
+    (*handle)->Put(rolled);
+    ASSERT_TRUE((*handle)->Flush().ok());
+  }
+  spec_.mutable_search()->set_max_evaluations(1);  // spent: nothing new may start
+  Run second = Search(db, 1, true);
+  ASSERT_TRUE(second.result.ok()) << second.result.status();
+  EXPECT_EQ(domain_->windows_scored(), scored_before) << "the recovery scored windows again";
+  EXPECT_NEAR(second.result->progress.compute, first.result->progress.compute, 1e-9) << "its compute was spent before";
+  bool found = false;
+  for (const CandidateRecord& c : second.rows) {
+    if (c.id != promoted->id) continue;
+    found = true;
+    EXPECT_EQ(c.rung, promoted->rung) << "recovered at the rung its promotion reached";
+    EXPECT_EQ(c.objectives.mean_nll(), promoted->objectives.mean_nll());
+    EXPECT_EQ(c.result.windows_size(), promoted->result.windows_size());
+  }
+  EXPECT_TRUE(found);
+}
+
+TEST_F(FidelityControllerTest, TheScreenSkipsWhatAFullEvaluationsPredictionDominatesAndRecordsIt) {
+  // Fidelities and the probe screen together; one thread, so that "the full evaluations so
+  // far" are the rows completed before.
+  spec_.mutable_search()->mutable_screen()->set_margin(0.05);
+  spec_.mutable_search()->mutable_screen()->set_warmup(3);
+  Run run = Search(Db("screen"), 1, false);
+  ExpectConsistent(run, true);  // compute = windows scored: a screened candidate scored none
+  const Progress& p = run.result->progress;
+  EXPECT_TRUE(p.screening);
+  ASSERT_GT(p.screened, 0);
+  int screened_rows = 0, full_before = 0;
+  for (const CandidateRecord& c : run.rows) {
+    if (c.outcome != Outcome::kScreened) continue;  // read back from the database: SCREENED
+    ++screened_rows;
+    EXPECT_FALSE(c.has_objectives) << c.id;
+    EXPECT_EQ(c.rung, -1) << c.id << ": never evaluated at any rung";
+    EXPECT_NE(c.error.find("screened: predicted"), std::string::npos) << c.error;
+    // Some full evaluation completed before it predicts a point that dominates its own by
+    // the margin.
+    auto plan = CompileCandidate(c.candidate, model_, 1024);
+    ASSERT_TRUE(plan.ok());
+    const std::vector<double> mine = domain_->Predicted(c.candidate, *plan);
+    bool dominated = false;
+    int full = 0;
+    for (const CandidateRecord& f : run.rows) {
+      if (f.rung != 2 || !f.has_objectives || f.completion_seq > c.completion_seq) continue;
+      ++full;
+      auto q = domain_->PredictedOf(f.result);
+      if (!q.ok()) continue;  // a cache hit keeps no result
+      dominated = dominated || ((*q)[0] <= mine[0] && (*q)[1] <= 0.95 * mine[1]);
+    }
+    EXPECT_TRUE(dominated) << "candidate " << c.id << " was screened without a dominating prediction";
+    full_before = std::max(full_before, full);
+    EXPECT_GE(full, 3) << "screened before the warmup's 3 full evaluations";
+  }
+  EXPECT_EQ(screened_rows, p.screened);
+  EXPECT_GT(domain_->predictions.load(), 0);
 }
 
 TEST_F(FidelityControllerTest, WithoutCacheAndWithRegularizedEvolution) {

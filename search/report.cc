@@ -172,6 +172,10 @@ std::string RenderReport(const ReportInput& in) {
                                       "below the full evaluation (not plotted, not on the front)",
                                       absl::StrJoin(names, " / "), p.compute, p.promotions, p.below_full));
   }
+  if (p.screening) {
+    row("probe screen", absl::StrFormat("%d candidates skipped as predicted dominated (recorded SCREENED, not evaluated); "
+                                        "predictions %.1f s", p.screened, p.screen_seconds));
+  }
   row("wall time", absl::StrFormat("%.1f s", p.elapsed_seconds));
   // The hypervolume's unit is the product of the first two objectives' units.
   std::string hv_unit;
@@ -282,6 +286,40 @@ std::string RenderReport(const ReportInput& in) {
                     "</code></td></tr>\n");
   }
   absl::StrAppend(&html, "</table>\n");
+
+  // Multi-fidelity: every candidate with the rung it reached; below the full evaluation its
+  // objectives are that rung's (other windows than the front's), labelled so.
+  if (p.multi_fidelity) {
+    const std::vector<Fidelity> fidelities = in.domain->Fidelities();
+    const int top = static_cast<int>(fidelities.size()) - 1;
+    std::map<int, int> at_rung;
+    for (const CandidateRecord& c : r.records) {
+      if (c.has_objectives && c.rung >= 0) ++at_rung[c.rung];
+    }
+    std::vector<std::string> counts;
+    for (const auto& [rung, n] : at_rung) {
+      counts.push_back(absl::StrCat(n, " at rung ", rung,
+                                    rung <= top && rung >= 0 ? absl::StrCat(" (", fidelities[rung].name, ")") : ""));
+    }
+    absl::StrAppend(&html, "<h2>Candidates by rung</h2>\n<p id=\"rung-summary\">", Escape(absl::StrJoin(counts, ", ")),
+                    ". Only rung ", top, " (the full evaluation) reaches the front and the plots.</p>\n"
+                    "<details><summary>every candidate</summary>\n<table id=\"rung-table\"><tr><th>#</th>"
+                    "<th class=\"text\">rung</th>");
+    for (const auto& e : entries) absl::StrAppend(&html, "<th>", Escape(ObjectiveSet::Axis(e.metric)), "</th>");
+    absl::StrAppend(&html, "<th class=\"text\">candidate</th></tr>\n");
+    for (const CandidateRecord& c : r.records) {
+      if (!c.has_objectives || c.rung < 0) continue;
+      const bool full = c.rung >= top;
+      absl::StrAppendFormat(&html, "<tr class=\"rung-row\"><td>%d</td><td class=\"text\">%s</td>", c.id,
+                            Escape(absl::StrCat(c.rung, c.rung <= top ? absl::StrCat(" (", fidelities[c.rung].name, ")") : "",
+                                                full ? "" : ": objectives of its windows only")));
+      for (const auto& e : entries) {
+        absl::StrAppend(&html, "<td>", Escape(Format(MetricValue(c.objectives, e.metric.name), e.metric)), "</td>");
+      }
+      absl::StrAppend(&html, "<td class=\"text\"><code>", Escape(in.domain->Describe(c.candidate)), "</code></td></tr>\n");
+    }
+    absl::StrAppend(&html, "</table></details>\n");
+  }
 
   // What the cache's hits were, and the checks of the equivalents (search --verify_hits).
   if (in.hits != nullptr && !in.hits->hits.empty()) {

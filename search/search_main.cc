@@ -222,6 +222,10 @@ int Main() {
   if (!absl::GetFlag(FLAGS_validate_only)) {
     absl::Status writable = CheckWritable("--report", report_path);
     if (!writable.ok()) return Fail(writable, 2);
+    if (!absl::GetFlag(FLAGS_trace_csv).empty()) {
+      writable = CheckWritable("--trace_csv", ResolveOutputPath(absl::GetFlag(FLAGS_trace_csv)));
+      if (!writable.ok()) return Fail(writable, 2);
+    }
   }
 
   // 2. The domain: what is searched, how a candidate is hashed and evaluated. For KV-cache
@@ -289,13 +293,25 @@ int Main() {
   if (!domain->Fidelities().empty()) {
     std::vector<std::string> rungs;
     for (const Fidelity& f : domain->Fidelities()) rungs.push_back(absl::StrFormat("%s (%.2f of a full evaluation)", f.name, f.relative_cost));
-    Log(absl::StrCat("fidelities: ", absl::StrJoin(rungs, ", "), "; promotion of the top 1/", spec.search().fidelity().eta(),
-                     " at each rung; the evaluation budget counts full-evaluation equivalents"));
+    const FidelitySpec& fs = spec.search().fidelity();
+    const std::string rule =
+        fs.promotion() == FidelitySpec::TOP_FRACTION
+            ? absl::StrCat("promotion of the top 1/", fs.eta(), " at each rung")
+        : spec.search().algorithm() == SearchSpec::REGULARIZED_EVOLUTION
+            ? absl::StrCat("promotion on arrival of results in the top 1/", fs.eta(), " of their rung")
+            : "promotion on arrival of results no earlier one at their rung dominates";
+    Log(absl::StrCat("fidelities: ", absl::StrJoin(rungs, ", "), "; ", rule,
+                     "; the evaluation budget counts full-evaluation equivalents"));
     if (absl::GetFlag(FLAGS_verify_hits)) {
       return Fail(absl::InvalidArgumentError("--verify_hits: not with search.fidelity (hits below the full evaluation "
                                              "would be checked against full evaluations)"),
                   2);
     }
+  }
+  if (spec.search().has_screen()) {
+    Log(absl::StrFormat("probe screen: after %d full evaluations, new candidates whose predicted (bits, probe error) a full "
+                        "evaluation's dominates by the margin %.2f are skipped",
+                        spec.search().screen().warmup(), spec.search().screen().margin()));
   }
   Log(absl::StrCat("domain ", domain->name(), "; ", space_line));
 
@@ -407,6 +423,11 @@ int Main() {
     std::printf("Compute: %.2f full-evaluation equivalents; %lld promotions; %lld candidates stopped below the full evaluation "
                 "(recorded with their rung; not on the front).\n",
                 p.compute, static_cast<long long>(p.promotions), static_cast<long long>(p.below_full));
+  }
+  if (p.screening) {
+    std::printf("Screen: %lld candidates skipped as predicted dominated (recorded SCREENED, not evaluated); predictions took "
+                "%.1f s.\n",
+                static_cast<long long>(p.screened), p.screen_seconds);
   }
   if (audit.ok() && !audit->hits.empty()) std::printf("%s.\n", audit->Summary().c_str());
   if (audit.ok() && audit->false_hits > 0) {

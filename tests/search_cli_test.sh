@@ -42,6 +42,7 @@ expect_exit 2 "--progress: 'fancy'" "$SEARCH" --experiment="$SPEC" --db=w.db --p
 expect_exit 2 "--threads: -3 is negative" "$SEARCH" --experiment="$SPEC" --db=w.db --threads=-3 --progress=none
 # An unwritable report is refused before the search runs, not after.
 expect_exit 2 "--report: cannot write /nonexistent/r.html" "$SEARCH" --experiment="$SPEC" --db=w.db --report=/nonexistent/r.html --progress=none
+expect_exit 2 "--trace_csv: cannot write /nonexistent/t.csv" "$SEARCH" --experiment="$SPEC" --db=w.db --trace_csv=/nonexistent/t.csv --progress=none
 expect_exit 2 "holds no experiment to resume" "$SEARCH" --experiment="$SPEC" --db=empty.db --resume --progress=none
 
 # --- reproducibility with one thread ---------------------------------------------------
@@ -95,7 +96,11 @@ done
 kill -9 $pid; wait $pid 2>/dev/null; status=$?
 [ "$status" = 137 ] || fail "the fidelity search was not killed (exit $status): it finished first"
 grep -q "fidelities: 1 window (0.33 of a full evaluation), 3 windows (full)" f1.err || fail "fidelities not logged: $(head -8 f1.err)"
-"$SEARCH" --db=f.db --resume --progress=none >f2.out 2>f2.err || fail "fidelity resume: $(tail -3 f2.err)"
+"$SEARCH" --db=f.db --resume --report=f.html --trace_csv=f.csv --progress=none >f2.out 2>f2.err || fail "fidelity resume: $(tail -3 f2.err)"
+grep -q 'id="rung-table"' f.html || fail "the report does not list candidates by rung"
+grep -q "rung-row.*0 (1 window): objectives of its windows only" f.html || fail "the report does not label rung-0 candidates"
+grep -q "rung-row.*1 (3 windows (full))" f.html || fail "the report does not show full evaluations' rung"
+head -1 f.csv | grep -q compute || fail "no trace written: $(head -2 f.csv)"
 grep -q "Stopped: compute budget reached (30 full-evaluation equivalents)" f2.out || fail "fidelity stop: $(grep Stopped f2.out)"
 grep -qE "^Compute: 3[0-9]\.[0-9]+ full-evaluation equivalents; [0-9]+ promotions" f2.out || fail "no compute line: $(cat f2.out)"
 [ "$(rows f.db "SELECT count(*) FROM candidates WHERE outcome = 'PENDING'")" = 0 ] || fail "pending candidates after the fidelity resume"

@@ -5,8 +5,8 @@
 # functional deduplication, seeds 1-3, --threads=1, two
 # searches at a time (each uses one core). Every run writes its database, report and trace
 # (CSV: seconds, evaluations, compute, hypervolume) to OUT_DIR; tools/fidelity_summary.py
-# OUT_DIR turns them into the tables. ETA=3 sets the ladder's eta, MODES="fidelity" and
-# DEDUPS="functional" run only those.
+# OUT_DIR turns them into the tables. ETA=3 sets the ladder's eta, FIDELITY='fidelity { ... }'
+# the whole ladder, MODES="fidelity" and DEDUPS="functional" run only those.
 #   tools/fidelity_evidence.sh OUT_DIR [SEEDS]
 set -euo pipefail
 out=${1:?usage: tools/fidelity_evidence.sh OUT_DIR [SEEDS]}
@@ -17,12 +17,13 @@ bazel build //search >/dev/null 2>&1 || { echo "fidelity_evidence: bazel build /
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 search="$root/bazel-bin/search/search"
+ladder=${FIDELITY:-"fidelity { eta: ${ETA:-8} rungs { windows: [0] } }"}
 # The baseline is the full-fidelity default as it was before fidelities (160 full evaluations);
 # the fidelity search gets the same compute.
 grep -v '^  fidelity {' search/experiments/default.textproto | sed 's|^  max_evaluations: [0-9]*|  max_evaluations: 160|' > "$out/full.textproto"
 sed "s|^  max_evaluations: [0-9]*|  max_evaluations: 160|" search/experiments/default.textproto |
-  sed "s|^  fidelity {.*|  fidelity { eta: ${ETA:-8} rungs { windows: [0] } }|" > "$out/fidelity.textproto"
-grep -q 'fidelity { eta' "$out/fidelity.textproto" || { echo "fidelity_evidence: no ladder in the default" >&2; exit 1; }
+  sed "s|^  fidelity {.*|  $ladder|" > "$out/fidelity.textproto"
+grep -q '^  fidelity {' "$out/fidelity.textproto" || { echo "fidelity_evidence: no ladder in the default" >&2; exit 1; }
 jobs=()
 for seed in $seeds; do
   for dedup in ${DEDUPS:-functional none}; do

@@ -153,6 +153,18 @@ absl::StatusOr<EvaluationResult> KvDomain::Promote(const Candidate& candidate, c
   return RunAt(candidate, fidelity, &lower);
 }
 
+absl::StatusOr<std::vector<double>> KvDomain::Predict(const Candidate& candidate) const {
+  auto p = evaluator_->Screen(candidate);
+  if (!p.ok()) return p.status();
+  return std::vector<double>{p->bits, p->error};
+}
+
+absl::StatusOr<std::vector<double>> KvDomain::PredictedOf(const EvaluationResult& result) const {
+  auto p = ScreenPointOf(result);
+  if (!p.ok()) return p.status();
+  return std::vector<double>{p->bits, p->error};
+}
+
 absl::Status KvDomain::Validate(const Candidate& candidate) const {
   if (!candidate.has_genome() && !candidate.has_pipeline()) {
     return absl::InvalidArgumentError("candidate: a KV-cache candidate is a genome or a pipeline");

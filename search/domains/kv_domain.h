@@ -45,6 +45,9 @@ class KvDomain : public Domain {
   absl::StatusOr<FidelityWork> WorkAt(int fidelity, const EvaluationResult* lower) const override;
   absl::StatusOr<EvaluationResult> CompleteAt(int fidelity, const EvaluationResult* lower,
                                               const EvaluationResult& scored) const override;
+  // Screening: (exact bits at the deployment context, mean probe attention error).
+  absl::StatusOr<std::vector<double>> Predict(const Candidate& candidate) const override;
+  absl::StatusOr<std::vector<double>> PredictedOf(const EvaluationResult& result) const override;
   // The indices into evaluation.eval_windows that Fidelities()[fidelity] scores.
   const std::vector<int>& FidelityWindows(int fidelity) const { return rung_windows_.at(fidelity); }
   std::vector<std::pair<std::string, std::string>> Facts() const override;
