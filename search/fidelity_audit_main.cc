@@ -1,7 +1,8 @@
-// fidelity_audit: what a multi-fidelity search's promotions discarded (docs/BENCHMARKS.md,
+// fidelity_audit: what a multi-fidelity or screened search discarded (docs/BENCHMARKS.md,
 // "Multi-fidelity"). It evaluates in full every candidate of a KV-cache experiment that
-// stopped below the full evaluation, and counts those that would be on the final front
-// (feasible, non-dominated among the experiment's full evaluations and the re-evaluated ones):
+// stopped below the full evaluation (a promotion decision) or was skipped by the probe screen
+// (SCREENED), and counts those that would be on the final front (feasible, non-dominated among
+// the experiment's full evaluations and the re-evaluated ones):
 //   bazel run //search:fidelity_audit -- --db=PATH [--experiment_id=N]
 #include <cstdio>
 #include <map>
@@ -20,7 +21,7 @@
 #include "search/experiment_db.h"
 #include "search/objectives.h"
 
-ABSL_FLAG(std::string, db, "", "Search database of a multi-fidelity KV-cache search.");
+ABSL_FLAG(std::string, db, "", "Search database of a multi-fidelity or screened KV-cache search.");
 ABSL_FLAG(int64_t, experiment_id, 0, "Experiment (default: the latest).");
 ABSL_FLAG(int, threads, 2, "Threads for each evaluation.");
 
@@ -41,7 +42,9 @@ int Main() {
   auto loaded = ParseExperiment(e->spec_text, "the experiment's spec");
   if (!loaded.ok()) return Fail(std::string(loaded.status().message()));
   ExperimentSpec spec = loaded->spec;
-  if (!spec.search().has_fidelity()) return Fail(absl::StrFormat("experiment %d has no search.fidelity", e->id));
+  if (!spec.search().has_fidelity() && !spec.search().has_screen()) {
+    return Fail(absl::StrFormat("experiment %d has neither search.fidelity nor search.screen: it discarded nothing", e->id));
+  }
   spec.mutable_evaluation()->set_threads(absl::GetFlag(FLAGS_threads));
   auto ctx = EvaluationContext::Create(spec.evaluation());
   if (!ctx.ok()) return Fail(std::string(ctx.status().message()));
@@ -60,28 +63,32 @@ int Main() {
     int64_t id;
     Individual ind;
     bool discarded;
+    bool screened = false;
   };
   std::vector<Point> points;
   std::set<std::string> seen;
   int discarded = 0;
   for (const CandidateRecord& r : *rows) {
-    if (!r.has_objectives || r.rung < 0) continue;
-    if (r.rung == top) {
-      if (!seen.insert(r.cache_key).second) continue;
+    if (!r.has_objectives || (r.rung < 0 && top > 0)) continue;
+    if (r.rung == top || (top <= 0 && r.outcome != Outcome::kScreened)) {
+      if (!seen.insert(r.cache_key.empty() ? r.exact_hash : r.cache_key).second) continue;
       Point p{r.id, {}, false};
       objectives->Score(r.objectives, &p.ind);
       points.push_back(p);
     }
   }
+  int screened = 0;
   for (const CandidateRecord& r : *rows) {
-    if (!r.has_objectives || r.rung < 0 || r.rung == top || r.outcome != Outcome::kMiss) continue;
-    if (!seen.insert(r.cache_key).second) continue;
+    const bool by_screen = r.outcome == Outcome::kScreened;
+    if (!by_screen && (!r.has_objectives || r.rung < 0 || r.rung == top || r.outcome != Outcome::kMiss)) continue;
+    if (!seen.insert(r.cache_key.empty() ? r.exact_hash : r.cache_key).second) continue;
     ++discarded;
-    auto full = (*domain)->EvaluateAt(r.candidate, top);
+    screened += by_screen;
+    auto full = top > 0 ? (*domain)->EvaluateAt(r.candidate, top) : (*domain)->Evaluate(r.candidate);
     if (!full.ok() || full->status().code() != 0) {
       return Fail(absl::StrFormat("candidate %d: evaluation failed", r.id));
     }
-    Point p{r.id, {}, true};
+    Point p{r.id, {}, true, by_screen};
     objectives->Score(full->objectives(), &p.ind);
     points.push_back(p);
     std::fprintf(stderr, "fidelity_audit: evaluated %d discarded candidates in full\r", discarded);
@@ -94,7 +101,7 @@ int Main() {
     if (i.objectives.size() > 2) i.objectives.resize(2);
     pair.push_back(i);
   }
-  int on_front = 0, discarded_on_front = 0;
+  int on_front = 0, discarded_on_front = 0, screened_on_front = 0;
   std::vector<Individual> front, front_without;
   for (size_t i = 0; i < pair.size(); ++i) {
     if (pair[i].violation > 0) continue;
@@ -105,7 +112,9 @@ int Main() {
     front.push_back(pair[i]);
     if (points[i].discarded) {
       ++discarded_on_front;
-      std::printf("discarded candidate %lld would be on the front\n", static_cast<long long>(points[i].id));
+      screened_on_front += points[i].screened;
+      std::printf("%s candidate %lld would be on the front\n", points[i].screened ? "screened" : "discarded",
+                  static_cast<long long>(points[i].id));
     }
   }
   for (const Point& p : points) {
@@ -118,10 +127,12 @@ int Main() {
     if (!points[i].discarded) kept.push_back(pair[i]);
   }
   const double hv_without = ref.size() >= 2 ? Hypervolume2D(kept, ref[0], ref[1]) : 0;
-  std::printf("experiment %lld: %zu full evaluations, %d candidates discarded below the full evaluation (evaluated now in full)\n",
-              static_cast<long long>(e->id), points.size() - discarded, discarded);
-  std::printf("front of both: %d configurations, %d of them discarded by a promotion decision (%.1f %%)\n", on_front,
-              discarded_on_front, on_front ? 100.0 * discarded_on_front / on_front : 0.0);
+  std::printf("experiment %lld: %zu full evaluations; discarded (evaluated now in full): %d below the full evaluation by a "
+              "promotion decision, %d by the probe screen\n",
+              static_cast<long long>(e->id), points.size() - discarded, discarded - screened, screened);
+  std::printf("front of both: %d configurations, %d of them discarded by a promotion decision, %d by the screen (%.1f %% in all)\n",
+              on_front, discarded_on_front - screened_on_front, screened_on_front,
+              on_front ? 100.0 * discarded_on_front / on_front : 0.0);
   std::printf("hypervolume: %.3f of the search's full evaluations, %.3f with the discarded ones evaluated in full\n", hv_without,
               hv_with);
   return 0;

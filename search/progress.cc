@@ -53,6 +53,7 @@ std::string TerminalProgress::Line(const Progress& p) {
                 : absl::StrFormat("compute %.2f full evals (%d evaluations, %d promotions)", p.compute, p.evaluations,
                                   p.promotions);
   }
+  if (p.screening) absl::StrAppend(&evals, absl::StrFormat(", %d screened out", p.screened));
   std::string s = absl::StrFormat("%s, %d candidates, hit rate %.1f%%, front %d, %s elapsed", evals, p.candidates,
                                   100 * p.hit_rate(), p.front_size, Duration(p.elapsed_seconds));
   const double f = Fraction(p);

@@ -1,12 +1,13 @@
 #!/bin/bash
-# Evidence for multi-fidelity search (docs/BENCHMARKS.md, "Multi-fidelity"): the default
-# experiment at full fidelity (160 full evaluations) and with its fidelity ladder (rung 0
-# scores evaluation window 0 of 4; eta 8, or ETA) at the same compute, each with and without
-# functional deduplication, seeds 1-3, --threads=1, two
-# searches at a time (each uses one core). Every run writes its database, report and trace
+# Evidence for multi-fidelity search (docs/BENCHMARKS.md, "Multi-fidelity"): today's
+# full-fidelity default (160 full evaluations), the shipped default with its fidelity ladder,
+# the probe screen alone, and both, at the same compute (BUDGET, default 160), each with and
+# without functional deduplication, seeds 1-3, --threads=1, two searches at a time (each uses
+# one core). Every run writes its database, report and trace
 # (CSV: seconds, evaluations, compute, hypervolume) to OUT_DIR; tools/fidelity_summary.py
-# OUT_DIR turns them into the tables. ETA=3 sets the ladder's eta, FIDELITY='fidelity { ... }'
-# the whole ladder, MODES="fidelity" and DEDUPS="functional" run only those.
+# OUT_DIR turns them into the tables. FIDELITY='fidelity { ... }' and SCREEN='screen { ... }'
+# replace the ladder and the screen, FULL_POP the baseline's population, MODES="fidelity both"
+# and DEDUPS="functional" run only those.
 #   tools/fidelity_evidence.sh OUT_DIR [SEEDS]
 set -euo pipefail
 out=${1:?usage: tools/fidelity_evidence.sh OUT_DIR [SEEDS]}
@@ -17,17 +18,27 @@ bazel build //search >/dev/null 2>&1 || { echo "fidelity_evidence: bazel build /
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 search="$root/bazel-bin/search/search"
-ladder=${FIDELITY:-"fidelity { eta: ${ETA:-8} rungs { windows: [0] } }"}
-# The baseline is the full-fidelity default as it was before fidelities (160 full evaluations);
-# the fidelity search gets the same compute.
-grep -v '^  fidelity {' search/experiments/default.textproto | sed 's|^  max_evaluations: [0-9]*|  max_evaluations: 160|' > "$out/full.textproto"
-sed "s|^  max_evaluations: [0-9]*|  max_evaluations: 160|" search/experiments/default.textproto |
+ladder=${FIDELITY:-$(grep '^  fidelity {' search/experiments/default.textproto | sed 's/^ *//')}
+[ -n "$ladder" ] || { echo "fidelity_evidence: no ladder in the default (set FIDELITY)" >&2; exit 1; }
+budget=${BUDGET:-160}
+screen='screen { }'
+[ -z "${SCREEN:-}" ] || screen=$SCREEN
+# full: today's full-fidelity default as it was before fidelities (population 24, 160 full
+# evaluations); fidelity: the shipped default with its ladder; screen: the shipped default
+# without the ladder, with the probe screen (search.screen, its defaults); both: the ladder
+# and the screen. Every mode gets the same compute.
+grep -v '^  fidelity {' search/experiments/default.textproto | sed "s|^  max_evaluations: [0-9]*|  max_evaluations: $budget|" |
+  sed "s|^  population_size: [0-9]*|  population_size: ${FULL_POP:-24}|" > "$out/full.textproto"
+sed "s|^  max_evaluations: [0-9]*|  max_evaluations: $budget|" search/experiments/default.textproto |
   sed "s|^  fidelity {.*|  $ladder|" > "$out/fidelity.textproto"
-grep -q '^  fidelity {' "$out/fidelity.textproto" || { echo "fidelity_evidence: no ladder in the default" >&2; exit 1; }
+grep -v '^  fidelity {' "$out/fidelity.textproto" | sed "s|^  seed: \([0-9]*\)$|  seed: \1\n  $screen|" > "$out/screen.textproto"
+sed "s|^  seed: \([0-9]*\)$|  seed: \1\n  $screen|" "$out/fidelity.textproto" > "$out/both.textproto"
+grep -q '^  fidelity {' "$out/fidelity.textproto" || { echo "fidelity_evidence: no ladder written" >&2; exit 1; }
+grep -q '^  screen {' "$out/both.textproto" || { echo "fidelity_evidence: no screen written" >&2; exit 1; }
 jobs=()
 for seed in $seeds; do
   for dedup in ${DEDUPS:-functional none}; do
-    for mode in ${MODES:-full fidelity}; do jobs+=("$mode $dedup $seed"); done
+    for mode in ${MODES:-full fidelity screen both}; do jobs+=("$mode $dedup $seed"); done
   done
 done
 run() {

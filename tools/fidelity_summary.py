@@ -3,9 +3,9 @@
 
   python3 tools/fidelity_summary.py OUT_DIR
 
-For each seed and dedup mode: the final hypervolume of the full-fidelity default, and the
-compute (full-evaluation equivalents) and wall time the fidelity search needed to reach it;
-then the hypervolume of both at equal compute. Reads the --trace_csv files and wall.txt.
+For each mode (fidelities, the probe screen, both), dedup mode and seed: the final
+hypervolume of the full-fidelity default, and the compute (full-evaluation equivalents) and
+time each search needed to reach it; then the hypervolume of all at equal compute. Reads the --trace_csv files and wall.txt.
 """
 import csv
 import os
@@ -40,43 +40,49 @@ def main():
                 wall[m.group(1)] = float(m.group(2))
     runs = {}
     for name in os.listdir(out):
-        m = re.match(r"(full|fidelity)-(functional|none)-(\d+)\.csv$", name)
+        m = re.match(r"(full|fidelity|screen|both)-(functional|none)-(\d+)\.csv$", name)
         if m:
             runs[(m.group(1), m.group(2), int(m.group(3)))] = trace(os.path.join(out, name))
     seeds = sorted({k[2] for k in runs})
-    print("| dedup | seed | full: final hypervolume | full: compute, wall s | fidelity: compute to reach it | "
-          "fidelity: wall s to reach it | share of full's compute | share of full's wall time | fidelity: final hypervolume (its budget) |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    modes = [m for m in ("fidelity", "screen", "both") if any(k[0] == m for k in runs)]
+    print("Compute and wall time to reach the full-fidelity search's final hypervolume (its trace's times):")
+    print()
+    print("| mode | dedup | seed | full: final hypervolume | full: compute, s | compute to reach it | s to reach it | "
+          "share of full's compute | share of full's time | final hypervolume (its budget) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for mode in modes:
+        for dedup in ("functional", "none"):
+            for seed in seeds:
+                full = runs.get(("full", dedup, seed))
+                run = runs.get((mode, dedup, seed))
+                if not full or not run:
+                    continue
+                target = full[-1]["hypervolume"]
+                full_compute = full[-1]["compute_full_evaluations"]
+                full_wall = full[-1]["seconds"]
+                reach = next((r for r in run if r["hypervolume"] >= target - 1e-9), None)
+                if reach:
+                    c, t = reach["compute_full_evaluations"], reach["seconds"]
+                    cells = [f"{c:.2f}", f"{t:.0f}", f"{c / full_compute:.2f}", f"{t / full_wall:.2f}"]
+                else:
+                    cells = ["not reached", "-", "-", "-"]
+                print(f"| {mode} | {dedup} | {seed} | {target:.1f} | {full_compute:.0f}, {full_wall:.0f} | " + " | ".join(cells) +
+                      f" | {run[-1]['hypervolume']:.1f} ({run[-1]['compute_full_evaluations']:.0f}) |")
+    print()
+    print("Hypervolume at equal compute (40 / 80 / 160 full-evaluation equivalents):")
+    print()
+    print("| dedup | seed | full fidelity | " + " | ".join(modes) + " |")
+    print("| --- | --- | --- |" + " --- |" * len(modes))
     for dedup in ("functional", "none"):
         for seed in seeds:
             full = runs.get(("full", dedup, seed))
-            fid = runs.get(("fidelity", dedup, seed))
-            if not full or not fid:
+            if not full:
                 continue
-            target = full[-1]["hypervolume"]
-            full_compute = full[-1]["compute_full_evaluations"]
-            full_wall = full[-1]["seconds"]
-            reach = next((r for r in fid if r["hypervolume"] >= target - 1e-9), None)
-            if reach:
-                c, s = reach["compute_full_evaluations"], reach["seconds"]
-                cells = [f"{c:.2f}", f"{s:.0f}", f"{c / full_compute:.2f}", f"{s / full_wall:.2f}"]
-            else:
-                cells = ["not reached", "-", "-", "-"]
-            print(f"| {dedup} | {seed} | {target:.3f} | {full_compute:.0f}, {full_wall:.0f} | " + " | ".join(cells) +
-                  f" | {fid[-1]['hypervolume']:.3f} ({fid[-1]['compute_full_evaluations']:.0f}) |")
-    print()
-    print("Hypervolume at equal compute (full-evaluation equivalents):")
-    print()
-    print("| dedup | seed | compute | full fidelity | fidelities |")
-    print("| --- | --- | --- | --- | --- |")
-    for dedup in ("functional", "none"):
-        for seed in seeds:
-            full = runs.get(("full", dedup, seed))
-            fid = runs.get(("fidelity", dedup, seed))
-            if not full or not fid:
-                continue
-            for c in (40, 80, 160):
-                print(f"| {dedup} | {seed} | {c} | {hv_at(full, c):.3f} | {hv_at(fid, c):.3f} |")
+            cells = [" / ".join(f"{hv_at(full, c):.1f}" for c in (40, 80, 160))]
+            for mode in modes:
+                run = runs.get((mode, dedup, seed))
+                cells.append(" / ".join(f"{hv_at(run, c):.1f}" for c in (40, 80, 160)) if run else "-")
+            print(f"| {dedup} | {seed} | " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
