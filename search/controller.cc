@@ -109,7 +109,9 @@ void Controller::JoinRung(int rung, int64_t id, const Objectives& objectives) {
   Individual ind;
   ind.id = id;
   objectives_.Score(objectives, &ind);
-  if (at_arrival() && EarnsPromotion(rung, ind)) approved_[rung].push_back(id);
+  // Decisions are made as results arrive; replayed results (--resume) arrive in another
+  // order (a promoted candidate's lower rungs join at its last row), so they decide nothing.
+  if (at_arrival() && replay_seconds_ < 0 && EarnsPromotion(rung, ind)) approved_[rung].push_back(id);
   rung_results_[rung].push_back(std::move(ind));
   order_stale_[rung] = true;
 }
@@ -140,7 +142,7 @@ bool Controller::TryPromote() {
   while (!recover_.empty()) {
     const auto [r, id] = recover_.front();
     recover_.pop_front();
-    if (StartPromotion(r, id)) return true;
+    if (RecoverPromotion(r, id)) return true;
   }
   if (!BudgetLeft(progress_)) return false;
   const double eta = options_.spec.search().fidelity().eta();
@@ -175,6 +177,29 @@ bool Controller::TryPromote() {
     }
   }
   return false;
+}
+
+bool Controller::RecoverPromotion(int r, int64_t id) {
+  if (promoted_[r].count(id) || live_.count(id)) return false;
+  auto at = done_index_.find(id);
+  if (at == done_index_.end() || done_[at->second].rung != r) return false;
+  Hash128 key;
+  if (!Hash128::FromHex(done_[at->second].cache_key, &key)) return false;
+  // Straight from the entry this candidate made (not a Lookup, which an aggregating or
+  // forgetting cache could answer with "evaluate again"); its compute was counted on replay.
+  auto entry = cache_->Peek(RungKey(key, r + 1));
+  if (!entry.has_value() || entry->first_candidate_id != id) return false;
+  auto stored = cache_->StoredResult(RungKey(key, r + 1));
+  promoted_[r].insert(id);
+  CandidateRecord before = done_[at->second];
+  CandidateRecord rec = before;
+  rec.rung = r + 1;
+  if (!stored.ok()) rec.result.Clear();
+  promoting_[id] = std::move(before);
+  live_[id] = rec;
+  const Objectives o = entry->objectives.ToProto();
+  Finish(id, rec.outcome, &o, stored.ok() ? &*stored : nullptr, "recovered from cache", 0, "");
+  return true;
 }
 
 bool Controller::StartPromotion(int r, int64_t id) {
@@ -230,6 +255,8 @@ bool Controller::CanPropose(const Progress& p) const {
   if (s.max_candidates() > 0 && p.candidates >= s.max_candidates()) return false;
   // Every proposal answered by the cache for a long time: the space is exhausted.
   if (proposals_since_dispatch_ > 2000 + 20 * static_cast<int64_t>(s.population_size())) return false;
+  // Every proposal screened out for a long time: the screen leaves nothing to evaluate.
+  if (screened_since_dispatch_ > 2000 + 20 * static_cast<int64_t>(s.population_size())) return false;
   return true;
 }
 
@@ -401,7 +428,7 @@ void Controller::Counted(CandidateRecord r) {
 
 std::string Controller::ScreenOut(const Candidate& candidate) {
   const ScreenSpec& spec = options_.spec.search().screen();
-  if (full_results_ < spec.warmup() || screen_points_.empty()) return "";
+  if (redispatching_ || full_results_ < spec.warmup() || screen_points_.empty()) return "";
   const auto start = std::chrono::steady_clock::now();
   auto mine = domain_.Predict(candidate);
   progress_.screen_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -459,6 +486,7 @@ void Controller::Start(CandidateRecord record) {
   auto dispatch = [&](Outcome) {
     ++progress_.dispatched;
     proposals_since_dispatch_ = 0;
+    screened_since_dispatch_ = 0;
     EvaluationPool::Done done = EvaluatedEvent(id);
     if (multi()) {
       const int rung = live_[id].rung;
@@ -484,7 +512,7 @@ void Controller::Start(CandidateRecord record) {
     if (screening()) {
       const std::string why = ScreenOut(record.candidate);
       if (!why.empty()) {
-        ++proposals_since_dispatch_;
+        ++screened_since_dispatch_;
         live_[id].rung = -1;  // evaluated at no rung
         Finish(id, Outcome::kScreened, nullptr, nullptr, "screen", 0, why);
         return;
@@ -499,7 +527,7 @@ void Controller::Start(CandidateRecord record) {
   if (screening() && !cache_->Peek(key).has_value()) {
     const std::string why = ScreenOut(record.candidate);
     if (!why.empty()) {
-      ++proposals_since_dispatch_;
+      ++screened_since_dispatch_;
       live_[id].rung = -1;  // evaluated at no rung
       Finish(id, Outcome::kScreened, nullptr, nullptr, "screen", 0, why);
       return;
@@ -794,7 +822,6 @@ absl::StatusOr<SearchResult> Controller::Run() {
       for (const CandidateRecord& r : finished) {
         Hash128 key;
         if (r.rung < 0 || r.rung >= top_ || !Hash128::FromHex(r.cache_key, &key)) continue;
-        if (r.outcome != Outcome::kMiss && r.outcome != Outcome::kPartialHit) continue;
         auto entry = cache_->Peek(RungKey(key, r.rung + 1));
         if (!entry.has_value() || entry->first_candidate_id != r.id) continue;
         recover_.push_back({r.rung, r.id});
@@ -819,7 +846,9 @@ absl::StatusOr<SearchResult> Controller::Run() {
       if (!redispatch.empty()) {
         CandidateRecord r = std::move(redispatch.front());
         redispatch.pop_front();
+        redispatching_ = true;  // it passed the screen when first dispatched
         Start(std::move(r));
+        redispatching_ = false;
         continue;
       }
       // ASHA: promotions first, new candidates at rung 0 when none is due.
@@ -873,6 +902,8 @@ absl::StatusOr<SearchResult> Controller::Run() {
       progress_.stop_reason = "interrupted (continue with --resume)";
     } else if (proposals_since_dispatch_ > 2000 + 20 * static_cast<int64_t>(spec.population_size())) {
       progress_.stop_reason = "search space exhausted: every recent proposal was already cached";
+    } else if (screened_since_dispatch_ > 2000 + 20 * static_cast<int64_t>(spec.population_size())) {
+      progress_.stop_reason = "the probe screen skipped every recent proposal (search.screen: a larger margin skips less)";
     } else if (multi() && spec.max_evaluations() > 0 && progress_.compute >= spec.max_evaluations() - 1e-9) {
       progress_.stop_reason = absl::StrCat("compute budget reached (", spec.max_evaluations(), " full-evaluation equivalents)");
     } else if (spec.max_evaluations() > 0 && progress_.dispatched >= spec.max_evaluations()) {

@@ -167,6 +167,8 @@ class Controller {
   // Starts promoting `id` from rung r (a dispatch, a cache answer or a merge); false if it is
   // not promotable (promoted, in flight, or past r already).
   bool StartPromotion(int r, int64_t id);
+  // --resume: finishes the promotion of `id` from rung r from the cache entry it made.
+  bool RecoverPromotion(int r, int64_t id);
 
   static constexpr double kStatsPersistSeconds = 1;
   double last_stats_persist_ = 0;
@@ -226,6 +228,8 @@ class Controller {
   // Probe screening: the predicted points of full evaluations so far.
   std::vector<std::vector<double>> screen_points_;
   int64_t full_results_ = 0;
+  int64_t screened_since_dispatch_ = 0;
+  bool redispatching_ = false;  // Start of a candidate re-dispatched on --resume
   bool screening() const { return options_.spec.search().has_screen(); }
   // The reason to skip a fresh candidate (its predicted point is dominated by a full
   // evaluation's, by the margin), or "" to evaluate it.

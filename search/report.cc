@@ -316,7 +316,12 @@ std::string RenderReport(const ReportInput& in) {
       for (const auto& e : entries) {
         absl::StrAppend(&html, "<td>", Escape(Format(MetricValue(c.objectives, e.metric.name), e.metric)), "</td>");
       }
-      absl::StrAppend(&html, "<td class=\"text\"><code>", Escape(in.domain->Describe(c.candidate)), "</code></td></tr>\n");
+      // Dominated full evaluations do not keep their candidate in memory (the database does).
+      const bool kept = c.candidate.representation_case() != Candidate::REPRESENTATION_NOT_SET;
+      absl::StrAppend(&html, "<td class=\"text\">",
+                      kept ? absl::StrCat("<code>", Escape(in.domain->Describe(c.candidate)), "</code>")
+                           : "(dominated; see inspect show)",
+                      "</td></tr>\n");
     }
     absl::StrAppend(&html, "</table></details>\n");
   }

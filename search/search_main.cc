@@ -98,7 +98,10 @@ absl::Status CheckWritable(const std::string& flag, const std::string& path) {
   // A device or FIFO (e.g. /dev/null) is written in place: checked itself. Files are written
   // next to their final name and renamed (SQLite adds -wal and -shm files): their directory.
   struct stat st {};
-  if (stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode)) {
+  if (stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+    return absl::InvalidArgumentError(absl::StrCat(flag, ": cannot write ", path, ": it is a directory"));
+  }
+  if (stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
     if (access(path.c_str(), W_OK) != 0) {
       return absl::InvalidArgumentError(absl::StrCat(flag, ": cannot write ", path, ": ", std::strerror(errno)));
     }

@@ -43,6 +43,8 @@ expect_exit 2 "--threads: -3 is negative" "$SEARCH" --experiment="$SPEC" --db=w.
 # An unwritable report is refused before the search runs, not after.
 expect_exit 2 "--report: cannot write /nonexistent/r.html" "$SEARCH" --experiment="$SPEC" --db=w.db --report=/nonexistent/r.html --progress=none
 expect_exit 2 "--trace_csv: cannot write /nonexistent/t.csv" "$SEARCH" --experiment="$SPEC" --db=w.db --trace_csv=/nonexistent/t.csv --progress=none
+mkdir -p adir
+expect_exit 2 "adir: it is a directory" "$SEARCH" --experiment="$SPEC" --db=w.db --report=adir --progress=none
 expect_exit 2 "holds no experiment to resume" "$SEARCH" --experiment="$SPEC" --db=empty.db --resume --progress=none
 
 # --- reproducibility with one thread ---------------------------------------------------

@@ -337,5 +337,29 @@ TEST(WorkerProtocolTest, WithoutAWorkerThatScoresSubsetsARungFailsAndSaysWhy) {
   pool->Shutdown();
 }
 
+TEST(WorkerProtocolTest, RungWorkFailsWhenTheOnlyWorkerThatScoresSubsetsIsGone) {
+  // A whole-evaluation worker stays up, so the pool is not hopeless as a whole; the rung's
+  // work must still fail (after the deadline) rather than wait for ever.
+  Ladder l = MakeLadder();
+  auto model = Start("model", MakeModelBackend(l.context), 1);
+  auto sim = Start("sim", MakeSimulatedBackend(0), 2);
+  GrpcPoolOptions o;
+  o.targets = {model->address(), sim->address()};
+  o.deadline = absl::Seconds(2);
+  o.fidelity_domain = l.domain.get();
+  auto pool = GrpcWorkerPool::Create(o);
+  ASSERT_TRUE(pool.ok()) << pool.status();
+  for (int i = 0; i < 100 && (*pool)->Capacity() < 3; ++i) absl::SleepFor(absl::Milliseconds(50));
+  model->Shutdown();
+  Outcome at0;
+  const absl::Time start = absl::Now();
+  (*pool)->SubmitAt(1, Genome(3, 2), 0, nullptr, at0.Done());
+  auto [r0, w0] = at0.Get();
+  EXPECT_FALSE(r0.ok());
+  EXPECT_LT(absl::Now() - start, absl::Seconds(60));
+  EXPECT_EQ(sim->served(), 0);
+  (*pool)->Shutdown();
+}
+
 }  // namespace
 }  // namespace fecsearch

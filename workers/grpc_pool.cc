@@ -600,7 +600,7 @@ class GrpcWorkerPool::Impl {
                    states.empty() ? "no worker address" : absl::StrJoin(states, ", ").c_str());
     }
     if (any_usable_or_possible && !timed_out) {
-      FailWindowedJobsWithoutWorker();
+      FailWindowedJobsWithoutWorker(now);
       return;
     }
     if (timed_out) reasons.push_back(absl::StrCat("no worker was usable for ", absl::FormatDuration(options_.deadline)));
@@ -618,13 +618,25 @@ class GrpcWorkerPool::Impl {
   // itself and none does (protocol 1, or a command, simulated or domain worker), queued
   // subsets fail with the reason instead of waiting for ever. Called with mu_ held; releases it
   // to call the callbacks.
-  void FailWindowedJobsWithoutWorker() {
+  void FailWindowedJobsWithoutWorker(absl::Time now) {
     std::vector<std::string> whole_only;
+    bool waiting = false;  // a worker that scores subsets may (again) be usable
     for (const auto& [address, b] : backends_) {
       if (b->removed || !b->refused.empty() || b->incompatible) continue;
-      if (b->capacity == 0 || b->windows > 0) return;  // not described yet, or one that can
+      if (b->usable() && b->windows > 0) {
+        last_windowed_usable_ = now;
+        return;
+      }
+      if (b->capacity == 0 || b->windows > 0) {
+        waiting = true;  // not described yet, or one that can but is unreachable now
+        continue;
+      }
       whole_only.push_back(absl::StrCat(address, " (protocol ", b->protocol, ")"));
     }
+    // Waited for one a whole deadline: fail rather than wait for ever (whole evaluations may
+    // still be going to the others).
+    if (waiting && now - last_windowed_usable_ <= options_.deadline) return;
+    if (waiting) whole_only.push_back(absl::StrCat("none that does usable for ", absl::FormatDuration(options_.deadline)));
     std::deque<std::shared_ptr<Job>> failed, kept;
     for (auto& job : queue_) (job->windowed && !job->no_work ? failed : kept).push_back(job);
     if (failed.empty()) return;
@@ -723,6 +735,7 @@ class GrpcWorkerPool::Impl {
   bool stopping_ = false;
   absl::Time last_resolve_;
   absl::Time last_usable_ = absl::Now();
+  absl::Time last_windowed_usable_ = absl::Now();
   absl::Time last_waiting_warning_ = absl::InfinitePast();
   std::map<std::string, int64_t> file_stamps_;
   std::thread manager_;

@@ -103,6 +103,12 @@ absl::StatusOr<EvaluationResult> KvDomain::CompleteAt(int fidelity, const Evalua
   if (!work.ok()) return work.status();
   if (!work->whole && work->windows.empty()) return *lower;
   if (scored.status().code() != 0) return scored;  // the candidate is invalid
+  if (work->whole && scored.windows_size() > 0 && scored.windows_size() != context_->spec().eval_windows_size()) {
+    // A whole evaluation scores every window (results without per-window shares come from
+    // workers before protocol 2).
+    return absl::InvalidArgumentError(absl::StrCat("the result scores ", scored.windows_size(), " windows, a whole evaluation ",
+                                                   context_->spec().eval_windows_size()));
+  }
   if (!work->whole) {
     // What was asked must be what came back, window for window.
     bool same = scored.windows_size() == static_cast<int>(work->windows.size());
