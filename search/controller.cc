@@ -508,23 +508,10 @@ void Controller::Start(CandidateRecord record) {
     }
     live_[id].rung = rung;
   }
-  if (cache_ == nullptr) {
-    if (screening()) {
-      const std::string why = ScreenOut(record.candidate);
-      if (!why.empty()) {
-        ++screened_since_dispatch_;
-        live_[id].rung = -1;  // evaluated at no rung
-        Finish(id, Outcome::kScreened, nullptr, nullptr, "screen", 0, why);
-        return;
-      }
-    }
-    live_[id].outcome = Outcome::kMiss;
-    mark_pending();
-    dispatch(Outcome::kMiss);
-    return;
-  }
+  // The probe screen judges only what would be evaluated: a candidate the cache can answer
+  // costs nothing anyway.
   const Hash128 key = RungKey(hashes->key, live_[id].rung);
-  if (screening() && !cache_->Peek(key).has_value()) {
+  if (screening() && (cache_ == nullptr || !cache_->Peek(key).has_value())) {
     const std::string why = ScreenOut(record.candidate);
     if (!why.empty()) {
       ++screened_since_dispatch_;
@@ -532,6 +519,12 @@ void Controller::Start(CandidateRecord record) {
       Finish(id, Outcome::kScreened, nullptr, nullptr, "screen", 0, why);
       return;
     }
+  }
+  if (cache_ == nullptr) {
+    live_[id].outcome = Outcome::kMiss;
+    mark_pending();
+    dispatch(Outcome::kMiss);
+    return;
   }
   FecCache::LookupResult lr = cache_->Lookup(key, MergedEvent(id));
   switch (lr.kind) {

@@ -244,10 +244,11 @@ struct Outcome {
   }
 };
 
-std::unique_ptr<GrpcWorkerPool> Pool(const std::vector<std::string>& targets, const Domain* domain) {
+std::unique_ptr<GrpcWorkerPool> Pool(const std::vector<std::string>& targets, const Domain* domain,
+                                     absl::Duration deadline = absl::Seconds(60)) {
   GrpcPoolOptions o;
   o.targets = targets;
-  o.deadline = absl::Seconds(60);
+  o.deadline = deadline;
   o.fidelity_domain = domain;
   auto pool = GrpcWorkerPool::Create(o);
   EXPECT_TRUE(pool.ok()) << pool.status();
@@ -343,22 +344,17 @@ TEST(WorkerProtocolTest, RungWorkFailsWhenTheOnlyWorkerThatScoresSubsetsIsGone) 
   Ladder l = MakeLadder();
   auto model = Start("model", MakeModelBackend(l.context), 1);
   auto sim = Start("sim", MakeSimulatedBackend(0), 2);
-  GrpcPoolOptions o;
-  o.targets = {model->address(), sim->address()};
-  o.deadline = absl::Seconds(2);
-  o.fidelity_domain = l.domain.get();
-  auto pool = GrpcWorkerPool::Create(o);
-  ASSERT_TRUE(pool.ok()) << pool.status();
-  for (int i = 0; i < 100 && (*pool)->Capacity() < 3; ++i) absl::SleepFor(absl::Milliseconds(50));
+  auto pool = Pool({model->address(), sim->address()}, l.domain.get(), absl::Seconds(2));
+  for (int i = 0; i < 100 && pool->Capacity() < 3; ++i) absl::SleepFor(absl::Milliseconds(50));
   model->Shutdown();
   Outcome at0;
   const absl::Time start = absl::Now();
-  (*pool)->SubmitAt(1, Genome(3, 2), 0, nullptr, at0.Done());
+  pool->SubmitAt(1, Genome(3, 2), 0, nullptr, at0.Done());
   auto [r0, w0] = at0.Get();
   EXPECT_FALSE(r0.ok());
   EXPECT_LT(absl::Now() - start, absl::Seconds(60));
   EXPECT_EQ(sim->served(), 0);
-  (*pool)->Shutdown();
+  pool->Shutdown();
 }
 
 }  // namespace
