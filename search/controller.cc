@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "hashing/functional_hasher.h"
@@ -134,7 +135,20 @@ bool Controller::EarnsPromotion(int r, const Individual& ind) const {
   for (const Individual& o : results) {
     if (o.id != ind.id && Dominates(o, ind)) return false;
   }
-  return true;
+  const double min_gain = options_.spec.search().fidelity().min_gain();
+  if (min_gain <= 0 || ind.violation > 0 || ind.objectives.size() < 2) return true;
+  // Not dominated; does it add enough of the rung's hypervolume to be worth the windows?
+  std::vector<Individual> others;
+  others.reserve(results.size());
+  for (const Individual& o : results) {
+    if (o.id != ind.id) others.push_back(o);
+  }
+  const std::vector<double> ref = reference_.empty() ? objectives_.Reference(others) : reference_;
+  if (ref.size() < 2) return true;
+  const double before = Hypervolume2D(others, ref[0], ref[1]);
+  others.push_back(ind);
+  const double after = Hypervolume2D(others, ref[0], ref[1]);
+  return after - before >= min_gain * before;
 }
 
 bool Controller::TryPromote() {
@@ -177,6 +191,18 @@ bool Controller::TryPromote() {
     }
   }
   return false;
+}
+
+int Controller::FirstRungPromotedTo(const CandidateRecord& r) const {
+  Hash128 key;
+  if (!cache_ || !Hash128::FromHex(r.cache_key, &key)) return 0;
+  int first = 0;
+  for (int q = r.rung; q >= 1; --q) {
+    auto entry = cache_->Peek(RungKey(key, q));
+    if (!entry.has_value() || entry->first_candidate_id != r.id) break;
+    first = q;
+  }
+  return first;
 }
 
 bool Controller::RecoverPromotion(int r, int64_t id) {
@@ -341,7 +367,9 @@ void Controller::Counted(CandidateRecord r) {
     case Outcome::kMerged: ++progress_.merges; break;
     case Outcome::kInvalid: ++progress_.invalid; break;
     case Outcome::kFailed: ++progress_.failed; break;
-    case Outcome::kScreened: ++progress_.screened; break;
+    case Outcome::kScreened:
+      ++(r.operation == kInitialPoolOperation ? progress_.pool_rejected : progress_.screened);
+      break;
     default: break;
   }
   // Multi-fidelity: results below the full evaluation join their rung's ranking (when the
@@ -350,8 +378,11 @@ void Controller::Counted(CandidateRecord r) {
   const bool below_full = multi() && r.rung >= 0 && r.rung < top_;
   if (multi() && r.has_objectives && below_full) {
     // A cache answer joins too when its function is new to this experiment's rung (a cache
-    // warmed by an earlier experiment): else it could never be promoted.
-    const bool first_of_key = ranked_keys_[r.rung].insert(r.cache_key).second;
+    // warmed by an earlier experiment): else it could never be promoted. A candidate merged
+    // with a running evaluation never does: that evaluation's own candidate joins (whichever
+    // of the two finishes first), and the merged one holds no result to promote from (its
+    // promotion would score the rung's windows again).
+    const bool first_of_key = r.outcome != Outcome::kMerged && ranked_keys_[r.rung].insert(r.cache_key).second;
     if (promotion || r.outcome == Outcome::kMiss || r.outcome == Outcome::kPartialHit || first_of_key) {
       JoinRung(r.rung, r.id, r.objectives);
     }
@@ -426,9 +457,55 @@ void Controller::Counted(CandidateRecord r) {
   trace_.push_back(t);
 }
 
+absl::StatusOr<std::vector<Candidate>> Controller::ScreenedInitialPopulation(int seeded) {
+  const SearchSpec& spec = options_.spec.search();
+  const int want = spec.population_size() - seeded;
+  if (want <= 0) return std::vector<Candidate>{};
+  // Its own generator, so a resumed search draws the same pool (and the search's own draws
+  // are those it would make without the pool).
+  Rng rng(spec.seed() ^ 0x243f6a8885a308d3ull);
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<Candidate> pool;
+  std::vector<Individual> points;
+  const int n = spec.screen().initial_pool();
+  for (int i = 0; i < n; ++i) {
+    Candidate c = domain_.space().Random(rng);
+    auto p = domain_.Predict(c);
+    if (absl::IsUnimplemented(p.status())) {
+      return absl::InvalidArgumentError(absl::StrCat("search.screen.initial_pool: domain ", domain_.name(), " has no predictor"));
+    }
+    if (!p.ok() || p->size() < 2) continue;  // no prediction: not chosen
+    Individual ind;
+    ind.id = i;
+    ind.objectives = std::move(*p);
+    points.push_back(std::move(ind));
+    pool.push_back(std::move(c));
+  }
+  const std::vector<int> order = PromotionOrder(points, nullptr);
+  std::vector<Candidate> chosen;
+  pool_rejects_.clear();
+  for (size_t k = 0; k < order.size(); ++k) {
+    const int i = order[k];
+    if (static_cast<int>(chosen.size()) < want) {
+      chosen.push_back(pool[i]);
+      continue;
+    }
+    pool_rejects_.push_back(
+        {std::move(pool[i]),
+         absl::StrFormat("screened: not chosen for the initial population (predicted point %s; %d of %d in the pool's "
+                         "predicted ranking, %d chosen)",
+                         absl::StrJoin(points[i].objectives, ", ", [](std::string* out, double v) { absl::StrAppend(out, absl::StrFormat("%.6g", v)); }),
+                         static_cast<int>(k + 1), static_cast<int>(order.size()), want)});
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  progress_.screen_seconds += seconds;
+  progress_.initial_pool = n;
+  return chosen;
+}
+
 std::string Controller::ScreenOut(const Candidate& candidate) {
   const ScreenSpec& spec = options_.spec.search().screen();
-  if (redispatching_ || full_results_ < spec.warmup() || screen_points_.empty()) return "";
+  if (!spec.skip() || redispatching_ || full_results_ < spec.warmup() || screen_points_.empty()) return "";
   const auto start = std::chrono::steady_clock::now();
   auto mine = domain_.Predict(candidate);
   progress_.screen_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -729,7 +806,13 @@ absl::StatusOr<SearchResult> Controller::Run() {
   progress_.max_evaluations = spec.max_evaluations();
   progress_.max_candidates = spec.max_candidates();
   progress_.max_wall_seconds = spec.max_wall_seconds();
-  algorithm_ = MakeAlgorithm(spec, domain_.space(), domain_.Seeds(),
+  std::vector<Candidate> seeds = domain_.Seeds();
+  if (screening() && spec.screen().initial_pool() > 0) {
+    auto design = ScreenedInitialPopulation(static_cast<int>(seeds.size()));
+    if (!design.ok()) return design.status();
+    for (Candidate& c : *design) seeds.push_back(std::move(c));
+  }
+  algorithm_ = MakeAlgorithm(spec, domain_.space(), std::move(seeds),
                              [this](const Individual& ind) { return objectives_.Scalarize(ind); });
   if (spec.has_fidelity()) {
     fidelities_ = domain_.Fidelities();
@@ -785,10 +868,14 @@ absl::StatusOr<SearchResult> Controller::Run() {
       replay_seconds_ = std::max(replay_seconds_, origin_micros > 0 && r.finished_micros > 0
                                                       ? 1e-6 * static_cast<double>(r.finished_micros - origin_micros)
                                                       : 0.0);
+      completion_seq_ = std::max(completion_seq_, r.completion_seq);
+      if (r.operation == kInitialPoolOperation) {  // not chosen from the pool: no proposal
+        Counted(r);
+        continue;
+      }
       ++progress_.candidates;
       const bool evaluated = r.outcome == Outcome::kMiss || r.outcome == Outcome::kPartialHit;
       if (evaluated) ++progress_.dispatched;
-      completion_seq_ = std::max(completion_seq_, r.completion_seq);
       algorithm_->CountRecordedProposal();
       if (multi() && r.rung > 0 && r.rung <= top_ && (evaluated || r.result.windows_size() > 0)) {
         // It was ranked at every rung below the one it reached and promoted from each: its
@@ -802,7 +889,14 @@ absl::StatusOr<SearchResult> Controller::Run() {
           }
           promoted_[q].insert(r.id);
         }
-        progress_.promotions += r.rung;
+        if (evaluated) {
+          progress_.promotions += r.rung;
+        } else if (const int q = FirstRungPromotedTo(r); q > 0) {
+          // A hit (a warm cache answered it at rung q - 1) that was promoted from there: the
+          // cache's entries from rung q up were made by its promotions, charged as they ran.
+          progress_.promotions += r.rung - q + 1;
+          progress_.compute += RungCost(q - 1, r.rung);
+        }
       }
       if (multi() && evaluated && r.rung >= 0 && r.rung <= top_) progress_.compute += RungCost(-1, r.rung);
       if (!multi() && evaluated) progress_.compute += 1;
@@ -821,12 +915,46 @@ absl::StatusOr<SearchResult> Controller::Run() {
         progress_.compute += RungCost(r.result.windows_size() > 0 ? r.rung : -1, r.rung + 1);
       }
     }
+    if (at_arrival()) {
+      // Replayed results decided nothing (they arrive in another order). Every result not
+      // promoted from its rung is put up again; TryPromote starts only those that still earn
+      // it against all of the rung's results, as a decided promotion is checked when a slot
+      // frees. A result refused on arrival stays refused (what dominated it, or the points
+      // that left it too little gain, are still there); one decided but not yet started at
+      // the kill (or when the budget ran out) is promoted now.
+      for (int q = 0; q < top_; ++q) {
+        std::vector<int64_t> ids;
+        for (const Individual& ind : rung_results_[q]) {
+          if (!promoted_[q].count(ind.id)) ids.push_back(ind.id);
+        }
+        std::sort(ids.begin(), ids.end());
+        approved_[q].assign(ids.begin(), ids.end());
+      }
+    }
     trace_offset_seconds_ = std::max(0.0, replay_seconds_);
     replay_seconds_ = -1;
     progress_.candidates += static_cast<int64_t>(redispatch.size());
     for (size_t i = 0; i < redispatch.size(); ++i) algorithm_->CountRecordedProposal();
     rng_ = Rng(spec.seed() ^ (0x9e3779b97f4a7c15ull * static_cast<uint64_t>(previous->size() + 1)));
   }
+  if (!options_.resume) {
+    // The pool's candidates that were not chosen are recorded SCREENED (never evaluated), so
+    // the database holds everything the screen passed over (search:fidelity_audit evaluates
+    // them). They are no proposals of the search: outside its candidate count and budget.
+    for (auto& [candidate, why] : pool_rejects_) {
+      CandidateRecord r;
+      r.id = next_id_++;
+      r.experiment_id = options_.experiment_id;
+      r.operation = kInitialPoolOperation;
+      r.candidate = std::move(candidate);
+      r.domain = domain_.name();
+      r.created_micros = NowMicros();
+      r.rung = -1;
+      live_[r.id] = r;
+      Finish(r.id, Outcome::kScreened, nullptr, nullptr, "screen", 0, why);
+    }
+  }
+  pool_rejects_.clear();
   Notify();
   while (true) {
     if (options_.stop && options_.stop->load() && !cancelled_queued_) {

@@ -32,6 +32,9 @@
 
 namespace fecsearch {
 
+// The operation of the rows search.screen.initial_pool passed over (SCREENED, never proposed).
+inline constexpr char kInitialPoolOperation[] = "initial pool";
+
 // Computes a candidate's hashes (key per dedup mode); INVALID_ARGUMENT for bad candidates.
 using Keyer = std::function<absl::StatusOr<CandidateHashes>(const Candidate&)>;
 
@@ -54,6 +57,8 @@ struct Progress {
   // SCREENED, not evaluated), and the seconds their predictions took (probe cost, not compute).
   int64_t screened = 0;
   double screen_seconds = 0;
+  int initial_pool = 0;  // search.screen.initial_pool: the initial population's pool, if any
+  int64_t pool_rejected = 0;  // its candidates not chosen (recorded SCREENED, no proposals)
   bool screening = false;
   int front_size = 0;
   // Time spent hashing candidates (probes included) and how many probes ran.
@@ -164,6 +169,13 @@ class Controller {
   void JoinRung(int rung, int64_t id, const Objectives& objectives);
   // AT_ARRIVAL: whether `ind` earns its promotion against rung r's other results.
   bool EarnsPromotion(int r, const Individual& ind) const;
+  // search.screen.initial_pool: population_size - `seeded` candidates chosen from the pool
+  // of random ones by predicted point (non-dominated rank, then crowding distance).
+  absl::StatusOr<std::vector<Candidate>> ScreenedInitialPopulation(int seeded);
+  std::vector<std::pair<Candidate, std::string>> pool_rejects_;  // not chosen, and why
+  // The lowest rung q >= 1 such that the cache's entries at rungs q..r.rung were all made by
+  // candidate r (its promotions); 0 if none (no cache, or nothing it promoted is stored).
+  int FirstRungPromotedTo(const CandidateRecord& r) const;
   // Starts promoting `id` from rung r (a dispatch, a cache answer or a merge); false if it is
   // not promotable (promoted, in flight, or past r already).
   bool StartPromotion(int r, int64_t id);

@@ -51,6 +51,7 @@ struct Setup {
     model = *m;
     spec = LoadExperiment("")->spec;
     spec.mutable_search()->clear_fidelity();  // one zero-cost evaluation per candidate
+    spec.mutable_search()->clear_screen();    // and no predictions
     space = std::make_unique<GenomeSpace>(*GenomeSpace::Create(spec.search_space(), model));
     domain = std::make_unique<SimpleDomain>(
         "zero-cost", space.get(), KvMetrics(),

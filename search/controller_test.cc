@@ -45,6 +45,7 @@ class ControllerTest : public ::testing::Test {
     spec_ = LoadExperiment("")->spec;
     // The full-fidelity controller (search/fidelity_controller_test.cc tests the ladder).
     spec_.mutable_search()->clear_fidelity();
+    spec_.mutable_search()->clear_screen();  // the default's predicted initial population
     spec_.mutable_search()->set_max_evaluations(30);
     spec_.mutable_search()->set_population_size(8);
     // A small space so that duplicates happen.

@@ -81,6 +81,9 @@ void CheckFidelity(const ExperimentSpec& spec, Checker* c) {
   // The evaluation windows' count (empty eval_windows means the four default ones).
   const int n = spec.evaluation().eval_windows_size() > 0 ? spec.evaluation().eval_windows_size() : 4;
   c->Range("search.fidelity.eta", f.eta(), 2.0, 1000.0);
+  if (!(f.min_gain() >= 0 && f.min_gain() < 1)) {
+    c->Fail("search.fidelity.min_gain", absl::StrCat(f.min_gain(), " is outside 0 <= min_gain < 1 (a fraction of the rung's hypervolume)"));
+  }
   if (f.rungs_size() == 0) {
     c->Fail("search.fidelity.rungs", absl::StrCat("needs at least one rung below the full evaluation (e.g. rungs { windows: [0] } of the ", n,
                                                   " evaluation windows)"));
@@ -283,6 +286,13 @@ absl::Status ValidateExperiment(const LoadedExperiment& e, const ModelConfig* mo
       c.Fail("search.screen.margin", absl::StrCat(s.screen().margin(), " is outside 0 <= margin < 1"));
     }
     c.Range("search.screen.warmup", s.screen().warmup(), 0, 1000000);
+    const int pool = s.screen().initial_pool();
+    if (pool != 0 && (pool < s.population_size() || pool > 100000)) {
+      c.Fail("search.screen.initial_pool", absl::StrCat(pool, " is outside 0 or population_size (", s.population_size(), ")..100000"));
+    }
+    if (!s.screen().skip() && pool == 0) {
+      c.Fail("search.screen.skip", "is false and initial_pool is 0: the screen would do nothing");
+    }
   }
   // Objectives and constraints name what the domain measures (checked against it once the
   // domain exists: search/objectives.h).

@@ -90,6 +90,13 @@ TEST(ExperimentTest, InvalidFieldsNameFieldAndLine) {
            // The fidelity ladder (four default evaluation windows).
            {"search_space {}\nsearch { fidelity {\n  eta: 1.5\n  rungs { windows: [0] } } }",
             "spec:3: search.fidelity.eta: 1.5 is outside 2..1000"},
+           {"search_space {}\nsearch { population_size: 24 screen { initial_pool: 10 } }",
+            "search.screen.initial_pool: 10 is outside 0 or population_size (24)..100000"},
+           {"search_space {}\nsearch { screen { skip: false } }", "search.screen.skip: is false and initial_pool is 0"},
+           {"search_space {}\nsearch { fidelity {\n  min_gain: 1\n  rungs { windows: [0] } } }",
+            "spec:3: search.fidelity.min_gain: 1 is outside 0 <= min_gain < 1"},
+           {"search_space {}\nsearch { fidelity { min_gain: -0.1 rungs { windows: [0] } } }",
+            "search.fidelity.min_gain: -0.1 is outside"},
            {"search_space {}\nsearch { fidelity { } }", "search.fidelity.rungs: needs at least one rung"},
            {"search_space {}\nsearch { fidelity {\n  rungs { windows: [4] } } }",
             "spec:3: search.fidelity.rungs[0].windows[0]: 4 is outside 0..3"},

@@ -16,6 +16,7 @@
 #include "core/evaluator.h"
 #include "core/process_init.h"
 #include "search/algorithms.h"
+#include "search/controller.h"
 #include "search/domains/kv_domain.h"
 #include "search/experiment.h"
 #include "search/experiment_db.h"
@@ -64,6 +65,7 @@ int Main() {
     Individual ind;
     bool discarded;
     bool screened = false;
+    bool pool = false;  // passed over for the initial population (search.screen.initial_pool)
   };
   std::vector<Point> points;
   std::set<std::string> seen;
@@ -77,18 +79,21 @@ int Main() {
       points.push_back(p);
     }
   }
-  int screened = 0;
+  int screened = 0, passed_over = 0;
   for (const CandidateRecord& r : *rows) {
     const bool by_screen = r.outcome == Outcome::kScreened;
     if (!by_screen && (!r.has_objectives || r.rung < 0 || r.rung == top || r.outcome != Outcome::kMiss)) continue;
-    if (!seen.insert(r.cache_key.empty() ? r.exact_hash : r.cache_key).second) continue;
+    // The initial population's pool was never hashed: its candidates are told apart by their bytes.
+    const std::string key = !r.cache_key.empty() ? r.cache_key : !r.exact_hash.empty() ? r.exact_hash : r.candidate.SerializeAsString();
+    if (!seen.insert(key).second) continue;
     ++discarded;
     screened += by_screen;
+    passed_over += r.operation == kInitialPoolOperation;
     auto full = top > 0 ? (*domain)->EvaluateAt(r.candidate, top) : (*domain)->Evaluate(r.candidate);
     if (!full.ok() || full->status().code() != 0) {
       return Fail(absl::StrFormat("candidate %d: evaluation failed", r.id));
     }
-    Point p{r.id, {}, true, by_screen};
+    Point p{r.id, {}, true, by_screen, r.operation == kInitialPoolOperation};
     objectives->Score(full->objectives(), &p.ind);
     points.push_back(p);
     std::fprintf(stderr, "fidelity_audit: evaluated %d discarded candidates in full\r", discarded);
@@ -101,7 +106,7 @@ int Main() {
     if (i.objectives.size() > 2) i.objectives.resize(2);
     pair.push_back(i);
   }
-  int on_front = 0, discarded_on_front = 0, screened_on_front = 0;
+  int on_front = 0, discarded_on_front = 0, screened_on_front = 0, pool_on_front = 0;
   std::vector<Individual> front, front_without;
   for (size_t i = 0; i < pair.size(); ++i) {
     if (pair[i].violation > 0) continue;
@@ -113,7 +118,9 @@ int Main() {
     if (points[i].discarded) {
       ++discarded_on_front;
       screened_on_front += points[i].screened;
-      std::printf("%s candidate %lld would be on the front\n", points[i].screened ? "screened" : "discarded",
+      pool_on_front += points[i].pool;
+      std::printf("%s candidate %lld would be on the front\n",
+                  points[i].pool ? "passed-over pool" : points[i].screened ? "screened" : "discarded",
                   static_cast<long long>(points[i].id));
     }
   }
@@ -130,9 +137,14 @@ int Main() {
   std::printf("experiment %lld: %zu full evaluations; discarded (evaluated now in full): %d below the full evaluation by a "
               "promotion decision, %d by the probe screen\n",
               static_cast<long long>(e->id), points.size() - discarded, discarded - screened, screened);
-  std::printf("front of both: %d configurations, %d of them discarded by a promotion decision, %d by the screen (%.1f %% in all)\n",
+  if (passed_over > 0) {
+    std::printf("the probe screen's %d include %d candidates of the initial population's pool that were not chosen\n", screened,
+                passed_over);
+  }
+  std::printf("front of both: %d configurations, %d of them discarded by a promotion decision, %d by the screen (%.1f %% in all)%s\n",
               on_front, discarded_on_front - screened_on_front, screened_on_front,
-              on_front ? 100.0 * discarded_on_front / on_front : 0.0);
+              on_front ? 100.0 * discarded_on_front / on_front : 0.0,
+              passed_over > 0 ? absl::StrFormat("; %d of those by the initial population's choice", pool_on_front).c_str() : "");
   std::printf("hypervolume: %.3f of the search's full evaluations, %.3f with the discarded ones evaluated in full\n", hv_without,
               hv_with);
   return 0;

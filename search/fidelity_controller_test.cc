@@ -76,6 +76,7 @@ class SyntheticFidelityDomain : public SimpleDomain {
     auto plan = CompileCandidate(c, *model_, 1024);
     if (!plan.ok()) return plan.status();
     ++predictions;
+    predicted_log.push_back(c);  // the controller predicts from its own thread only
     return Predicted(c, *plan);
   }
   absl::StatusOr<std::vector<double>> PredictedOf(const EvaluationResult& r) const override {
@@ -88,6 +89,7 @@ class SyntheticFidelityDomain : public SimpleDomain {
     return {bits, 0.5 / bits + 0.1 * ((HashBytes(absl::StrCat(function, "#probe")).lo % 1000) / 1000.0 - 0.5)};
   }
   mutable std::atomic<int> predictions{0};
+  mutable std::vector<Candidate> predicted_log;
 
   // Windows scored per function (its summary) so far, and in all.
   std::map<std::string, std::map<int, int>> scored() const {
@@ -164,6 +166,7 @@ class FidelityControllerTest : public ::testing::Test {
     spec_.mutable_search()->set_max_evaluations(20);  // full-evaluation equivalents
     spec_.mutable_search()->set_population_size(8);
     spec_.mutable_search()->clear_fidelity();  // the default's ladder is replaced by three rungs
+    spec_.mutable_search()->clear_screen();    // the tests that screen set their own
     FidelitySpec* f = spec_.mutable_search()->mutable_fidelity();
     f->set_eta(3);
     f->add_rungs()->add_windows(0);
@@ -360,6 +363,44 @@ TEST_F(FidelityControllerTest, AtArrivalPromotesWhatNoEarlierResultAtTheRungDomi
   EXPECT_GT(dominated, 2) << "the rule must have had something to refuse";
 }
 
+// search.fidelity.min_gain: of the candidates no earlier rung-0 result dominates, only those
+// whose point raises the rung's hypervolume by the fraction are promoted.
+TEST_F(FidelityControllerTest, AMinimumGainPromotesOnlyWhatAddsEnoughHypervolume) {
+  spec_.mutable_search()->mutable_fidelity()->set_promotion(FidelitySpec::AT_ARRIVAL);
+  spec_.mutable_search()->mutable_fidelity()->set_min_gain(0.01);
+  spec_.mutable_search()->set_max_evaluations(30);
+  Run run = Search(Db("min_gain"), 1, false);
+  ExpectConsistent(run, true);
+  ASSERT_TRUE(run.result.ok());
+  const std::vector<double>& ref = run.result->hypervolume_reference;
+  ASSERT_GE(ref.size(), 2u);
+  auto objectives = ObjectiveSet::Create(spec_.search(), domain_->Metrics(), domain_->DefaultObjectives());
+  std::vector<Individual> earlier;
+  int disagree = 0, promoted = 0, refused_for_gain = 0;
+  for (const CandidateRecord& c : run.rows) {  // in id order
+    if (c.outcome != Outcome::kMiss) continue;
+    auto at0 = domain_->ResultAt(c.result, 0);
+    ASSERT_TRUE(at0.ok());
+    Individual ind;
+    ind.id = c.id;
+    objectives->Score(at0->objectives(), &ind);
+    bool is_dominated = false;
+    for (const Individual& e : earlier) is_dominated = is_dominated || Dominates(e, ind);
+    const double before = Hypervolume2D(earlier, ref[0], ref[1]);
+    earlier.push_back(ind);
+    const double gain = Hypervolume2D(earlier, ref[0], ref[1]) - before;
+    const bool earns = !is_dominated && (ind.violation > 0 || gain >= 0.01 * before);
+    refused_for_gain += !is_dominated && !earns;
+    const bool was_promoted = c.rung > 0;
+    promoted += was_promoted;
+    disagree += was_promoted != earns;
+    EXPECT_FALSE(was_promoted && !earns) << "candidate " << c.id << " was promoted with a gain of " << gain << " of " << before;
+  }
+  EXPECT_LE(disagree, 1);
+  EXPECT_GT(promoted, 2);
+  EXPECT_GT(refused_for_gain, 2) << "the minimum gain must have refused some undominated points";
+}
+
 TEST_F(FidelityControllerTest, AFailedPromotionLeavesTheCandidateAtItsRungAndGivesItsComputeBack) {
   domain_->fail_promotions = true;
   Run run = Search(Db("failing"), 2, false);
@@ -467,6 +508,82 @@ TEST_F(FidelityControllerTest, APromotionDurableOnlyInTheCacheIsRecoveredOnResum
   EXPECT_TRUE(found);
 }
 
+TEST_F(FidelityControllerTest, AnAtArrivalPromotionNotStartedAtAKillIsDecidedAgainOnResume) {
+  // A promotion decided when its rung-0 result arrived but not started before a kill: the row
+  // says rung 0 and nothing was scored above it. Made by rolling a promoted row back to rung 0
+  // (without a cache, so nothing can recover it); it must be promoted again on resume, before
+  // any new candidate, since nothing at rung 0 dominates it.
+  spec_.mutable_search()->mutable_fidelity()->set_promotion(FidelitySpec::AT_ARRIVAL);
+  const std::string db = Db("arrival_resume");
+  Run first = Search(db, 1, false, nullptr, nullptr, /*use_cache=*/false);
+  ASSERT_TRUE(first.result.ok()) << first.result.status();
+  auto objectives = ObjectiveSet::Create(spec_.search(), domain_->Metrics(), domain_->DefaultObjectives());
+  std::vector<Individual> rung0;
+  std::vector<const CandidateRecord*> rows;
+  for (const CandidateRecord& c : first.rows) {
+    if (c.outcome != Outcome::kMiss) continue;
+    auto at0 = domain_->ResultAt(c.result, 0);
+    ASSERT_TRUE(at0.ok());
+    Individual ind;
+    ind.id = c.id;
+    objectives->Score(at0->objectives(), &ind);
+    rung0.push_back(ind);
+    rows.push_back(&c);
+  }
+  const CandidateRecord* promoted = nullptr;
+  for (int i : ParetoFront(rung0)) {
+    if (rows[i]->rung >= 1 && rung0[i].violation == 0) promoted = rows[i];
+  }
+  ASSERT_NE(promoted, nullptr) << "no promoted candidate on rung 0's front";
+  CandidateRecord rolled = *promoted;
+  rolled.rung = 0;
+  auto lower = domain_->ResultAt(promoted->result, 0);
+  ASSERT_TRUE(lower.ok()) << lower.status();
+  rolled.result = *lower;
+  rolled.objectives = lower->objectives();
+  {
+    auto handle = ExperimentDb::Open(db, false);
+    ASSERT_TRUE(handle.ok()) << handle.status();
+    (*handle)->Put(rolled);
+    ASSERT_TRUE((*handle)->Flush().ok());
+  }
+  const int promotes_before = domain_->promotes_.load();
+  spec_.mutable_search()->set_max_evaluations(static_cast<int>(std::ceil(first.result->progress.compute)) + 1);
+  Run second = Search(db, 1, true, nullptr, nullptr, /*use_cache=*/false);
+  ASSERT_TRUE(second.result.ok()) << second.result.status();
+  EXPECT_GT(domain_->promotes_.load(), promotes_before);
+  bool found = false;
+  for (const CandidateRecord& c : second.rows) {
+    if (c.id != promoted->id) continue;
+    found = true;
+    EXPECT_GE(c.rung, 1) << "the promotion decided before the kill was not made on resume";
+  }
+  EXPECT_TRUE(found);
+}
+
+TEST_F(FidelityControllerTest, AResumedSearchChargesWhatItsHitsPromotionsCost) {
+  // A warm cache answers candidates at rung 0 (an earlier experiment that promoted nothing:
+  // eta 1000); this experiment promotes some of those hits, paying for the windows they lack.
+  // Resumed with the budget spent, the search must count that compute and those promotions
+  // again from its rows and the cache, not only the candidates it evaluated.
+  const std::string db = Db("warm_resume");
+  spec_.mutable_search()->mutable_fidelity()->set_eta(1000);
+  Run warm = Search(db, 1, false);
+  ASSERT_TRUE(warm.result.ok()) << warm.result.status();
+  EXPECT_EQ(warm.result->progress.promotions, 0);
+  spec_.mutable_search()->mutable_fidelity()->set_eta(3);
+  Run second = Search(db, 1, false);
+  ASSERT_TRUE(second.result.ok()) << second.result.status();
+  int promoted_hits = 0;
+  for (const CandidateRecord& c : second.rows) promoted_hits += c.outcome == Outcome::kHit && c.rung > 0;
+  ASSERT_GT(promoted_hits, 0) << "no hit was promoted: the test needs some";
+  Run third = Search(db, 1, true);
+  ASSERT_TRUE(third.result.ok()) << third.result.status();
+  EXPECT_EQ(third.rows.size(), second.rows.size()) << "the budget was spent: nothing new";
+  EXPECT_NEAR(third.result->progress.compute, second.result->progress.compute, 1e-9);
+  EXPECT_EQ(third.result->progress.promotions, second.result->progress.promotions);
+}
+
 TEST_F(FidelityControllerTest, TheScreenSkipsWhatAFullEvaluationsPredictionDominatesAndRecordsIt) {
   // Fidelities and the probe screen together; one thread, so that "the full evaluations so
   // far" are the rows completed before.
@@ -504,6 +621,78 @@ TEST_F(FidelityControllerTest, TheScreenSkipsWhatAFullEvaluationsPredictionDomin
   }
   EXPECT_EQ(screened_rows, p.screened);
   EXPECT_GT(domain_->predictions.load(), 0);
+}
+
+TEST_F(FidelityControllerTest, AScreenedInitialPopulationIsThePoolsPredictedFront) {
+  // search.screen { initial_pool: 48 skip: false }: 48 random candidates are predicted, the
+  // population's 8 are taken from them by non-dominated rank (then crowding), and nothing is
+  // skipped afterwards.
+  spec_.mutable_search()->mutable_screen()->set_initial_pool(48);
+  spec_.mutable_search()->mutable_screen()->set_skip(false);
+  Run run = Search(Db("initial_pool"), 1, false);
+  ExpectConsistent(run, true);
+  const Progress& p = run.result->progress;
+  EXPECT_EQ(p.screened, 0);
+  EXPECT_EQ(p.initial_pool, 48);
+  ASSERT_EQ(domain_->predicted_log.size(), 48u) << "the pool is predicted, and nothing else (skip: false)";
+  std::vector<Individual> pool;
+  std::map<std::string, int> index;
+  for (size_t i = 0; i < domain_->predicted_log.size(); ++i) {
+    const Candidate& c = domain_->predicted_log[i];
+    auto plan = CompileCandidate(c, model_, 1024);
+    ASSERT_TRUE(plan.ok());
+    Individual ind;
+    ind.id = static_cast<int64_t>(i);
+    ind.objectives = domain_->Predicted(c, *plan);
+    pool.push_back(ind);
+    index[c.SerializeAsString()] = static_cast<int>(i);
+  }
+  std::set<int> front;
+  for (int i : ParetoFront(pool)) front.insert(i);
+  std::set<int> chosen, passed_over;
+  std::vector<const CandidateRecord*> proposals;
+  for (const CandidateRecord& c : run.rows) {
+    if (c.operation != kInitialPoolOperation) {
+      proposals.push_back(&c);
+      continue;
+    }
+    // Passed over: recorded SCREENED, never evaluated, with why.
+    EXPECT_EQ(c.outcome, Outcome::kScreened) << c.id;
+    EXPECT_FALSE(c.has_objectives) << c.id;
+    EXPECT_NE(c.error.find("not chosen for the initial population"), std::string::npos) << c.error;
+    auto at = index.find(c.candidate.SerializeAsString());
+    ASSERT_NE(at, index.end()) << "row " << c.id << " is not from the pool";
+    passed_over.insert(at->second);
+  }
+  EXPECT_EQ(p.pool_rejected, 40);
+  EXPECT_EQ(passed_over.size(), 40u);
+  EXPECT_EQ(p.candidates, static_cast<int64_t>(proposals.size())) << "passed-over pool members are no proposals";
+  for (size_t k = 0; k < 8 && k < proposals.size(); ++k) {  // the first proposals, by id
+    auto at = index.find(proposals[k]->candidate.SerializeAsString());
+    ASSERT_NE(at, index.end()) << "initial candidate " << proposals[k]->id << " is not from the pool";
+    EXPECT_EQ(passed_over.count(at->second), 0u);
+    chosen.insert(at->second);
+  }
+  ASSERT_EQ(chosen.size(), 8u);
+  for (int i : (front.size() >= 8 ? chosen : front)) {
+    EXPECT_TRUE(front.size() >= 8 ? front.count(i) > 0 : chosen.count(i) > 0)
+        << "pool member " << i << ": the initial population is not the pool's predicted front";
+  }
+  // Reproducible: the same seed draws the same pool and chooses the same population.
+  const std::vector<Candidate> first_log = domain_->predicted_log;
+  domain_->predicted_log.clear();
+  const std::string again_db = Db("initial_pool_again");
+  Run again = Search(again_db, 1, false);
+  ASSERT_EQ(again.rows.size(), run.rows.size());
+  for (size_t k = 0; k < run.rows.size(); ++k) {
+    EXPECT_EQ(again.rows[k].candidate.SerializeAsString(), run.rows[k].candidate.SerializeAsString()) << k;
+  }
+  // A resumed search records the pool again nowhere and counts it as before.
+  Run resumed = Search(again_db, 1, true);
+  ASSERT_TRUE(resumed.result.ok()) << resumed.result.status();
+  EXPECT_EQ(resumed.rows.size(), again.rows.size()) << "the budget was spent: nothing new, the pool not recorded twice";
+  EXPECT_EQ(resumed.result->progress.pool_rejected, 40);
+  EXPECT_EQ(resumed.result->progress.candidates, again.result->progress.candidates);
 }
 
 TEST_F(FidelityControllerTest, WithoutCacheAndWithRegularizedEvolution) {

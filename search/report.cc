@@ -173,8 +173,13 @@ std::string RenderReport(const ReportInput& in) {
                                       absl::StrJoin(names, " / "), p.compute, p.promotions, p.below_full));
   }
   if (p.screening) {
-    row("probe screen", absl::StrFormat("%d candidates skipped as predicted dominated (recorded SCREENED, not evaluated); "
-                                        "predictions %.1f s", p.screened, p.screen_seconds));
+    const std::string pool =
+        p.initial_pool > 0 ? absl::StrFormat("initial population chosen from %d random candidates by prediction (%d not chosen, recorded SCREENED); ", p.initial_pool, p.pool_rejected) : "";
+    const std::string skipped =
+        p.initial_pool > 0 && p.screened == 0
+            ? ""
+            : absl::StrFormat("%d candidates skipped as predicted dominated (recorded SCREENED, not evaluated); ", p.screened);
+    row("probe screen", absl::StrFormat("%s%spredictions %.1f s", pool, skipped, p.screen_seconds));
   }
   row("wall time", absl::StrFormat("%.1f s", p.elapsed_seconds));
   // The hypervolume's unit is the product of the first two objectives' units.

@@ -312,9 +312,17 @@ int Main() {
     }
   }
   if (spec.search().has_screen()) {
-    Log(absl::StrFormat("probe screen: after %d full evaluations, new candidates whose predicted (bits, probe error) a full "
-                        "evaluation's dominates by the margin %.2f are skipped",
-                        spec.search().screen().warmup(), spec.search().screen().margin()));
+    const ScreenSpec& sc = spec.search().screen();
+    if (sc.initial_pool() > 0) {
+      Log(absl::StrFormat("probe screen: the initial population is chosen from %d random candidates by predicted (bits, probe "
+                          "error): non-dominated rank, then crowding distance",
+                          sc.initial_pool()));
+    }
+    if (sc.skip()) {
+      Log(absl::StrFormat("probe screen: after %d full evaluations, new candidates whose predicted (bits, probe error) a full "
+                          "evaluation's dominates by the margin %.2f are skipped",
+                          sc.warmup(), sc.margin()));
+    }
   }
   Log(absl::StrCat("domain ", domain->name(), "; ", space_line));
 
@@ -428,9 +436,14 @@ int Main() {
                 p.compute, static_cast<long long>(p.promotions), static_cast<long long>(p.below_full));
   }
   if (p.screening) {
-    std::printf("Screen: %lld candidates skipped as predicted dominated (recorded SCREENED, not evaluated); predictions took "
-                "%.1f s.\n",
-                static_cast<long long>(p.screened), p.screen_seconds);
+    const std::string pool =
+        p.initial_pool > 0 ? absl::StrFormat("the initial population chosen from %d random candidates by prediction (%lld not chosen, recorded SCREENED); ", p.initial_pool, static_cast<long long>(p.pool_rejected)) : "";
+    const std::string skipped =
+        p.initial_pool > 0 && p.screened == 0
+            ? ""
+            : absl::StrFormat("%lld candidates skipped as predicted dominated (recorded SCREENED, not evaluated); ",
+                              static_cast<long long>(p.screened));
+    std::printf("Screen: %s%spredictions took %.1f s.\n", pool.c_str(), skipped.c_str(), p.screen_seconds);
   }
   if (audit.ok() && !audit->hits.empty()) std::printf("%s.\n", audit->Summary().c_str());
   if (audit.ok() && audit->false_hits > 0) {

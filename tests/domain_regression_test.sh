@@ -11,9 +11,9 @@ OLD="$ROOT/tests/data/pre_domain/$EXP-seed$SEED.db"
 enter_scratch "regression-$EXP-$SEED"
 [ -f "$OLD" ] || { echo "FAIL: $OLD is missing"; exit 1; }
 
-# The recordings are of full-fidelity searches: the default's fidelity ladder (added since)
-# is left out.
-grep -v '^  fidelity {' "$ROOT/search/experiments/$EXP.textproto" > "$EXP.textproto"
+# The recordings are of full-fidelity searches with random initial populations: the default's
+# fidelity ladder and probe screen (added since) are left out.
+grep -v '^  fidelity {' "$ROOT/search/experiments/$EXP.textproto" | grep -v '^  screen {' > "$EXP.textproto"
 "$SEARCH" --experiment="$EXP.textproto" --threads=1 --seed="$SEED" --max_evaluations=48 \
   --db=new.db --report=/dev/null --progress=none >new.out 2>new.err || fail "search: $(tail -5 new.err)"
 

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Evidence for multi-fidelity search (docs/BENCHMARKS.md, "Multi-fidelity"): today's
-# full-fidelity default (160 full evaluations), the shipped default with its fidelity ladder,
-# the probe screen alone, and both, at the same compute (BUDGET, default 160), each with and
+# full-fidelity default (160 full evaluations), the shipped default's fidelity ladder alone,
+# its probe screen alone, and both, at the same compute (BUDGET, default 160), each with and
 # without functional deduplication, seeds 1-3, --threads=1, two searches at a time (each uses
 # one core). Every run writes its database, report and trace
 # (CSV: seconds, evaluations, compute, hypervolume) to OUT_DIR; tools/fidelity_summary.py
@@ -21,15 +21,16 @@ search="$root/bazel-bin/search/search"
 ladder=${FIDELITY:-$(grep '^  fidelity {' search/experiments/default.textproto | sed 's/^ *//')}
 [ -n "$ladder" ] || { echo "fidelity_evidence: no ladder in the default (set FIDELITY)" >&2; exit 1; }
 budget=${BUDGET:-160}
-screen='screen { }'
-[ -z "${SCREEN:-}" ] || screen=$SCREEN
-# full: today's full-fidelity default as it was before fidelities (population 24, 160 full
-# evaluations); fidelity: the shipped default with its ladder; screen: the shipped default
-# without the ladder, with the probe screen (search.screen, its defaults); both: the ladder
-# and the screen. Every mode gets the same compute.
-grep -v '^  fidelity {' search/experiments/default.textproto | sed "s|^  max_evaluations: [0-9]*|  max_evaluations: $budget|" |
+screen=${SCREEN:-$(grep '^  screen {' search/experiments/default.textproto | sed 's/^ *//')}
+[ -n "$screen" ] || screen='screen { }'
+# full: today's full-fidelity default as it was before fidelities and the screen (population
+# 24, 160 full evaluations); fidelity: the shipped default's ladder alone; screen: the shipped
+# default's screen (search.screen) alone; both: the ladder and the screen. Every mode gets the
+# same compute.
+grep -v '^  fidelity {' search/experiments/default.textproto | grep -v '^  screen {' |
+  sed "s|^  max_evaluations: [0-9]*|  max_evaluations: $budget|" |
   sed "s|^  population_size: [0-9]*|  population_size: ${FULL_POP:-24}|" > "$out/full.textproto"
-sed "s|^  max_evaluations: [0-9]*|  max_evaluations: $budget|" search/experiments/default.textproto |
+grep -v '^  screen {' search/experiments/default.textproto | sed "s|^  max_evaluations: [0-9]*|  max_evaluations: $budget|" |
   sed "s|^  fidelity {.*|  $ladder|" > "$out/fidelity.textproto"
 grep -v '^  fidelity {' "$out/fidelity.textproto" | sed "s|^  seed: \([0-9]*\)$|  seed: \1\n  $screen|" > "$out/screen.textproto"
 sed "s|^  seed: \([0-9]*\)$|  seed: \1\n  $screen|" "$out/fidelity.textproto" > "$out/both.textproto"

@@ -152,6 +152,7 @@ void BM_Scaling(benchmark::State& state) {
   if (!model.ok()) return state.SkipWithError("model config not found");
   ExperimentSpec spec = LoadExperiment("")->spec;
   spec.mutable_search()->clear_fidelity();  // remote workers evaluate at full fidelity
+  spec.mutable_search()->clear_screen();
   spec.mutable_search()->set_algorithm(SearchSpec::RANDOM_SEARCH);
   spec.mutable_search()->set_max_evaluations(static_cast<int64_t>(n) * rounds);
   auto space = GenomeSpace::Create(spec.search_space(), *model);
