@@ -115,6 +115,10 @@ class RandomSearch : public Algorithm {
     return {space_.Random(rng), {}, "random"};
   }
   void Tell(const Individual& ind) override { population_.push_back(ind); }
+  // A resumed search does not hand out the seeds its earlier run proposed.
+  void CountRecordedProposal() override {
+    if (next_seed_ < seeds_.size()) ++next_seed_;
+  }
   const std::vector<Individual>& population() const override { return population_; }
   std::string name() const override { return "random search"; }
 

@@ -120,6 +120,15 @@ TEST_F(AlgorithmTest, RandomSearchIgnoresResultsAndSeedsComeFirst) {
   EXPECT_EQ(first.operation, "seed");
   EXPECT_EQ(first.candidate.SerializeAsString(), seed.SerializeAsString());
   for (int i = 0; i < 10; ++i) EXPECT_EQ(alg->Propose(rng).operation, "random");
+  // Resumed: a seed the earlier run proposed is not proposed again.
+  Candidate second = seed;
+  second.mutable_genome()->mutable_layers(0)->set_head_clusters(3);
+  auto resumed = MakeAlgorithm(spec_.search(), *space_, {seed, second}, Sum);
+  resumed->CountRecordedProposal();
+  Proposal next = resumed->Propose(rng);
+  EXPECT_EQ(next.operation, "seed");
+  EXPECT_EQ(next.candidate.SerializeAsString(), second.SerializeAsString());
+  EXPECT_EQ(resumed->Propose(rng).operation, "random");
 }
 
 }  // namespace

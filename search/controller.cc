@@ -474,7 +474,9 @@ absl::StatusOr<std::vector<Candidate>> Controller::ScreenedInitialPopulation(int
     if (absl::IsUnimplemented(p.status())) {
       return absl::InvalidArgumentError(absl::StrCat("search.screen.initial_pool: domain ", domain_.name(), " has no predictor"));
     }
-    if (!p.ok() || p->size() < 2) continue;  // no prediction: not chosen
+    if (!p.ok() || p->size() < 2 || !std::all_of(p->begin(), p->end(), [](double v) { return std::isfinite(v); })) {
+      continue;  // no usable prediction: not chosen
+    }
     Individual ind;
     ind.id = i;
     ind.objectives = std::move(*p);
@@ -807,6 +809,7 @@ absl::StatusOr<SearchResult> Controller::Run() {
   progress_.max_candidates = spec.max_candidates();
   progress_.max_wall_seconds = spec.max_wall_seconds();
   std::vector<Candidate> seeds = domain_.Seeds();
+  progress_.screen_skips = screening() && spec.screen().skip();
   if (screening() && spec.screen().initial_pool() > 0) {
     auto design = ScreenedInitialPopulation(static_cast<int>(seeds.size()));
     if (!design.ok()) return design.status();

@@ -60,6 +60,7 @@ struct Progress {
   int initial_pool = 0;  // search.screen.initial_pool: the initial population's pool, if any
   int64_t pool_rejected = 0;  // its candidates not chosen (recorded SCREENED, no proposals)
   bool screening = false;
+  bool screen_skips = false;  // search.screen.skip: the screen skips candidates (not only the pool)
   int front_size = 0;
   // Time spent hashing candidates (probes included) and how many probes ran.
   double hash_seconds = 0;

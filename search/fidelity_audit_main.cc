@@ -74,6 +74,7 @@ int Main() {
     if (!r.has_objectives || (r.rung < 0 && top > 0)) continue;
     if (r.rung == top || (top <= 0 && r.outcome != Outcome::kScreened)) {
       if (!seen.insert(r.cache_key.empty() ? r.exact_hash : r.cache_key).second) continue;
+      seen.insert(r.candidate.SerializeAsString());  // a pool row (unhashed) of the same candidate is no new point
       Point p{r.id, {}, false};
       objectives->Score(r.objectives, &p.ind);
       points.push_back(p);

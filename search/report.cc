@@ -176,7 +176,7 @@ std::string RenderReport(const ReportInput& in) {
     const std::string pool =
         p.initial_pool > 0 ? absl::StrFormat("initial population chosen from %d random candidates by prediction (%d not chosen, recorded SCREENED); ", p.initial_pool, p.pool_rejected) : "";
     const std::string skipped =
-        p.initial_pool > 0 && p.screened == 0
+        !p.screen_skips
             ? ""
             : absl::StrFormat("%d candidates skipped as predicted dominated (recorded SCREENED, not evaluated); ", p.screened);
     row("probe screen", absl::StrFormat("%s%spredictions %.1f s", pool, skipped, p.screen_seconds));

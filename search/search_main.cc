@@ -313,7 +313,7 @@ int Main() {
   }
   if (spec.search().has_screen()) {
     const ScreenSpec& sc = spec.search().screen();
-    if (sc.initial_pool() > 0) {
+    if (sc.initial_pool() > 0 && spec.search().population_size() > spec.search_space().seeds_size()) {
       Log(absl::StrFormat("probe screen: the initial population is chosen from %d random candidates by predicted (bits, probe "
                           "error): non-dominated rank, then crowding distance",
                           sc.initial_pool()));
@@ -439,7 +439,7 @@ int Main() {
     const std::string pool =
         p.initial_pool > 0 ? absl::StrFormat("the initial population chosen from %d random candidates by prediction (%lld not chosen, recorded SCREENED); ", p.initial_pool, static_cast<long long>(p.pool_rejected)) : "";
     const std::string skipped =
-        p.initial_pool > 0 && p.screened == 0
+        !p.screen_skips
             ? ""
             : absl::StrFormat("%lld candidates skipped as predicted dominated (recorded SCREENED, not evaluated); ",
                               static_cast<long long>(p.screened));
