@@ -235,6 +235,24 @@ class FidelityControllerTest : public ::testing::Test {
     return run;
   }
 
+  // The run's evaluated candidates (in id order) with their rung-0 results as the search
+  // ranks them.
+  std::vector<std::pair<const CandidateRecord*, Individual>> Rung0Results(const Run& run) {
+    auto objectives = ObjectiveSet::Create(spec_.search(), domain_->Metrics(), domain_->DefaultObjectives());
+    std::vector<std::pair<const CandidateRecord*, Individual>> out;
+    for (const CandidateRecord& c : run.rows) {
+      if (c.outcome != Outcome::kMiss) continue;
+      auto at0 = domain_->ResultAt(c.result, 0);
+      EXPECT_TRUE(at0.ok()) << c.id;
+      if (!at0.ok()) continue;
+      Individual ind;
+      ind.id = c.id;
+      objectives->Score(at0->objectives(), &ind);
+      out.emplace_back(&c, ind);
+    }
+    return out;
+  }
+
   std::string Db(const std::string& name) {
     const std::string p = TestTempDir("fidelity_controller") + "/" + name + ".db";
     unlink(p.c_str());
@@ -339,16 +357,10 @@ TEST_F(FidelityControllerTest, AtArrivalPromotesWhatNoEarlierResultAtTheRungDomi
   // next free slot, before any other result arrives: a candidate is promoted from rung 0
   // exactly when no earlier rung-0 result dominates it (the last one may have found the
   // budget spent).
-  auto objectives = ObjectiveSet::Create(spec_.search(), domain_->Metrics(), domain_->DefaultObjectives());
   std::vector<Individual> earlier;
   int agree = 0, disagree = 0, promoted = 0, dominated = 0;
-  for (const CandidateRecord& c : run.rows) {  // in id order
-    if (c.outcome != Outcome::kMiss) continue;
-    auto at0 = domain_->ResultAt(c.result, 0);
-    ASSERT_TRUE(at0.ok());
-    Individual ind;
-    ind.id = c.id;
-    objectives->Score(at0->objectives(), &ind);
+  for (const auto& [row, ind] : Rung0Results(run)) {  // in id order
+    const CandidateRecord& c = *row;
     bool is_dominated = false;
     for (const Individual& e : earlier) is_dominated = is_dominated || Dominates(e, ind);
     earlier.push_back(ind);
@@ -374,16 +386,10 @@ TEST_F(FidelityControllerTest, AMinimumGainPromotesOnlyWhatAddsEnoughHypervolume
   ASSERT_TRUE(run.result.ok());
   const std::vector<double>& ref = run.result->hypervolume_reference;
   ASSERT_GE(ref.size(), 2u);
-  auto objectives = ObjectiveSet::Create(spec_.search(), domain_->Metrics(), domain_->DefaultObjectives());
   std::vector<Individual> earlier;
   int disagree = 0, promoted = 0, refused_for_gain = 0;
-  for (const CandidateRecord& c : run.rows) {  // in id order
-    if (c.outcome != Outcome::kMiss) continue;
-    auto at0 = domain_->ResultAt(c.result, 0);
-    ASSERT_TRUE(at0.ok());
-    Individual ind;
-    ind.id = c.id;
-    objectives->Score(at0->objectives(), &ind);
+  for (const auto& [row, ind] : Rung0Results(run)) {  // in id order
+    const CandidateRecord& c = *row;
     bool is_dominated = false;
     for (const Individual& e : earlier) is_dominated = is_dominated || Dominates(e, ind);
     const double before = Hypervolume2D(earlier, ref[0], ref[1]);
@@ -517,18 +523,11 @@ TEST_F(FidelityControllerTest, AnAtArrivalPromotionNotStartedAtAKillIsDecidedAga
   const std::string db = Db("arrival_resume");
   Run first = Search(db, 1, false, nullptr, nullptr, /*use_cache=*/false);
   ASSERT_TRUE(first.result.ok()) << first.result.status();
-  auto objectives = ObjectiveSet::Create(spec_.search(), domain_->Metrics(), domain_->DefaultObjectives());
   std::vector<Individual> rung0;
   std::vector<const CandidateRecord*> rows;
-  for (const CandidateRecord& c : first.rows) {
-    if (c.outcome != Outcome::kMiss) continue;
-    auto at0 = domain_->ResultAt(c.result, 0);
-    ASSERT_TRUE(at0.ok());
-    Individual ind;
-    ind.id = c.id;
-    objectives->Score(at0->objectives(), &ind);
+  for (const auto& [row, ind] : Rung0Results(first)) {
     rung0.push_back(ind);
-    rows.push_back(&c);
+    rows.push_back(row);
   }
   const CandidateRecord* promoted = nullptr;
   for (int i : ParetoFront(rung0)) {
