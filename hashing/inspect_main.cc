@@ -138,14 +138,21 @@ int Stats(const CacheStore& store, const std::string& db_path) {
         auto cands = (*edb)->Candidates(e.id);
         if (!cands.ok()) continue;
         std::map<std::string, int64_t> outcomes, rungs;
+        int64_t pool_rows = 0;
         for (const CandidateRecord& c : *cands) {
+          // Initial-pool members not chosen were predicted, never proposed: not candidates.
+          if (c.operation == kInitialPoolOperation) {
+            ++pool_rows;
+            continue;
+          }
           ++outcomes[OutcomeName(c.outcome)];
           // Multi-fidelity searches: how many candidates stopped at each rung (the last is the
           // full evaluation).
           if (c.rung >= 0 && c.has_objectives) ++rungs[absl::StrCat(c.rung)];
         }
         nlohmann::json one = {{"id", e.id}, {"name", e.name}, {"status", e.status}, {"dedup", e.dedup},
-                              {"candidates", cands->size()}, {"outcomes", outcomes}};
+                              {"candidates", static_cast<int64_t>(cands->size()) - pool_rows}, {"outcomes", outcomes}};
+        if (pool_rows > 0) one["initial_pool_not_chosen"] = pool_rows;  // search.screen.initial_pool
         if (!rungs.empty()) one["rungs"] = rungs;  // multi-fidelity experiments only
         // Their compute, in full-evaluation equivalents: the windows each evaluated candidate
         // scored (its rung's, promotions included) over the windows of a full evaluation.
@@ -187,6 +194,10 @@ int Stats(const CacheStore& store, const std::string& db_path) {
                 e["name"].get<std::string>().c_str(), e["status"].get<std::string>().c_str(),
                 e["dedup"].get<std::string>().c_str(), e["candidates"].get<long long>(),
                 absl::StrJoin(parts, ", ").c_str());
+    if (e.contains("initial_pool_not_chosen")) {
+      std::printf("%-19s %lld initial-pool members not chosen (predicted only, never evaluated; search.screen.initial_pool)\n",
+                  "", e["initial_pool_not_chosen"].get<long long>());
+    }
     if (e.contains("rungs")) {
       std::vector<std::string> rungs;
       for (auto it = e["rungs"].begin(); it != e["rungs"].end(); ++it) {

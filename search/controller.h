@@ -32,9 +32,6 @@
 
 namespace fecsearch {
 
-// The operation of the rows search.screen.initial_pool passed over (SCREENED, never proposed).
-inline constexpr char kInitialPoolOperation[] = "initial pool";
-
 // Computes a candidate's hashes (key per dedup mode); INVALID_ARGUMENT for bad candidates.
 using Keyer = std::function<absl::StatusOr<CandidateHashes>(const Candidate&)>;
 

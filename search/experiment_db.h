@@ -35,6 +35,10 @@ enum class Outcome {
 const char* OutcomeName(Outcome o);
 Outcome OutcomeFromName(const std::string& name);
 
+// The operation of the rows search.screen.initial_pool passed over (SCREENED, never proposed):
+// predicted only, not candidates of the search.
+inline constexpr char kInitialPoolOperation[] = "initial pool";
+
 struct CandidateRecord {
   int64_t id = -1;
   int64_t experiment_id = -1;

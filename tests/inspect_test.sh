@@ -49,6 +49,26 @@ head -c 3000 /dev/urandom > junk.db
 "$INSPECT" --db=s.db frobnicate 2>err.txt; [ $? -eq 2 ] || fail "unknown command accepted"
 "$INSPECT" --db=s.db top -- -5 2>err.txt; [ $? -eq 2 ] && grep -q "not a positive number" err.txt || fail "top -5: $(cat err.txt)"
 
+# A search with a predicted initial pool: the members not chosen are SCREENED rows, not
+# candidates, and stats counts them apart.
+sed 's/^search {/search {\n  screen { initial_pool: 12 skip: false }/' "$SPEC" > pool.textproto
+"$SEARCH" --experiment=pool.textproto --db=pool.db --max_evaluations=8 --progress=none >/dev/null 2>pool.err \
+  || fail "search with an initial pool: $(tail -3 pool.err)"
+"$INSPECT" --db=pool.db --json stats > pool.json || fail "stats --json on the pool search"
+"$INSPECT" --db=pool.db stats > pool.txt || fail "stats on the pool search"
+/usr/bin/python3 - pool.json pool.db <<'PY' || fail "stats counts the pool's rows wrongly: $(cat pool.txt)"
+import json, sqlite3, sys
+e = json.load(open(sys.argv[1]))["experiments"][0]
+db = sqlite3.connect(sys.argv[2])
+pool = db.execute("SELECT count(*) FROM candidates WHERE operation = 'initial pool'").fetchone()[0]
+rest = db.execute("SELECT count(*) FROM candidates WHERE operation != 'initial pool'").fetchone()[0]
+assert pool == 12 - 6, pool  # the pool of 12 less the population of 6
+assert e["initial_pool_not_chosen"] == pool, e
+assert e["candidates"] == rest, (e, rest)
+assert sum(e["outcomes"].values()) == rest, e
+PY
+grep -q "6 initial-pool members not chosen" pool.txt || fail "stats does not say how many pool members were passed over: $(cat pool.txt)"
+
 # While a search writes.
 "$SEARCH" --experiment="$SPEC" --db=live.db --max_evaluations=150 --progress=none >/dev/null 2>live.err &
 pid=$!
