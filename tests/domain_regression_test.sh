@@ -11,9 +11,12 @@ OLD="$ROOT/tests/data/pre_domain/$EXP-seed$SEED.db"
 enter_scratch "regression-$EXP-$SEED"
 [ -f "$OLD" ] || { echo "FAIL: $OLD is missing"; exit 1; }
 
-# The recordings are of full-fidelity searches with random initial populations: the default's
-# fidelity ladder and probe screen (added since) are left out.
+# The recordings are of full-fidelity searches with random initial populations of 24: the
+# default's fidelity ladder and probe screen (added since) are left out, and its population
+# (16 since) is set back to the recorded one.
 grep -v '^  fidelity {' "$ROOT/search/experiments/$EXP.textproto" | grep -v '^  screen {' > "$EXP.textproto"
+[ "$EXP" = default ] && sed -i 's|^  population_size: [0-9]*$|  population_size: 24|' "$EXP.textproto"
+grep -q '^  population_size: 24$' "$EXP.textproto" || fail "the recording's population of 24 is not in $EXP.textproto"
 "$SEARCH" --experiment="$EXP.textproto" --threads=1 --seed="$SEED" --max_evaluations=48 \
   --db=new.db --report=/dev/null --progress=none >new.out 2>new.err || fail "search: $(tail -5 new.err)"
 
