@@ -336,23 +336,23 @@ const ValueTable* EvaluationContext::NuqCodebook(int layer, bool values, bool pr
       const int pair = d < half ? d + half : d - half;
       return 0.5f * (kw[g * D + d] + kw[g * D + pair]);
     };
+    // Every group is non-empty and counts toward the stride; only the sampled ones are
+    // gathered, so skipping the rest changes nothing but the time taken.
+    auto sampled = [&]() { return group_index++ % stride == 0; };
     auto flush = [&]() {
-      if (gx.empty()) return;
-      if (group_index++ % stride == 0) {
-        float lo = *std::min_element(gx.begin(), gx.end());
-        float hi = *std::max_element(gx.begin(), gx.end());
-        float center = 0, scale;
-        if (q.symmetric) {
-          scale = std::max(std::fabs(lo), std::fabs(hi));
-        } else {
-          center = 0.5f * (lo + hi);
-          scale = 0.5f * (hi - lo);
-        }
-        if (scale > 0) {
-          for (size_t i = 0; i < gx.size(); ++i) {
-            samples.push_back((gx[i] - center) / scale);
-            weights.push_back(gw[i]);
-          }
+      float lo = *std::min_element(gx.begin(), gx.end());
+      float hi = *std::max_element(gx.begin(), gx.end());
+      float center = 0, scale;
+      if (q.symmetric) {
+        scale = std::max(std::fabs(lo), std::fabs(hi));
+      } else {
+        center = 0.5f * (lo + hi);
+        scale = 0.5f * (hi - lo);
+      }
+      if (scale > 0) {
+        for (size_t i = 0; i < gx.size(); ++i) {
+          samples.push_back((gx[i] - center) / scale);
+          weights.push_back(gw[i]);
         }
       }
       gx.clear();
@@ -362,6 +362,7 @@ const ValueTable* EvaluationContext::NuqCodebook(int layer, bool values, bool pr
       if (q.axis == PER_TOKEN) {
         for (int t = 0; t < T; ++t)
           for (int d0 = 0; d0 < D; d0 += q.group_size) {
+            if (!sampled()) continue;
             for (int d = d0; d < d0 + q.group_size; ++d) {
               gx.push_back(X(t, g * D + d));
               gw.push_back(weight(t, g, d));
@@ -371,6 +372,7 @@ const ValueTable* EvaluationContext::NuqCodebook(int layer, bool values, bool pr
       } else {
         for (int d = 0; d < D; ++d)
           for (int t0 = 0; t0 < T; t0 += q.group_size) {
+            if (!sampled()) continue;
             for (int t = t0; t < std::min(T, t0 + q.group_size); ++t) {
               gx.push_back(X(t, g * D + d));
               gw.push_back(weight(t, g, d));
@@ -542,7 +544,8 @@ absl::StatusOr<ScreenPoint> Evaluator::Screen(const Candidate& candidate) const 
   if (!plan.ok()) return plan.status();
   absl::Status s = context_->ResolvePlan(&*plan);
   if (!s.ok()) return s;
-  auto errors = ProbeAttentionErrors(*context_, *plan);
+  const std::string key = candidate.SerializeAsString();
+  auto errors = ProbeErrorsOf(*plan, &key);
   if (!errors.ok()) return errors.status();
   ScreenPoint p;
   p.bits = plan->exact ? 16.0 : AnalyticPlanBits(*plan, context_->config(), context_->spec().deployment_context());
@@ -565,12 +568,34 @@ EvaluationResult Evaluator::Evaluate(const Candidate& candidate, const std::vect
   auto plan = CompileCandidate(candidate, context_->config(), context_->window_length());
   if (!plan.ok()) return ErrorResult(plan.status());
   const double compile_seconds = Seconds(start);
-  EvaluationResult r = EvaluatePlan(std::move(*plan), windows);
+  const std::string key = candidate.SerializeAsString();
+  EvaluationResult r = EvaluateResolvable(std::move(*plan), windows, &key);
   if (r.status().code() == 0) r.set_cost_seconds(r.cost_seconds() + compile_seconds);
   return r;
 }
 
+absl::StatusOr<std::vector<double>> Evaluator::ProbeErrorsOf(const ModelPlan& plan, const std::string* candidate_key) const {
+  if (candidate_key) {
+    absl::MutexLock lock(&probe_errors_mu_);
+    auto it = probe_errors_.find(*candidate_key);
+    if (it != probe_errors_.end()) return it->second;
+  }
+  auto errors = ProbeAttentionErrors(*context_, plan);
+  if (errors.ok() && candidate_key) {
+    absl::MutexLock lock(&probe_errors_mu_);
+    // Bounded: past 65536 candidates it starts over (a forgotten one is recomputed, same values).
+    if (probe_errors_.size() >= 65536) probe_errors_.clear();
+    probe_errors_.emplace(*candidate_key, *errors);
+  }
+  return errors;
+}
+
 EvaluationResult Evaluator::EvaluatePlan(ModelPlan plan, const std::vector<int>* window_subset) const {
+  return EvaluateResolvable(std::move(plan), window_subset, nullptr);
+}
+
+EvaluationResult Evaluator::EvaluateResolvable(ModelPlan plan, const std::vector<int>* window_subset,
+                                               const std::string* candidate_key) const {
   const EvaluationContext& ctx = *context_;
   const EvaluationSpec& spec = ctx.spec();
   std::vector<int> indices;
@@ -625,7 +650,7 @@ EvaluationResult Evaluator::EvaluatePlan(ModelPlan plan, const std::vector<int>*
   r.set_analytic_effective_bits(plan.exact ? 16.0 : AnalyticPlanBits(plan, c, spec.deployment_context()));
   // Single-layer diagnostic on the probe window: attention outputs with this cache against
   // the uncompressed ones, on the same (uncompressed) inputs.
-  auto errors = ProbeAttentionErrors(ctx, plan);
+  auto errors = ProbeErrorsOf(plan, candidate_key);
   for (int l = 0; l < c.num_layers; ++l) {
     LayerMetrics* lm = r.add_layers();
     lm->set_layer(l);

@@ -146,7 +146,16 @@ class Evaluator {
   std::shared_ptr<EvaluationContext> shared_context() const { return context_; }
 
  private:
+  EvaluationResult EvaluateResolvable(ModelPlan plan, const std::vector<int>* windows,
+                                      const std::string* candidate_key) const;
+  // The probe's attention errors of a resolved plan, remembered by candidate (its serialized
+  // bytes; null: not remembered). A candidate is screened, then scored at one rung and
+  // promoted to others, and the errors depend on none of that.
+  absl::StatusOr<std::vector<double>> ProbeErrorsOf(const ModelPlan& plan, const std::string* candidate_key) const;
+
   std::shared_ptr<EvaluationContext> context_;
+  mutable absl::Mutex probe_errors_mu_;
+  mutable std::map<std::string, std::vector<double>> probe_errors_ ABSL_GUARDED_BY(probe_errors_mu_);
 };
 
 }  // namespace fecsearch

@@ -262,6 +262,47 @@ TEST_F(EvaluatorTest, ResultCarriesDiagnosticsAndCost) {
   EXPECT_LT(std::fabs(fp16.objectives().perplexity_increase_percent()), 0.01);
 }
 
+TEST_F(EvaluatorTest, RememberedProbeErrorsAreTheOnesComputedAfresh) {
+  // An evaluator remembers each candidate's probe errors (screen, rung 0, promotion): every
+  // result must carry what ProbeAttentionErrors computes for that candidate's plan, whatever
+  // ran before it on the same evaluator, and one candidate's must never answer another's.
+  auto candidate = [](const std::string& text) {
+    Candidate c;
+    EXPECT_TRUE(ParseTextProto(text, "test", c.mutable_genome()).ok()) << text;
+    return c;
+  };
+  const Candidate a = candidate("layers { keys { format: NUQ bits: 3 axis: PER_CHANNEL group_size: 32 } values { format: INT bits: 3 } }");
+  const Candidate b = candidate("layers { keys { format: INT bits: 2 } values { format: INT bits: 2 } }");
+  const EvaluationContext& ctx = evaluator_->context();
+  auto fresh = [&](const Candidate& c) {
+    auto plan = CompileCandidate(c, ctx.config(), ctx.window_length());
+    EXPECT_TRUE(plan.ok()) << plan.status();
+    EXPECT_TRUE(ctx.ResolvePlan(&*plan).ok());
+    auto errors = ProbeAttentionErrors(ctx, *plan);
+    EXPECT_TRUE(errors.ok()) << errors.status();
+    return *errors;
+  };
+  const std::vector<double> want_a = fresh(a), want_b = fresh(b);
+  ASSERT_EQ(want_a.size(), 6u);
+  ASSERT_NE(want_a, want_b);
+  Evaluator e(evaluator_->shared_context());
+  auto screened = e.Screen(a);
+  ASSERT_TRUE(screened.ok()) << screened.status();
+  double mean = 0;
+  for (double x : want_a) mean += x / want_a.size();
+  EXPECT_EQ(screened->error, mean);
+  const std::vector<int> first = {0}, rest = {1, 2, 3};
+  for (const EvaluationResult& r : {e.Evaluate(a, &first), e.Evaluate(b, &first), e.Evaluate(a, &rest), e.Evaluate(b)}) {
+    ASSERT_EQ(r.status().code(), 0) << r.status().message();
+    ASSERT_EQ(r.layers_size(), 6);
+  }
+  const EvaluationResult ra = e.Evaluate(a, &rest), rb = e.Evaluate(b);
+  for (int l = 0; l < 6; ++l) {
+    EXPECT_EQ(ra.layers(l).attention_relative_error(), want_a[l]) << "layer " << l;
+    EXPECT_EQ(rb.layers(l).attention_relative_error(), want_b[l]) << "layer " << l;
+  }
+}
+
 TEST_F(EvaluatorTest, BadGenesAreNamed) {
   struct Case {
     const char* genome;

@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <numeric>
 
 namespace fecsearch {
 
@@ -11,13 +10,20 @@ std::vector<double> FitWeightedKMeans1D(std::vector<float> values, std::vector<f
                                         int clusters, int iterations) {
   const size_t n = values.size();
   if (n == 0) return std::vector<double>(clusters, 0.0);
-  std::vector<size_t> order(n);
-  std::iota(order.begin(), order.end(), 0);
-  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return values[a] < values[b]; });
+  // Sort (value, weight) pairs by value. Sorting the pairs themselves rather than an index
+  // array keeps the comparisons in cache; std::sort makes the same comparisons either way, so
+  // the order (ties included) is the one an index sort gives.
+  struct Sample {
+    float v, w;
+  };
+  std::vector<Sample> sorted(n);
+  for (size_t i = 0; i < n; ++i) sorted[i] = {values[i], weights[i]};
+  std::sort(sorted.begin(), sorted.end(),
+            [](const Sample& a, const Sample& b) { return a.v < b.v; });
   std::vector<double> x(n), w(n);
   for (size_t i = 0; i < n; ++i) {
-    x[i] = values[order[i]];
-    w[i] = std::max(0.0f, weights[order[i]]) + 1e-12;  // every sample counts a little
+    x[i] = sorted[i].v;
+    w[i] = std::max(0.0f, sorted[i].w) + 1e-12;  // every sample counts a little
   }
   // Prefix sums of w and w*x give each interval's weighted mean in O(1).
   std::vector<double> sw(n + 1, 0), swx(n + 1, 0);
