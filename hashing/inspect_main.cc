@@ -33,6 +33,7 @@
 #include "hashing/cache_store.h"
 #include "nlohmann/json.hpp"
 #include "search/domains/factory.h"
+#include "search/domains/kv_domain.h"
 #include "protos/experiment.pb.h"
 #include "search/experiment_db.h"
 
@@ -67,6 +68,46 @@ absl::StatusOr<std::vector<Entry>> LatestEntries(const CacheStore& store) {
   return out;
 }
 
+// An entry's fidelity, as the search database tells it (multi-fidelity searches cache a lower
+// rung's result under a key derived from the candidate's, search/domain.h FidelityCacheKey).
+struct RungLabel {
+  int rung = -1;         // -1: not known to come from a multi-fidelity search
+  int rungs = 0;         // rungs of the ladder, the full evaluation included
+  std::string name;      // "1 window", "4 windows (full)"
+  Hash128 full;          // the key of the same candidates' full-fidelity entry
+  bool lower() const { return rung >= 0 && rung + 1 < rungs; }
+  std::string Text() const { return rung < 0 ? "-" : absl::StrCat(rung, ": ", name); }
+};
+
+// Every cache key the database's multi-fidelity experiments used, with its rung: each
+// candidate's key at each rung of its experiment's ladder.
+std::map<Hash128, RungLabel> RungLabels(const std::string& db_path) {
+  std::map<Hash128, RungLabel> labels;
+  auto edb = ExperimentDb::Open(db_path, true);
+  if (!edb.ok()) return labels;
+  auto list = (*edb)->Experiments();
+  if (!list.ok()) return labels;
+  for (const ExperimentRecord& e : *list) {
+    ExperimentSpec spec;
+    if (!ParseTextProto(e.spec_text, "experiment spec", &spec).ok() || !spec.search().has_fidelity()) continue;
+    const int n = spec.evaluation().eval_windows_size() > 0 ? spec.evaluation().eval_windows_size() : 4;
+    auto fidelities = KvFidelities(spec, n);
+    if (!fidelities.ok()) continue;
+    auto cands = (*edb)->Candidates(e.id);
+    if (!cands.ok()) continue;
+    const int rungs = static_cast<int>(fidelities->size());
+    for (const CandidateRecord& c : *cands) {
+      Hash128 key;
+      if (c.cache_key.empty() || !Hash128::FromHex(c.cache_key, &key)) continue;
+      for (int r = 0; r < rungs; ++r) {
+        const Hash128 at = r + 1 == rungs ? key : FidelityCacheKey(key, (*fidelities)[r]);
+        labels[at] = {r, rungs, (*fidelities)[r].name, key};
+      }
+    }
+  }
+  return labels;
+}
+
 std::string Time(int64_t micros) {
   return absl::FormatTime("%Y-%m-%d %H:%M:%S", absl::FromUnixMicros(micros), absl::UTCTimeZone());
 }
@@ -78,7 +119,7 @@ std::string IsoTime(int64_t micros) {
 
 // The entry's objectives by name (and, at the top level, each under its own name, as scripts
 // written for KV-cache databases read them).
-nlohmann::json EntryJson(const Entry& x) {
+nlohmann::json EntryJson(const Entry& x, const std::map<Hash128, RungLabel>& labels) {
   const StoredEntry& e = x.e;
   nlohmann::json j = {{"hash", e.hash.Hex()},
                       {"num_evals", e.num_evals},
@@ -97,6 +138,13 @@ nlohmann::json EntryJson(const Entry& x) {
     }
   }
   j["objectives"] = objectives;
+  // Multi-fidelity searches: the rung whose windows the objectives are on.
+  auto label = labels.find(e.hash);
+  if (label != labels.end()) {
+    j["rung"] = label->second.rung;
+    j["fidelity"] = label->second.name;
+    if (label->second.lower()) j["full_fidelity_hash"] = label->second.full.Hex();
+  }
   return j;
 }
 
@@ -214,23 +262,37 @@ int Stats(const CacheStore& store, const std::string& db_path) {
   return 0;
 }
 
-int Top(const CacheStore& store, int n) {
+int Top(const CacheStore& store, const std::string& db_path, int n) {
   auto entries = LatestEntries(store);
   if (!entries.ok()) return Fail(std::string(entries.status().message()), 1);
   std::sort(entries->begin(), entries->end(), [](const Entry& a, const Entry& b) {
     return a.e.hits != b.e.hits ? a.e.hits > b.e.hits : a.e.hash < b.e.hash;
   });
   if (static_cast<int>(entries->size()) > n) entries->resize(n);
+  const std::map<Hash128, RungLabel> labels = RungLabels(db_path);
   if (absl::GetFlag(FLAGS_json)) {
     nlohmann::json j = nlohmann::json::array();
-    for (const Entry& x : *entries) j.push_back(EntryJson(x));
+    for (const Entry& x : *entries) j.push_back(EntryJson(x, labels));
     std::cout << j.dump(1) << std::endl;
     return 0;
   }
-  std::printf("%-32s  %6s  %5s  %15s  %s\n", "hash", "hits", "evals", "first candidate", "objectives");
+  // The fidelity column only for databases of multi-fidelity searches.
+  const bool multi = !labels.empty();
+  std::printf("%-32s  %6s  %5s  %15s  %s%s\n", "hash", "hits", "evals", "first candidate",
+              multi ? absl::StrFormat("%-20s  ", "fidelity rung").c_str() : "", "objectives");
+  bool any_lower = false;
   for (const Entry& x : *entries) {
-    std::printf("%-32s  %6lld  %5d  %15lld  %s\n", x.e.hash.Hex().c_str(), static_cast<long long>(x.e.hits),
-                x.e.num_evals, static_cast<long long>(x.e.first_candidate_id), ObjectivesLine(x.e.objectives).c_str());
+    auto label = labels.find(x.e.hash);
+    const RungLabel none;
+    const RungLabel& l = label == labels.end() ? none : label->second;
+    any_lower = any_lower || l.lower();
+    std::printf("%-32s  %6lld  %5d  %15lld  %s%s\n", x.e.hash.Hex().c_str(), static_cast<long long>(x.e.hits),
+                x.e.num_evals, static_cast<long long>(x.e.first_candidate_id),
+                multi ? absl::StrFormat("%-20s  ", l.Text()).c_str() : "", ObjectivesLine(x.e.objectives).c_str());
+  }
+  if (any_lower) {
+    std::printf("\nA rung below the last is a lower fidelity (search.fidelity): its objectives are on its windows\n"
+                "only, against the uncompressed model on the same windows; fronts use full evaluations only.\n");
   }
   return 0;
 }
@@ -264,14 +326,18 @@ int Show(const CacheStore& store, const std::string& db_path, const std::string&
   auto full = store.ReadRow(found->rowid);
   EvaluationResult result;
   if (full.ok() && !full->result.empty()) result.ParseFromString(full->result);
+  // A lower rung's entry: its candidates are recorded under the full-fidelity key.
+  const std::map<Hash128, RungLabel> labels = RungLabels(db_path);
+  auto label_it = labels.find(hash);
+  const RungLabel label = label_it == labels.end() ? RungLabel() : label_it->second;
   std::vector<CandidateRecord> candidates;
   auto edb = ExperimentDb::Open(db_path, true);
   if (edb.ok()) {
-    auto c = (*edb)->CandidatesWithHash(hex);
+    auto c = (*edb)->CandidatesWithHash(label.lower() ? label.full.Hex() : hex);
     if (c.ok()) candidates = *c;
   }
   if (absl::GetFlag(FLAGS_json)) {
-    nlohmann::json j = EntryJson(*found);
+    nlohmann::json j = EntryJson(*found, labels);
     std::string result_json;
     google::protobuf::util::MessageToJsonString(result, &result_json);
     j["result"] = nlohmann::json::parse(result_json.empty() ? "{}" : result_json);
@@ -288,6 +354,17 @@ int Show(const CacheStore& store, const std::string& db_path, const std::string&
   }
   const StoredEntry& e = found->e;
   std::printf("hash                %s\n", e.hash.Hex().c_str());
+  if (label.rung >= 0) {
+    std::string note;
+    if (label.lower()) {
+      bool promoted = false;
+      for (const Entry& x : *entries) promoted = promoted || x.e.hash == label.full;
+      note = absl::StrCat(": a lower fidelity, objectives on its windows only; ",
+                          promoted ? absl::StrCat("the same candidates' full evaluation is entry ", label.full.Hex())
+                                   : "never promoted to the full evaluation");
+    }
+    std::printf("fidelity            rung %d of 0..%d, %s%s\n", label.rung, label.rungs - 1, label.name.c_str(), note.c_str());
+  }
   std::printf("objectives          %s\n", ObjectivesLine(e.objectives, true).c_str());
   std::printf("evaluations         %d (mean %.3f s each); %lld hits, %lld partial hits\n", e.num_evals, e.eval_seconds,
               static_cast<long long>(e.hits), static_cast<long long>(e.partial_hits));
@@ -362,14 +439,15 @@ std::string Csv(const std::string& s) {
   return out + "\"";
 }
 
-int Export(const CacheStore& store) {
+int Export(const CacheStore& store, const std::string& db_path) {
   auto entries = LatestEntries(store);
   if (!entries.ok()) return Fail(std::string(entries.status().message()), 1);
   const std::string format = absl::GetFlag(FLAGS_format);
   if (format != "csv" && format != "json") return Fail(absl::StrCat("--format: '", format, "' is not csv or json"), 2);
+  const std::map<Hash128, RungLabel> labels = RungLabels(db_path);
   if (format == "json" || absl::GetFlag(FLAGS_json)) {
     nlohmann::json j = nlohmann::json::array();
-    for (const Entry& x : *entries) j.push_back(EntryJson(x));
+    for (const Entry& x : *entries) j.push_back(EntryJson(x, labels));
     std::cout << j.dump(1) << std::endl;
     return 0;
   }
@@ -377,7 +455,9 @@ int Export(const CacheStore& store) {
   std::set<std::string> names;
   for (const Entry& x : *entries)
     if (x.e.objectives.names) names.insert(x.e.objectives.names->begin(), x.e.objectives.names->end());
-  std::printf("hash,%s%snum_evals,hits,partial_hits,first_candidate_id,created,last_used,eval_seconds,context\n",
+  // The rung columns last (scripts that read the earlier columns by position keep working);
+  // empty for entries not of a multi-fidelity search.
+  std::printf("hash,%s%snum_evals,hits,partial_hits,first_candidate_id,created,last_used,eval_seconds,context,rung,fidelity,full_fidelity_hash\n",
               absl::StrJoin(names, ",").c_str(), names.empty() ? "" : ",");
   for (const Entry& x : *entries) {
     const StoredEntry& e = x.e;
@@ -386,10 +466,16 @@ int Export(const CacheStore& store) {
       const double v = e.objectives.Get(n);
       absl::StrAppend(&values, std::isnan(v) ? std::string() : absl::StrFormat("%.9g", v), ",");
     }
-    std::printf("%s,%s%d,%lld,%lld,%lld,%s,%s,%.6g,%s\n", e.hash.Hex().c_str(), values.c_str(), e.num_evals,
+    auto label = labels.find(e.hash);
+    std::string rung = ",,";
+    if (label != labels.end()) {
+      rung = absl::StrCat(label->second.rung, ",", Csv(label->second.name), ",",
+                          label->second.lower() ? label->second.full.Hex() : "");
+    }
+    std::printf("%s,%s%d,%lld,%lld,%lld,%s,%s,%.6g,%s,%s\n", e.hash.Hex().c_str(), values.c_str(), e.num_evals,
                 static_cast<long long>(e.hits), static_cast<long long>(e.partial_hits),
                 static_cast<long long>(e.first_candidate_id), IsoTime(e.created_micros).c_str(),
-                IsoTime(e.last_used_micros).c_str(), e.eval_seconds, Csv(e.context).c_str());
+                IsoTime(e.last_used_micros).c_str(), e.eval_seconds, Csv(e.context).c_str(), rung.c_str());
   }
   return 0;
 }
@@ -408,13 +494,13 @@ int Main(const std::vector<char*>& args) {
     if (args.size() > 2 && (!absl::SimpleAtoi(args[2], &n) || n < 1)) {
       return Fail(absl::StrCat("top: '", args[2], "' is not a positive number of entries"), 2);
     }
-    return Top(**store, n);
+    return Top(**store, db_path, n);
   }
   if (command == "show") {
     if (args.size() < 3) return Fail("show needs a HASH (see `top`)", 2);
     return Show(**store, db_path, args[2]);
   }
-  if (command == "export") return Export(**store);
+  if (command == "export") return Export(**store, db_path);
   return Fail(absl::StrCat("unknown command '", command, "': stats | top N | show HASH | export"), 2);
 }
 

@@ -98,7 +98,7 @@ bool Controller::BudgetLeft(const Progress& p) const {
 
 Hash128 Controller::RungKey(const Hash128& key, int rung) const {
   if (!multi() || rung == top_) return key;
-  return HashBytes(absl::StrCat(key.Hex(), "|fidelity|", fidelities_[rung].key));
+  return FidelityCacheKey(key, fidelities_[rung]);
 }
 
 double Controller::RungCost(int from, int to) const {

@@ -3,9 +3,14 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "hashing/functional_hasher.h"
 #include "hashing/metrics.h"
 
 namespace fecsearch {
+
+Hash128 FidelityCacheKey(const Hash128& key, const Fidelity& fidelity) {
+  return HashBytes(absl::StrCat(key.Hex(), "|fidelity|", fidelity.key));
+}
 
 std::vector<std::pair<std::string, std::string>> Domain::FrontColumns(const Objectives& objectives,
                                                                       const ObjectiveSet& chosen) const {

@@ -40,6 +40,11 @@ struct Fidelity {
   std::string key;
 };
 
+// The cache key of a lower fidelity's result for a candidate whose full result is cached under
+// `key` (the full evaluation keeps `key` itself): what the controller looks up and stores, and
+// what inspect derives to name the rung of an entry.
+Hash128 FidelityCacheKey(const Hash128& key, const Fidelity& fidelity);
+
 // Immutable after creation; thread-safe (the controller, hasher threads and evaluation
 // threads call it concurrently).
 class Domain : public HashSource {

@@ -69,6 +69,39 @@ assert sum(e["outcomes"].values()) == rest, e
 PY
 grep -q "6 initial-pool members not chosen" pool.txt || fail "stats does not say how many pool members were passed over: $(cat pool.txt)"
 
+# A multi-fidelity search: each entry says its rung; a lower rung's entry is labelled as such
+# and `show` finds its candidates (they are recorded under the full-fidelity key).
+sed -e 's/^search {/search {\n  fidelity { promotion: AT_ARRIVAL rungs { windows: [0] } }/' \
+    -e 's/^  eval_windows: .*/  eval_windows: [0, 1, 2]/' "$SPEC" > ladder.textproto
+grep -q "eval_windows: \[0, 1, 2\]" ladder.textproto || fail "the test spec has no eval_windows line to widen"
+"$SEARCH" --experiment=ladder.textproto --db=ladder.db --max_evaluations=8 --progress=none >/dev/null 2>ladder.err \
+  || fail "multi-fidelity search: $(tail -3 ladder.err)"
+"$INSPECT" --db=ladder.db top 50 > ladder_top.txt || fail "top on the multi-fidelity search"
+grep -q "fidelity rung" ladder_top.txt && grep -q " 0: 1 window " ladder_top.txt && grep -q " 1: 3 windows (full) " ladder_top.txt \
+  || fail "top does not label the rungs: $(cat ladder_top.txt)"
+grep -q "A rung below the last is a lower fidelity" ladder_top.txt || fail "top does not explain lower rungs"
+"$INSPECT" --db=ladder.db export --format=csv > ladder.csv || fail "export on the multi-fidelity search"
+low=$(/usr/bin/python3 - ladder.csv ladder.db <<'PY'
+import csv, sqlite3, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+db = sqlite3.connect(sys.argv[2])
+keys = {k for (k,) in db.execute("SELECT cache_key FROM candidates WHERE cache_key != ''")}
+full = {k for (k,) in db.execute("SELECT cache_key FROM candidates WHERE rung = 1 AND cache_key != ''")}
+assert rows and all(r["rung"] in ("0", "1") for r in rows), [r["rung"] for r in rows]
+lower = [r for r in rows if r["rung"] == "0"]
+assert lower, "no rung-0 entry: the test needs one"
+assert all(r["fidelity"] == "1 window" and r["full_fidelity_hash"] in keys for r in lower), lower[0]
+assert {r["hash"] for r in rows if r["rung"] == "1"} == full, "full-fidelity entries are not the promoted candidates' keys"
+assert not any(r["hash"] in keys for r in lower), "a lower rung's entry under a candidate's own key"
+print(lower[0]["hash"])
+PY
+) || fail "export's rung columns disagree with the database"
+"$INSPECT" --db=ladder.db show "$low" > ladder_show.txt || fail "show $low"
+grep -q "^fidelity  *rung 0 of 0..1, 1 window: a lower fidelity" ladder_show.txt && grep -q "candidates computed this function" ladder_show.txt \
+  && grep -q "fidelity rung 0" ladder_show.txt || fail "show of a lower rung: $(head -3 ladder_show.txt)"
+"$INSPECT" --db=ladder.db --json show "$low" | /usr/bin/python3 -c 'import json,sys; j=json.load(sys.stdin); assert j["rung"] == 0 and j["full_fidelity_hash"] and j["candidates"], j' \
+  || fail "show --json of a lower rung"
+
 # While a search writes.
 "$SEARCH" --experiment="$SPEC" --db=live.db --max_evaluations=150 --progress=none >/dev/null 2>live.err &
 pid=$!

@@ -39,23 +39,33 @@ absl::StatusOr<std::unique_ptr<KvDomain>> KvDomain::Create(const ExperimentSpec&
   if (spec.search().has_fidelity()) {
     // The rungs were checked against the spec (search/experiment.cc); the context has placed
     // the evaluation windows, so check them against its count too.
-    const int n = context->spec().eval_windows_size();
-    std::vector<std::vector<int>> rungs;
-    for (const FidelitySpec::Rung& r : spec.search().fidelity().rungs()) {
-      auto w = WindowSubset(context->spec(), std::vector<int>(r.windows().begin(), r.windows().end()));
-      if (!w.ok()) return absl::InvalidArgumentError(absl::StrCat("search.fidelity: ", w.status().message()));
-      rungs.push_back(std::move(*w));
-    }
-    rungs.emplace_back();
-    for (int i = 0; i < n; ++i) rungs.back().push_back(i);
-    for (const std::vector<int>& w : rungs) {
-      const int k = static_cast<int>(w.size());
-      d->fidelities_.push_back({absl::StrCat(k, k == 1 ? " window" : " windows", k == n ? " (full)" : ""),
-                                static_cast<double>(k) / n, absl::StrCat("eval_windows ", absl::StrJoin(w, ","))});
-    }
-    d->rung_windows_ = std::move(rungs);
+    auto f = KvFidelities(spec, context->spec().eval_windows_size(), &d->rung_windows_);
+    if (!f.ok()) return f.status();
+    d->fidelities_ = std::move(*f);
   }
   return d;
+}
+
+absl::StatusOr<std::vector<Fidelity>> KvFidelities(const ExperimentSpec& spec, int num_windows,
+                                                   std::vector<std::vector<int>>* windows) {
+  std::vector<std::vector<int>> rungs;
+  EvaluationSpec placed;
+  for (int i = 0; i < num_windows; ++i) placed.add_eval_windows(i);  // only their count matters
+  for (const FidelitySpec::Rung& r : spec.search().fidelity().rungs()) {
+    auto w = WindowSubset(placed, std::vector<int>(r.windows().begin(), r.windows().end()));
+    if (!w.ok()) return absl::InvalidArgumentError(absl::StrCat("search.fidelity: ", w.status().message()));
+    rungs.push_back(std::move(*w));
+  }
+  rungs.emplace_back();
+  for (int i = 0; i < num_windows; ++i) rungs.back().push_back(i);
+  std::vector<Fidelity> out;
+  for (const std::vector<int>& w : rungs) {
+    const int k = static_cast<int>(w.size());
+    out.push_back({absl::StrCat(k, k == 1 ? " window" : " windows", k == num_windows ? " (full)" : ""),
+                   static_cast<double>(k) / num_windows, absl::StrCat("eval_windows ", absl::StrJoin(w, ","))});
+  }
+  if (windows != nullptr) *windows = std::move(rungs);
+  return out;
 }
 
 absl::Status KvDomain::CheckFidelity(int fidelity) const {

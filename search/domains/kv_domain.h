@@ -16,6 +16,13 @@
 
 namespace fecsearch {
 
+// The fidelities of `spec`'s search.fidelity ladder (its rungs, then the full evaluation) over
+// `num_windows` evaluation windows, and in `windows` (when given) the window indices each
+// scores: what KvDomain::Create uses, and what inspect uses to name the cache entries of lower
+// rungs without loading the model. INVALID_ARGUMENT for a rung outside the windows.
+absl::StatusOr<std::vector<Fidelity>> KvFidelities(const ExperimentSpec& spec, int num_windows,
+                                                   std::vector<std::vector<int>>* windows = nullptr);
+
 // Immutable after Create; thread-safe.
 class KvDomain : public Domain {
  public:
