@@ -149,13 +149,21 @@ int Main() {
   std::string db_path = ResolveOutputPath(db_flag.empty() ? loaded->spec.output().database_path() : db_flag);
   const bool resume = absl::GetFlag(FLAGS_resume) || absl::GetFlag(FLAGS_resume_experiment) > 0;
 
-  // --validate_only writes nothing (unless it must read a resumed experiment's spec).
+  // --validate_only writes nothing (unless it must read a resumed experiment's spec). An
+  // existing database is opened now (a corrupt one fails before the model loads); a new one is
+  // created only once the spec, the model and the domain have passed (open_db below), so that
+  // a bad spec leaves no empty database behind.
   absl::StatusOr<std::unique_ptr<ExperimentDb>> db = absl::FailedPreconditionError("not opened");
+  auto open_db = [&]() -> bool {
+    db = ExperimentDb::Open(db_path, false);
+    return db.ok();
+  };
+  auto db_failed = [&] { return Fail(absl::Status(db.status().code(), absl::StrCat("--db: ", db.status().message())), 2); };
   if (!absl::GetFlag(FLAGS_validate_only) || resume) {
     absl::Status writable = CheckWritable("--db", db_path);
     if (!writable.ok()) return Fail(writable, 2);
-    db = ExperimentDb::Open(db_path, false);
-    if (!db.ok()) return Fail(absl::Status(db.status().code(), absl::StrCat("--db: ", db.status().message())), 2);
+    struct stat st {};
+    if ((resume || stat(db_path.c_str(), &st) == 0) && !open_db()) return db_failed();
   }
   ExperimentRecord previous;
   if (resume) {
@@ -325,6 +333,8 @@ int Main() {
     }
   }
   Log(absl::StrCat("domain ", domain->name(), "; ", space_line));
+
+  if (!db.ok() && !open_db()) return db_failed();
 
   // 3. The cache and the hashes.
   std::unique_ptr<CacheStore> store;

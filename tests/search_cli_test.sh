@@ -46,6 +46,8 @@ expect_exit 2 "--trace_csv: cannot write /nonexistent/t.csv" "$SEARCH" --experim
 mkdir -p adir
 expect_exit 2 "adir: it is a directory" "$SEARCH" --experiment="$SPEC" --db=w.db --report=adir --progress=none
 expect_exit 2 "holds no experiment to resume" "$SEARCH" --experiment="$SPEC" --db=empty.db --resume --progress=none
+# A refused run creates no database (a new one is made only once the spec, model and domain pass).
+for f in x.db y.db l.db w.db; do [ -e "$f" ] && fail "a refused run left $f behind"; done
 
 # --- reproducibility with one thread ---------------------------------------------------
 "$SEARCH" --experiment="$SPEC" --db=a.db --threads=1 --seed=5 --report=a.html --progress=none >/dev/null 2>a.err || fail "run a: $(tail -3 a.err)"
