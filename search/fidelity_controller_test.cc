@@ -188,8 +188,8 @@ class FidelityControllerTest : public ::testing::Test {
       if (!plan.ok()) return plan.status();
       CandidateHashes h;
       h.functional = HashBytes(CandidateSummary(c, model_));
-      h.key = h.functional;
       h.exact = HashBytes(c.SerializeAsString());
+      h.key = exact_keys_ ? h.exact : h.functional;  // --dedup=exact keys the cache by the exact hash
       return h;
     };
   }
@@ -309,6 +309,7 @@ class FidelityControllerTest : public ::testing::Test {
   std::unique_ptr<GenomeSpace> space_;
   std::unique_ptr<SyntheticFidelityDomain> domain_;
   FecCacheOptions cache_options_;
+  bool exact_keys_ = false;
 };
 
 TEST_F(FidelityControllerTest, OnlyFullEvaluationsReachTheFrontAndComputeIsTheWindowsScored) {
@@ -702,6 +703,29 @@ TEST_F(FidelityControllerTest, WithoutCacheAndWithRegularizedEvolution) {
   spec_.mutable_search()->set_algorithm(SearchSpec::REGULARIZED_EVOLUTION);
   Run re = Search(Db("re"), 2, false);
   ExpectConsistent(re, true);
+}
+
+TEST_F(FidelityControllerTest, ExactDeduplicationAnswersOnlyExactCopiesAtEveryRung) {
+  exact_keys_ = true;
+  spec_.mutable_search()->set_max_evaluations(40);
+  Run run = Search(Db("exact"), 2, false);
+  ExpectConsistent(run, false);
+  // Every hit is of a candidate whose exact copy had a result before it (in id order); the
+  // cache keys are the exact hashes, at every rung.
+  std::set<std::string> seen;
+  int hits = 0;
+  for (const CandidateRecord& c : run.rows) {
+    const std::string bytes = c.candidate.SerializeAsString();
+    if (c.outcome == Outcome::kHit) {
+      ++hits;
+      EXPECT_TRUE(seen.count(bytes)) << "candidate " << c.id << " was answered without an exact copy evaluated before";
+    }
+    if (c.has_objectives) seen.insert(bytes);
+    if (!c.cache_key.empty()) {
+      EXPECT_EQ(c.cache_key, c.exact_hash) << c.id;
+    }
+  }
+  ASSERT_GT(hits, 0) << "the test needs exact repeats";
 }
 
 TEST(PromotionOrderTest, RanksByFrontThenCrowdingOrByScalarFitness) {
