@@ -122,7 +122,7 @@ absl::StatusOr<std::shared_ptr<EvaluationContext>> EvaluationContext::Create(
   // evaluation 0-3, probe 56, calibration 60-63; docs/DOMAIN.md section 4).
   const bool placed = spec.eval_windows_size() == 0 || spec.calibration_windows_size() == 0 || !spec.has_probe_window();
   if (spec.eval_windows_size() == 0)
-    for (int w : {0, 1, 2, 3}) spec.add_eval_windows(w);
+    for (int w = 0; w < kDefaultEvalWindows; ++w) spec.add_eval_windows(w);
   if (spec.calibration_windows_size() == 0)
     for (long w = std::max(0L, available - 4); w < available; ++w) spec.add_calibration_windows(static_cast<int>(w));
   if (!spec.has_probe_window()) spec.set_probe_window(static_cast<int>(std::max(0L, available - 8)));
@@ -454,13 +454,13 @@ void AggregateWindows(EvaluationResult* r) {
 
 }  // namespace
 
-absl::StatusOr<std::vector<int>> WindowSubset(const EvaluationSpec& spec, const std::vector<int>& indices) {
+absl::StatusOr<std::vector<int>> WindowSubset(int num_windows, const std::vector<int>& indices) {
   std::vector<int> out;
   for (size_t k = 0; k < indices.size(); ++k) {
     const int i = indices[k];
-    if (i < 0 || i >= spec.eval_windows_size()) {
-      return absl::InvalidArgumentError(absl::StrCat("window index ", i, " is outside 0..", spec.eval_windows_size() - 1,
-                                                     " (the experiment has ", spec.eval_windows_size(), " evaluation windows)"));
+    if (i < 0 || i >= num_windows) {
+      return absl::InvalidArgumentError(absl::StrCat("window index ", i, " is outside 0..", num_windows - 1,
+                                                     " (the experiment has ", num_windows, " evaluation windows)"));
     }
     if (k > 0 && i <= indices[k - 1]) {
       return absl::InvalidArgumentError(absl::StrCat("window indices must increase: ", indices[k - 1], " then ", i));
@@ -600,7 +600,7 @@ EvaluationResult Evaluator::EvaluateResolvable(ModelPlan plan, const std::vector
   const EvaluationSpec& spec = ctx.spec();
   std::vector<int> indices;
   if (window_subset) {
-    auto checked = WindowSubset(spec, *window_subset);
+    auto checked = WindowSubset(spec.eval_windows_size(), *window_subset);
     if (!checked.ok()) return ErrorResult(checked.status());
     indices = std::move(*checked);
   } else {

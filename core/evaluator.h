@@ -94,9 +94,16 @@ class EvaluationContext {
   mutable std::map<std::string, std::unique_ptr<ValueTable>> codebooks_ ABSL_GUARDED_BY(codebook_mu_);
 };
 
-// OK if `indices` are increasing indices into spec.eval_windows; INVALID_ARGUMENT naming the
-// first that is not.
-absl::StatusOr<std::vector<int>> WindowSubset(const EvaluationSpec& spec, const std::vector<int>& indices);
+// OK if `indices` are increasing indices into `num_windows` evaluation windows
+// (evaluation.eval_windows); INVALID_ARGUMENT naming the first that is not.
+absl::StatusOr<std::vector<int>> WindowSubset(int num_windows, const std::vector<int>& indices);
+
+// The evaluation windows a spec has: its own eval_windows, or the default placement's
+// kDefaultEvalWindows (windows 0-3) when it leaves them empty.
+constexpr int kDefaultEvalWindows = 4;
+inline int EvalWindowCount(const EvaluationSpec& spec) {
+  return spec.eval_windows_size() > 0 ? spec.eval_windows_size() : kDefaultEvalWindows;
+}
 
 // The result a lower fidelity would have given, from one that scored at least its windows:
 // the objectives, memory figures and per-window shares of `indices` alone (bit for bit what

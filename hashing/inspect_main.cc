@@ -22,6 +22,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/time.h"
+#include "core/evaluator.h"
 #include "core/paths.h"
 #include "core/process_init.h"
 #include "core/text_proto.h"
@@ -81,17 +82,15 @@ struct RungLabel {
 
 // Every cache key the database's multi-fidelity experiments used, with its rung: each
 // candidate's key at each rung of its experiment's ladder.
-std::map<Hash128, RungLabel> RungLabels(const std::string& db_path) {
+std::map<Hash128, RungLabel> RungLabels(const absl::StatusOr<std::unique_ptr<ExperimentDb>>& edb) {
   std::map<Hash128, RungLabel> labels;
-  auto edb = ExperimentDb::Open(db_path, true);
   if (!edb.ok()) return labels;
   auto list = (*edb)->Experiments();
   if (!list.ok()) return labels;
   for (const ExperimentRecord& e : *list) {
     ExperimentSpec spec;
     if (!ParseTextProto(e.spec_text, "experiment spec", &spec).ok() || !spec.search().has_fidelity()) continue;
-    const int n = spec.evaluation().eval_windows_size() > 0 ? spec.evaluation().eval_windows_size() : 4;
-    auto fidelities = KvFidelities(spec, n);
+    auto fidelities = KvFidelities(spec, EvalWindowCount(spec.evaluation()));
     if (!fidelities.ok()) continue;
     auto cands = (*edb)->Candidates(e.id);
     if (!cands.ok()) continue;
@@ -206,7 +205,7 @@ int Stats(const CacheStore& store, const std::string& db_path) {
         // scored (its rung's, promotions included) over the windows of a full evaluation.
         ExperimentSpec spec;
         if (!rungs.empty() && ParseTextProto(e.spec_text, "experiment spec", &spec).ok() && spec.search().has_fidelity()) {
-          const int n = spec.evaluation().eval_windows_size() > 0 ? spec.evaluation().eval_windows_size() : 4;
+          const int n = EvalWindowCount(spec.evaluation());
           auto whole = (*edb)->Candidates(e.id, /*with_results=*/true);
           if (whole.ok()) {
             int64_t windows = 0;
@@ -269,7 +268,7 @@ int Top(const CacheStore& store, const std::string& db_path, int n) {
     return a.e.hits != b.e.hits ? a.e.hits > b.e.hits : a.e.hash < b.e.hash;
   });
   if (static_cast<int>(entries->size()) > n) entries->resize(n);
-  const std::map<Hash128, RungLabel> labels = RungLabels(db_path);
+  const std::map<Hash128, RungLabel> labels = RungLabels(ExperimentDb::Open(db_path, true));
   if (absl::GetFlag(FLAGS_json)) {
     nlohmann::json j = nlohmann::json::array();
     for (const Entry& x : *entries) j.push_back(EntryJson(x, labels));
@@ -327,11 +326,11 @@ int Show(const CacheStore& store, const std::string& db_path, const std::string&
   EvaluationResult result;
   if (full.ok() && !full->result.empty()) result.ParseFromString(full->result);
   // A lower rung's entry: its candidates are recorded under the full-fidelity key.
-  const std::map<Hash128, RungLabel> labels = RungLabels(db_path);
+  auto edb = ExperimentDb::Open(db_path, true);
+  const std::map<Hash128, RungLabel> labels = RungLabels(edb);
   auto label_it = labels.find(hash);
   const RungLabel label = label_it == labels.end() ? RungLabel() : label_it->second;
   std::vector<CandidateRecord> candidates;
-  auto edb = ExperimentDb::Open(db_path, true);
   if (edb.ok()) {
     auto c = (*edb)->CandidatesWithHash(label.lower() ? label.full.Hex() : hex);
     if (c.ok()) candidates = *c;
@@ -444,7 +443,7 @@ int Export(const CacheStore& store, const std::string& db_path) {
   if (!entries.ok()) return Fail(std::string(entries.status().message()), 1);
   const std::string format = absl::GetFlag(FLAGS_format);
   if (format != "csv" && format != "json") return Fail(absl::StrCat("--format: '", format, "' is not csv or json"), 2);
-  const std::map<Hash128, RungLabel> labels = RungLabels(db_path);
+  const std::map<Hash128, RungLabel> labels = RungLabels(ExperimentDb::Open(db_path, true));
   if (format == "json" || absl::GetFlag(FLAGS_json)) {
     nlohmann::json j = nlohmann::json::array();
     for (const Entry& x : *entries) j.push_back(EntryJson(x, labels));

@@ -9,6 +9,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "core/evaluator.h"
 #include "core/paths.h"
 #include "core/quantizer.h"
 #include "core/text_proto.h"
@@ -78,8 +79,7 @@ void CheckFidelity(const ExperimentSpec& spec, Checker* c) {
     c->Fail("search.fidelity", "needs a domain with fidelities: only the KV-cache domains (GENOME, PIPELINE_GRAPH) have them");
     return;
   }
-  // The evaluation windows' count (empty eval_windows means the four default ones).
-  const int n = spec.evaluation().eval_windows_size() > 0 ? spec.evaluation().eval_windows_size() : 4;
+  const int n = EvalWindowCount(spec.evaluation());
   c->Range("search.fidelity.eta", f.eta(), 2.0, 1000.0);
   if (!(f.min_gain() >= 0 && f.min_gain() < 1)) {
     c->Fail("search.fidelity.min_gain", absl::StrCat(f.min_gain(), " is outside 0 <= min_gain < 1 (a fraction of the rung's hypervolume)"));

@@ -49,10 +49,8 @@ absl::StatusOr<std::unique_ptr<KvDomain>> KvDomain::Create(const ExperimentSpec&
 absl::StatusOr<std::vector<Fidelity>> KvFidelities(const ExperimentSpec& spec, int num_windows,
                                                    std::vector<std::vector<int>>* windows) {
   std::vector<std::vector<int>> rungs;
-  EvaluationSpec placed;
-  for (int i = 0; i < num_windows; ++i) placed.add_eval_windows(i);  // only their count matters
   for (const FidelitySpec::Rung& r : spec.search().fidelity().rungs()) {
-    auto w = WindowSubset(placed, std::vector<int>(r.windows().begin(), r.windows().end()));
+    auto w = WindowSubset(num_windows, std::vector<int>(r.windows().begin(), r.windows().end()));
     if (!w.ok()) return absl::InvalidArgumentError(absl::StrCat("search.fidelity: ", w.status().message()));
     rungs.push_back(std::move(*w));
   }
