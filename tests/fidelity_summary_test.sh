@@ -25,6 +25,15 @@ want "| fidelity | functional | 1 | 100.0 | 160, 40 | not reached | - | - | - | 
 # Hypervolume at 40 / 80 / 160: the last row at or below each.
 want "| functional | 1 | 50.0 / 50.0 / 100.0 | 30.0 / 30.0 / 99.5 | 60.0 / 100.0 / 110.0 |"
 want "| none | 1 | 40.0 / 40.0 / 80.0 | - | 100.0 / 100.0 / 120.0 |"
+# Bad input: a malformed trace is named with its line, a file of another kind with what it lacks.
+mkdir bad && printf '%s\n10,10,forty,10,50,0,0\n' "$head" > bad/full-functional-1.csv
+/usr/bin/python3 "$SUMMARY" bad >/dev/null 2>err.txt && fail "a malformed trace accepted"
+grep -q "bad/full-functional-1.csv:2: not a trace row" err.txt || fail "malformed trace: $(cat err.txt)"
+printf 'a,b\n1,2\n' > bad/full-functional-1.csv
+/usr/bin/python3 "$SUMMARY" bad >/dev/null 2>err.txt && fail "a file without trace columns accepted"
+grep -q "no column compute_full_evaluations, hypervolume, seconds" err.txt || fail "not a trace: $(cat err.txt)"
+/usr/bin/python3 "$SUMMARY" nosuchdir >/dev/null 2>err.txt && fail "a missing OUT_DIR accepted"
+grep -q "nosuchdir is not a directory" err.txt || fail "missing OUT_DIR: $(cat err.txt)"
 /usr/bin/python3 "$SUMMARY" >/dev/null 2>err.txt && fail "no OUT_DIR accepted"
 grep -q "usage" err.txt || fail "no usage line without OUT_DIR: $(cat err.txt)"
 finish

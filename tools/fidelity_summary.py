@@ -14,8 +14,21 @@ import sys
 
 
 def trace(path):
+    """The rows of a --trace_csv file; exits naming the file and line if one is malformed."""
     with open(path) as f:
-        return [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+        reader = csv.DictReader(f)
+        rows = []
+        for row in reader:
+            try:
+                rows.append({k: float(v) for k, v in row.items()})
+            except (TypeError, ValueError) as e:
+                sys.exit(f"fidelity_summary: {path}:{reader.line_num}: not a trace row ({e})")
+        missing = {"compute_full_evaluations", "hypervolume", "seconds"} - set(reader.fieldnames or [])
+        if missing:
+            sys.exit(f"fidelity_summary: {path}: no column {', '.join(sorted(missing))} (not a --trace_csv file)")
+        if not rows:
+            sys.exit(f"fidelity_summary: {path}: no rows (the search recorded nothing)")
+        return rows
 
 
 def hv_at(rows, compute):
@@ -31,6 +44,8 @@ def main():
     if len(sys.argv) != 2:
         sys.exit("usage: fidelity_summary.py OUT_DIR")
     out = sys.argv[1]
+    if not os.path.isdir(out):
+        sys.exit(f"fidelity_summary: {out} is not a directory (tools/fidelity_evidence.sh's OUT_DIR)")
     wall = {}
     wall_path = os.path.join(out, "wall.txt")
     if os.path.exists(wall_path):
